@@ -1,0 +1,93 @@
+"""The workflow config: JSON-Schema validation with defaults and messages that name the key."""
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+class ConfigError(ValueError):
+    pass
+
+
+def _with_defaults(validator_cls):
+    validate_props = validator_cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+
+
+def load_schema(path: str | Path | None = None) -> dict:
+    """The schema shipped in the package (config/schema.yaml links to it)."""
+    if path is None:
+        return yaml.safe_load(resources.files("plmxai").joinpath("schema.yaml").read_text())
+    return yaml.safe_load(Path(path).read_text())
+
+
+def validate_config(config: dict, schema: dict | str | Path | None = None) -> dict:
+    """Fill defaults in place and validate; raise ConfigError naming the first bad key."""
+    if not isinstance(schema, dict):
+        schema = load_schema(schema)
+    cls = _with_defaults(jsonschema.Draft202012Validator)
+    errors = sorted(cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for e in errors:
+            key = ".".join(str(p) for p in e.absolute_path) or "<top level>"
+            desc = e.schema.get("description") if isinstance(e.schema, dict) else None
+            lines.append(f"config key '{key}': {e.message}" + (f" ({desc})" if desc else ""))
+        raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(cfg: dict[str, Any]) -> None:
+    split = cfg["data"]["split"]
+    total = split["train"] + split["val"] + split["test"]
+    if abs(total - 1) > 1e-9:
+        raise ConfigError(
+            f"config keys 'data.split.train/val/test' must sum to 1, got {total:g}"
+        )
+    if split["train"] <= 0 or split["test"] <= 0:
+        raise ConfigError("config keys 'data.split.train' and 'data.split.test' must be > 0")
+    if cfg["data"]["source"] == "uniprot_tsv" and not cfg["data"]["tsv"]:
+        raise ConfigError("config key 'data.tsv' is required when data.source is uniprot_tsv")
+    syn = cfg["data"]["synthetic"]
+    if syn["min_length"] > syn["max_length"]:
+        raise ConfigError(
+            f"config key 'data.synthetic.min_length' ({syn['min_length']}) exceeds "
+            f"'data.synthetic.max_length' ({syn['max_length']})"
+        )
+    m = cfg["model"]
+    if m["source"] == "pretrained" and not m["name_or_path"]:
+        raise ConfigError("config key 'model.name_or_path' is required when model.source is pretrained")
+    a = m["architecture"]
+    if m["source"] == "random" and not m["config_dir"] and a["hidden_size"] % a["num_heads"]:
+        raise ConfigError(
+            f"config key 'model.architecture.num_heads' ({a['num_heads']}) must divide "
+            f"hidden_size ({a['hidden_size']})"
+        )
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> dict:
+    cfg = yaml.safe_load(Path(path).read_text()) or {}
+    if overrides:
+        _merge(cfg, overrides)
+    return validate_config(cfg)
+
+
+def _merge(base: dict, new: dict) -> None:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v

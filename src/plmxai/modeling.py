@@ -1,0 +1,120 @@
+"""ESM-2 sequence classifiers: loaded by hub name or folder, or built from a config.
+
+Loading never executes code from files: weights are read from safetensors only.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import EsmConfig, EsmForSequenceClassification
+
+from .io import atomic_path
+from .tokenize import esm2_tokenizer, load_tokenizer
+
+# ESM-2 architecture constants shared by every size (facebook/esm2_* config.json)
+_ESM2_FIXED = dict(
+    vocab_size=33,
+    pad_token_id=1,
+    mask_token_id=32,
+    max_position_embeddings=1026,
+    position_embedding_type="rotary",
+    token_dropout=True,
+    emb_layer_norm_before=False,
+    hidden_act="gelu",
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+    layer_norm_eps=1e-5,
+    initializer_range=0.02,
+)
+
+SITES = ("query", "key", "value", "attn_out", "ffn_in", "ffn_out")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(preference)
+
+
+def build_model(spec: dict, labels: list[str], seed: int) -> EsmForSequenceClassification:
+    """The model before fine-tuning.
+
+    spec["source"] == "pretrained": weights from `name_or_path` (hub name or local folder).
+    spec["source"] == "random": random weights, architecture from `config_dir` (an ESM config
+    folder such as esm2_t6_8M_UR50D without weights) or else from `architecture` sizes.
+    """
+    id2label = {i: str(lab) for i, lab in enumerate(labels)}
+    label2id = {v: k for k, v in id2label.items()}
+    common = dict(num_labels=len(labels), id2label=id2label, label2id=label2id)
+    seed_everything(seed)
+    source = spec.get("source", "random")
+    if source == "pretrained":
+        model = EsmForSequenceClassification.from_pretrained(
+            spec["name_or_path"], use_safetensors=True, **common
+        )
+    elif source == "random":
+        if spec.get("config_dir"):
+            config = EsmConfig.from_pretrained(spec["config_dir"], **common)
+        else:
+            a = spec["architecture"]
+            config = EsmConfig(
+                hidden_size=a["hidden_size"],
+                num_hidden_layers=a["num_layers"],
+                num_attention_heads=a["num_heads"],
+                intermediate_size=a["intermediate_size"],
+                **_ESM2_FIXED,
+                **common,
+            )
+        model = EsmForSequenceClassification(config)
+    else:
+        raise ValueError(f"model.source must be 'pretrained' or 'random', got {source!r}")
+    if model.config.hidden_size % model.config.num_attention_heads:
+        raise ValueError(
+            f"hidden_size {model.config.hidden_size} is not divisible by "
+            f"num_heads {model.config.num_attention_heads}"
+        )
+    return model
+
+
+def tokenizer_source(spec: dict) -> str | None:
+    if spec.get("source") == "pretrained":
+        return spec["name_or_path"]
+    return spec.get("config_dir") or None
+
+
+def save_model(model, directory: str | os.PathLike, tokenizer_from: str | None = None) -> Path:
+    """save_pretrained (safetensors) plus the tokenizer, atomically as a directory."""
+    with atomic_path(directory, is_dir=True) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok = load_tokenizer(tokenizer_from) if tokenizer_from else esm2_tokenizer()
+        tok.save_pretrained(tmp)
+    return Path(directory)
+
+
+def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu"):
+    model = EsmForSequenceClassification.from_pretrained(str(directory), use_safetensors=True)
+    return model.to(device).eval()
+
+
+def site_modules(model) -> dict[tuple[int, str], torch.nn.Linear]:
+    """The Linear module of every neuron site: (layer, site) -> module."""
+    out = {}
+    for i, layer in enumerate(model.esm.encoder.layer):
+        att = layer.attention
+        out[(i, "query")] = att.self.query
+        out[(i, "key")] = att.self.key
+        out[(i, "value")] = att.self.value
+        out[(i, "attn_out")] = att.output.dense
+        out[(i, "ffn_in")] = layer.intermediate.dense
+        out[(i, "ffn_out")] = layer.output.dense
+    return out

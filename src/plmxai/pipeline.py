@@ -1,0 +1,215 @@
+"""The workflow's stages as functions of (config, input paths, output paths).
+
+Each Snakemake script is a thin call to one of these; a notebook can call them the same way,
+or use the modules they are built from.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import __version__
+from .attribution import embedding_ig
+from .io import ParquetStreamWriter, config_hash, sha256_file, write_json, write_parquet
+from .modeling import build_model, load_model, pick_device, save_model, tokenizer_source
+from .neurons import activation_scores
+from .splits import stratified_split
+from .synthetic import DemoSpec, generate, write_tsv
+from .tokenize import load_tokenizer, tokenize_proteins
+from .training import TrainOptions, finetune, metrics, predictions_table
+from .uniprot import ReadOptions, read_uniprot_tsv
+
+log = logging.getLogger("plmxai")
+
+
+def _select(tokens: pd.DataFrame, split: str) -> pd.DataFrame:
+    return tokens if split == "all" else tokens[tokens["split"] == split].reset_index(drop=True)
+
+
+def synthetic_source(cfg: dict, out_tsv, out_provenance) -> None:
+    """Write the planted-motif demo as a UniProt TSV export, with its ground truth."""
+    spec = DemoSpec(seed=cfg["seed"], **cfg["data"]["synthetic"])
+    df, motifs = generate(spec)
+    write_tsv(df, out_tsv)
+    write_json(
+        {
+            "source": "synthetic planted-motif generator",
+            "spec": spec.__dict__,
+            "motifs": {f"{i + 1}": m for i, m in enumerate(motifs)},
+            "rows": len(df),
+            "sha256": sha256_file(out_tsv),
+            "plmxai_version": __version__,
+        },
+        out_provenance,
+    )
+    log.info("wrote %d synthetic proteins, motifs %s", len(df), motifs)
+
+
+def prepare_data(cfg: dict, tsv, out_proteins, out_annotations, out_summary) -> None:
+    """UniProt TSV -> proteins.parquet (with labels and splits) + annotations.parquet."""
+    d = cfg["data"]
+    opts = ReadOptions(
+        label=d["label"], ec_level=d["ec_level"], multi_ec=d["multi_ec"],
+        lowercase=d["lowercase"], min_class_size=d["min_class_size"],
+        features=tuple(d["features"]),
+    )  # fmt: skip
+    proteins, annotations, report = read_uniprot_tsv(tsv, opts)
+    if proteins["label"].nunique() < 2:
+        raise ValueError(
+            f"{tsv}: fewer than 2 classes left after filtering "
+            f"(classes {sorted(proteins['label'].unique())}, dropped {dict(report.dropped)})"
+        )
+    labels = sorted(proteins["label"].unique(), key=_label_key)
+    proteins["label_id"] = proteins["label"].map({lab: i for i, lab in enumerate(labels)})
+    sp = d["split"]
+    fractions = {"train": sp["train"], "val": sp["val"], "test": sp["test"]}
+    proteins["split"] = stratified_split(proteins["label"], fractions, cfg["seed"]).to_numpy()
+    proteins["cluster"] = proteins["accession"]  # random split: every protein its own cluster
+    prov = {"stage": "data", "config_hash": config_hash([d, cfg["seed"]]), "source": str(tsv)}
+    write_parquet(proteins, out_proteins, prov)
+    write_parquet(annotations, out_annotations, prov)
+    summary = report.as_dict()
+    summary.update(
+        {
+            "sha256": sha256_file(tsv),
+            "labels": labels,
+            "class_counts": {str(k): int(v) for k, v in proteins["label"].value_counts().items()},
+            "split_counts": proteins.groupby(["split", "label"]).size().unstack(fill_value=0)
+            .to_dict(orient="index"),
+            "annotation_counts": {str(k): int(v) for k, v in annotations["type"].value_counts().items()},
+            "length": {
+                "min": int(proteins["length"].min()),
+                "median": float(proteins["length"].median()),
+                "max": int(proteins["length"].max()),
+            },
+        }
+    )
+    write_json(summary, out_summary)
+    log.info("read %s: kept %d of %d rows; %d annotations", tsv, report.kept, report.rows, len(annotations))
+
+
+def _label_key(label: str):
+    parts = str(label).split(".")
+    return [int(p) if p.isdigit() else p for p in parts]
+
+
+def tokenize(cfg: dict, proteins_path, out_tokens, out_summary) -> None:
+    """cfg: {"tokenize": ..., "tokenizer": model folder or hub name, or None for ESM-2's}."""
+    proteins = pd.read_parquet(proteins_path)
+    tok = load_tokenizer(cfg.get("tokenizer"))
+    t = cfg["tokenize"]
+    tokens, summary = tokenize_proteins(proteins, tok, t["max_residues"], t["overlong"])
+    for split in ("train", "test"):
+        if not (tokens["split"] == split).any():
+            raise ValueError(f"{proteins_path}: no {split} proteins left after tokenisation")
+    write_parquet(tokens, out_tokens, {"stage": "tokenize", "config_hash": config_hash(t)})
+    write_json(summary, out_summary)
+    log.info("tokenized %d proteins, skipped %d over %d residues",
+             summary["tokenized"], summary["skipped_overlong"], t["max_residues"])  # fmt: skip
+
+
+def train_model(
+    cfg: dict, tokens_path, out_initial, out_finetuned, out_training, out_predictions,
+    threads: int = 1,
+) -> None:  # fmt: skip
+    torch.set_num_threads(max(1, threads))
+    tokens = pd.read_parquet(tokens_path)
+    labels = (
+        tokens.drop_duplicates("label_id").sort_values("label_id")["label"].astype(str).tolist()
+    )
+    device = pick_device(cfg["model"]["device"])
+    model = build_model(cfg["model"], labels, cfg["seed"])
+    tok_src = tokenizer_source(cfg["model"])
+    save_model(model, out_initial, tok_src)
+    model.to(device)
+    train, val = _select(tokens, "train"), _select(tokens, "val")
+    if val.empty:
+        val = train
+    t = cfg["training"]
+    opts = TrainOptions(seed=cfg["seed"], **t)
+    log.info("fine-tuning on %s: %d train, %d val proteins", device, len(train), len(val))
+    t0 = time.perf_counter()
+    history = finetune(model, train, val, opts)
+    log.info("fine-tuning took %.1f s", time.perf_counter() - t0)
+    prov = {
+        "stage": "model",
+        "config_hash": config_hash([cfg["model"], t, cfg["seed"]]),
+        "model": cfg["model"].get("name_or_path") or cfg["model"].get("config_dir") or "random",
+    }
+    preds = predictions_table(model, tokens, 2 * t["batch_size"])
+    test = preds[preds["split"] == "test"]
+    m = metrics(test["label_id"], test["pred_id"], len(labels))
+    log.info("test: accuracy %.3f, macro-F1 %.3f, MCC %.3f", m["accuracy"], m["macro_f1"], m["mcc"])
+    save_model(model.to("cpu"), out_finetuned, tok_src)
+    write_parquet(history, out_training, prov)
+    write_parquet(preds, out_predictions, prov)
+
+
+def score_neurons(cfg: dict, model_dir, tokens_path, out_scores, threads: int = 1) -> None:
+    torch.set_num_threads(max(1, threads))
+    n = cfg["neurons"]
+    tokens = _select(pd.read_parquet(tokens_path), n["split"])
+    model = load_model(model_dir, pick_device(cfg["model"]["device"]))
+    scores = activation_scores(model, tokens, n["reduce"], n["absolute"], n["batch_size"])
+    write_parquet(scores, out_scores, {"stage": "neurons", "config_hash": config_hash(n)})
+    log.info("scored %d neurons x %d classes on %d proteins",
+             scores[["layer", "site", "neuron"]].drop_duplicates().shape[0],
+             scores["class_id"].nunique(), len(tokens))  # fmt: skip
+
+
+def attribute(cfg: dict, model_dir, tokens_path, out_relevance, out_completeness, threads: int = 1) -> None:
+    torch.set_num_threads(max(1, threads))
+    a = cfg["attribution"]
+    tokens = _select(pd.read_parquet(tokens_path), a["split"])
+    if a["max_proteins"] and len(tokens) > a["max_proteins"]:
+        order = np.random.default_rng(cfg["seed"]).permutation(len(tokens))[: a["max_proteins"]]
+        tokens = tokens.iloc[np.sort(order)].reset_index(drop=True)
+    model = load_model(model_dir, pick_device(cfg["model"]["device"]))
+    prov = {"stage": "attribution", "config_hash": config_hash(a), "method": "embedding IG"}
+    completeness = []
+    with ParquetStreamWriter(out_relevance, prov) as writer:
+        for rel, comp in embedding_ig(
+            model, tokens, a["target"], a["n_steps"], a["method"], a["batch_size"],
+            a["internal_batch_size"],
+        ):  # fmt: skip
+            writer.write(rel)
+            completeness.append(comp)
+    comp = pd.concat(completeness, ignore_index=True)
+    write_parquet(comp, out_completeness, prov)
+    log.info("attributed %d proteins; completeness relative error median %.2e, max %.2e",
+             len(comp), comp["relative_error"].median(), comp["relative_error"].max())  # fmt: skip
+
+
+def statistics(cfg: dict, relevance_path, annotations_path, proteins_path, out_stats, out_correlations) -> None:
+    from .stats import protein_correlations, test_correlations
+
+    s = cfg["statistics"]
+    relevance = pd.read_parquet(relevance_path)
+    annotations = pd.read_parquet(annotations_path)
+    proteins = pd.read_parquet(proteins_path, columns=["accession", "label"])
+    labels = proteins.set_index("accession")["label"]
+    corr = protein_correlations(relevance, annotations, labels, s["relevance"])
+    table = test_correlations(corr, s["fdr"], s["min_proteins"], s["per_class"])
+    prov = {"stage": "statistics", "config_hash": config_hash(s)}
+    write_parquet(corr, out_correlations, prov)
+    write_parquet(table, out_stats, prov)
+    log.info("%d tests, %d significant at FDR %g", int(table["p_value"].notna().sum()),
+             int(table["significant"].sum()), s["fdr"])  # fmt: skip
+
+
+def write_report(cfg: dict, inputs: dict, out_html) -> None:
+    from .io import write_text
+    from .report import build_report
+
+    r = cfg["report"]
+    write_text(build_report(cfg, inputs, r["n_tracks"], r["title"]), out_html)
+
+
+def read_json(path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,301 @@
+"""One self-contained HTML report: figures embedded as PNG data URIs, no network needed."""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import io
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+
+from .io import sha256_file  # noqa: E402
+from .modeling import SITES  # noqa: E402
+from .training import confusion, metrics  # noqa: E402
+
+PACKAGES = ["plmxai", "torch", "transformers", "captum", "snakemake", "pandas", "pyarrow",
+            "numpy", "scipy", "scikit-learn", "matplotlib"]  # fmt: skip
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;
+margin:0 auto;padding:1em 1.5em;color:#222;line-height:1.45}
+h1{border-bottom:2px solid #345;padding-bottom:.2em}h2{margin-top:2em;color:#234}
+table{border-collapse:collapse;margin:.6em 0;font-size:.88em;display:block;overflow-x:auto;max-width:100%}
+th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right;white-space:nowrap}
+th{background:#eef2f6}td:first-child,th:first-child{text-align:left}
+tr.sig td{background:#e8f6e8}
+img{max-width:100%;height:auto;display:block;margin:.5em 0}
+.kv td:first-child{font-weight:600}.note{color:#555;font-size:.9em}
+pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.82em}
+nav a{margin-right:1em}
+"""
+
+
+def _fig_to_img(fig, alt: str) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(df: pd.DataFrame, float_fmt="{:.3g}", row_class=None, max_rows: int | None = None) -> str:
+    if max_rows is not None and len(df) > max_rows:
+        df = df.head(max_rows)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = []
+    for i, (_, row) in enumerate(df.iterrows()):
+        cells = []
+        for v in row:
+            if isinstance(v, (float, np.floating)):
+                txt = "" if np.isnan(v) else float_fmt.format(v)
+            else:
+                txt = str(v)
+            cells.append(f"<td>{html.escape(txt)}</td>")
+        cls = f' class="{row_class(row)}"' if row_class and row_class(row) else ""
+        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _kv(d: dict) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in d.items()
+    )
+    return f'<table class="kv">{rows}</table>'
+
+
+def package_versions() -> dict:
+    out = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = "not installed"
+    return out
+
+
+def checksums(paths: dict[str, str]) -> dict:
+    """sha256 of each input file; for a model folder, of its weights file."""
+    out = {}
+    for name, p in paths.items():
+        p = Path(p)
+        if p.is_dir():
+            w = p / "model.safetensors"
+            out[name] = sha256_file(w) if w.exists() else "folder"
+        elif p.exists():
+            out[name] = sha256_file(p)
+    return out
+
+
+# ---- figures -------------------------------------------------------------------------------
+
+
+def training_figure(history: pd.DataFrame) -> str:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    axes[0].plot(history["epoch"], history["train_loss"], label="train")
+    axes[0].plot(history["epoch"], history["val_loss"], label="validation")
+    axes[0].set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
+    axes[1].plot(history["epoch"], history["train_accuracy"], label="train accuracy")
+    axes[1].plot(history["epoch"], history["val_accuracy"], label="validation accuracy")
+    axes[1].plot(history["epoch"], history["val_macro_f1"], label="validation macro-F1", ls="--")
+    kept = history.loc[history["kept"], "epoch"]
+    for ax in axes:
+        for e in kept:
+            ax.axvline(e, color="grey", lw=0.8, ls=":")
+        ax.legend(fontsize=8)
+    axes[1].set(xlabel="epoch", ylim=(0, 1.02), title="Accuracy (dotted: kept epoch)")
+    return _fig_to_img(fig, "training curves")
+
+
+def confusion_figure(cm: np.ndarray, labels: list[str]) -> str:
+    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * len(labels), 1.0 + 0.5 * len(labels)))
+    ax.imshow(cm, cmap="Blues")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, int(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black", fontsize=8)  # fmt: skip
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set(xlabel="predicted class", ylabel="true class", title="Test confusion matrix")
+    return _fig_to_img(fig, "confusion matrix")
+
+
+def neuron_figure(summary: pd.DataFrame) -> str:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.9 + 0.5 * summary["layer"].nunique() + 1.5))
+    for ax, col, title in zip(
+        axes, ["mean_abs_score", "median_selectivity"],
+        ["mean |activation score|", "median class selectivity"],
+    ):  # fmt: skip
+        grid = summary.pivot(index="layer", columns="site", values=col)
+        grid = grid.reindex(columns=[s for s in SITES if s in grid.columns])
+        im = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap="viridis")
+        ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=30)
+        ax.set_yticks(range(grid.shape[0]), grid.index)
+        ax.set(xlabel="site", ylabel="layer", title=title)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    return _fig_to_img(fig, "neuron activation summary")
+
+
+def track_figure(rel: pd.DataFrame, ann: pd.DataFrame, title: str) -> str:
+    rel = rel.sort_values("position")
+    fig, ax = plt.subplots(figsize=(10, 2.0))
+    colors = {"active_site": "#d62728", "binding_site": "#1f77b4", "site": "#9467bd"}
+    for rec in ann.itertuples(index=False):
+        ax.axvspan(rec.start - 0.5, rec.end + 0.5, color=colors.get(rec.type, "#888"), alpha=0.2)
+    v = rel["relevance"].to_numpy()
+    ax.bar(rel["position"], v, width=1.0, color=np.where(v >= 0, "#333", "#aaa"))
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set(xlabel="residue", ylabel="relevance", title=title)
+    ax.set_xlim(0.5, rel["position"].max() + 0.5)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.3) for c in colors.values()]
+    present = [t for t in colors if t in set(ann["type"])]
+    if present:
+        ax.legend([handles[list(colors).index(t)] for t in present], present, fontsize=7,
+                  loc="upper right")  # fmt: skip
+    return _fig_to_img(fig, title)
+
+
+# ---- the report ----------------------------------------------------------------------------
+
+
+def build_report(
+    config: dict,
+    inputs: dict[str, str],
+    n_tracks: int = 4,
+    title: str = "plmxai report",
+) -> str:
+    """HTML text of the report. `inputs` maps names to the workflow's files."""
+    from .neurons import site_summary
+
+    data_summary = yaml.safe_load(Path(inputs["data_summary"]).read_text())
+    tok_summary = yaml.safe_load(Path(inputs["tokenize_summary"]).read_text())
+    history = pd.read_parquet(inputs["training"])
+    preds = pd.read_parquet(inputs["predictions"])
+    neurons = pd.read_parquet(inputs["neurons"])
+    relevance = pd.read_parquet(inputs["relevance"])
+    completeness = pd.read_parquet(inputs["completeness"])
+    stats = pd.read_parquet(inputs["statistics"])
+    annotations = pd.read_parquet(inputs["annotations"])
+    labels = [str(x) for x in data_summary["labels"]]
+
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    parts.append(
+        f'<p class="note">Run <b>{html.escape(config["run"])}</b>, written '
+        f'{_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}.</p>'
+    )
+    parts.append(
+        "<nav>" + "".join(f'<a href="#{a}">{t}</a>' for a, t in [
+            ("data", "Data"), ("training", "Training"), ("test", "Test metrics"),
+            ("neurons", "Neurons"), ("attribution", "Attributions"),
+            ("statistics", "Statistics"), ("provenance", "Provenance")]) + "</nav>"
+    )  # fmt: skip
+
+    # data
+    parts.append('<h2 id="data">Data</h2>')
+    parts.append(_kv({
+        "source": config["data"]["source"] + (f" ({config['data']['tsv']})" if config["data"]["tsv"] else ""),
+        "rows read": data_summary["rows"],
+        "proteins kept": data_summary["kept"],
+        "dropped (reason: count)": data_summary["dropped"] or "none",
+        "classes dropped (min_class_size)": data_summary["classes_dropped"] or "none",
+        "sequences upper-cased": data_summary["uppercased"],
+        "features with uncertain positions skipped": data_summary["uncertain_positions_skipped"],
+        "skipped as longer than max_residues": tok_summary["skipped_overlong"],
+        "length min / median / max": "{min} / {median:g} / {max}".format(**data_summary["length"]),
+        "annotations per type": data_summary["annotation_counts"],
+    }))  # fmt: skip
+    split_counts = pd.DataFrame(data_summary["split_counts"]).T
+    split_counts.index.name = "split"
+    parts.append("<p>Proteins per split and class:</p>" + _table(split_counts.reset_index()))
+
+    # training
+    parts.append('<h2 id="training">Training</h2>')
+    parts.append(training_figure(history))
+    parts.append(_table(history.drop(columns=["step"]).round(4), max_rows=200))
+
+    # test
+    parts.append('<h2 id="test">Test metrics</h2>')
+    test = preds[preds["split"] == "test"]
+    m = metrics(test["label_id"], test["pred_id"], len(labels))
+    parts.append(_kv({"test proteins": len(test), **{k: f"{v:.3f}" for k, v in m.items()}}))
+    parts.append(confusion_figure(confusion(test["label_id"], test["pred_id"], len(labels)), labels))
+
+    # neurons
+    parts.append('<h2 id="neurons">Knowledge neurons: activation scores</h2>')
+    summ = site_summary(neurons)
+    parts.append(
+        f'<p class="note">{neurons[["layer","site","neuron"]].drop_duplicates().shape[0]} neurons '
+        f"scored on the {config['neurons']['split']} split ({config['neurons']['reduce']} over "
+        "residues). Class selectivity: standard deviation of a neuron's score across classes over "
+        "its mean absolute score.</p>"
+    )
+    parts.append(neuron_figure(summ))
+    parts.append(_table(summ.astype({"site": str})))
+
+    # attribution
+    parts.append('<h2 id="attribution">Residue attributions (embedding-level integrated gradients)</h2>')
+    a = config["attribution"]
+    parts.append(_kv({
+        "proteins attributed": len(completeness),
+        "target": a["target"], "steps": a["n_steps"], "rule": a["method"],
+        "baseline": "<cls> <pad>... <eos>",
+        "completeness |delta| median / max": f"{completeness['delta'].abs().median():.3g} / "
+                                             f"{completeness['delta'].abs().max():.3g}",
+        "completeness relative error median / 95th pct": f"{completeness['relative_error'].median():.3g} / "
+                                                         f"{completeness['relative_error'].quantile(0.95):.3g}",
+    }))  # fmt: skip
+    shown = _track_choice(relevance, annotations, preds, n_tracks)
+    for acc in shown:
+        lab = preds.loc[preds["accession"] == acc, "label"].iat[0]
+        parts.append(track_figure(
+            relevance[relevance["accession"] == acc], annotations[annotations["accession"] == acc],
+            f"{acc} (class {lab}): relevance per residue, annotations shaded",
+        ))  # fmt: skip
+
+    # statistics
+    parts.append('<h2 id="statistics">Statistics: relevance against annotations</h2>')
+    s = config["statistics"]
+    parts.append(
+        f'<p class="note">Per protein, the point-biserial r between {s["relevance"]} relevance and '
+        "each annotation mask; across proteins, the one-sided Wilcoxon signed-rank test of median "
+        f"r &gt; 0; Benjamini-Hochberg over all {int(stats['p_value'].notna().sum()) if len(stats) else 0} "
+        f"tests; significant rows (q &lt; {s['fdr']}) shaded.</p>"
+    )
+    if len(stats):
+        parts.append(_table(stats, row_class=lambda r: "sig" if r["significant"] else ""))
+    else:
+        parts.append("<p>No test could be made (no attributed protein carries an annotation).</p>")
+
+    # provenance
+    parts.append('<h2 id="provenance">Provenance</h2>')
+    parts.append("<h3>Package versions</h3>" + _kv(package_versions()))
+    parts.append("<h3>Input checksums (sha256)</h3>" + _kv(checksums(inputs)))
+    parts.append("<h3>Config</h3><pre>" + html.escape(yaml.safe_dump(config, sort_keys=False)) + "</pre>")
+    body = "\n".join(parts)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>\n{body}\n</body></html>\n"
+    )
+
+
+def _track_choice(relevance, annotations, preds, n) -> list[str]:
+    """The first n attributed proteins (in accession order) that carry annotations, one per
+    class in turn so every class is shown."""
+    attributed = set(relevance["accession"].unique()) & set(annotations["accession"])
+    cand = preds[preds["accession"].isin(attributed)].sort_values("accession")
+    out: list[str] = []
+    groups = [list(g["accession"]) for _, g in cand.groupby("label", sort=True)]
+    while len(out) < n and any(groups):
+        for g in groups:
+            if g and len(out) < n:
+                out.append(g.pop(0))
+    return out

@@ -1,0 +1,54 @@
+"""Logging for workflow jobs: everything (logging, warnings, tqdm progress) goes to the rule's
+log file, and the last line says what was written and how long it took."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def job_log(log_path: str | os.PathLike | None, outputs=()):
+    start = time.perf_counter()
+    stream = open(log_path, "w", buffering=1) if log_path else sys.stderr
+    old_err = sys.stderr
+    sys.stderr = stream  # tqdm and warnings write here
+    root = logging.getLogger()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    warnings.simplefilter("default")
+    log = logging.getLogger("plmxai")
+    try:
+        yield log
+        sizes = ", ".join(f"{o} ({_size(o)})" for o in outputs)
+        log.info("done in %.1f s; wrote %s", time.perf_counter() - start, sizes or "nothing")
+    except BaseException:
+        log.exception("failed after %.1f s", time.perf_counter() - start)
+        raise
+    finally:
+        sys.stderr = old_err
+        root.handlers[:] = []
+        if log_path:
+            stream.close()
+
+
+def _size(path) -> str:
+    p = Path(path)
+    if p.is_dir():
+        n = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    elif p.exists():
+        n = p.stat().st_size
+    else:
+        return "missing"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)

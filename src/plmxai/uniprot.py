@@ -1,0 +1,322 @@
+"""Read UniProt TSV exports (REST API `format=tsv`, or the website's download) into tidy tables.
+
+`proteins`: accession, sequence, length, label, ec
+`annotations`: accession, feature, type, start, end, note, evidence, ligand
+
+Positions are 1-based and inclusive, as in UniProt. Every malformed value stops the read
+with a `UniProtFormatError` naming the file, line and value; lenient policies (upper-casing,
+dropping entries without a usable label) are explicit options and are counted.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+# UniProt feature keyword -> (annotation type used in tables and statistics)
+FEATURE_TYPES = {
+    "ACT_SITE": "active_site",
+    "BINDING": "binding_site",
+    "SITE": "site",
+}
+# TSV column that carries each feature keyword
+FEATURE_COLUMNS = {"Active site": "ACT_SITE", "Binding site": "BINDING", "Site": "SITE"}
+
+# ESM-2's alphabet: the 20 standard amino acids and X, B, U, Z, O
+VALID_RESIDUES = frozenset("ACDEFGHIKLMNPQRSTVWYXBUZO")
+
+_FEATURE_RE = re.compile(r"\s*(?P<key>[A-Z_]+)\s+(?P<loc>[^;\s]+)\s*(?:;|$)")
+_QUALIFIER_RE = re.compile(r'\s*/(?P<name>\w+)="(?P<value>[^"]*)"\s*(?:;|$)')
+_POS_RE = re.compile(r"^(?P<fuzzy>[<>]?)(?P<num>\d+)$")
+
+
+class UniProtFormatError(ValueError):
+    """A value in a UniProt file that cannot be read; the message names file, line and value."""
+
+    def __init__(self, path, line: int | None, message: str):
+        where = f"{path}" + (f", line {line}" if line is not None else "")
+        super().__init__(f"{where}: {message}")
+        self.path, self.line = str(path), line
+
+
+@dataclass
+class ReadOptions:
+    label: str = "ec"  # the label column's meaning; EC number at `ec_level`
+    ec_level: int = 1
+    multi_ec: str = "drop"  # entries whose EC numbers disagree at ec_level: "drop" or "first"
+    lowercase: str = "upper"  # lower-case sequence letters: "upper" (counted) or "error"
+    min_class_size: int = 1
+    features: tuple[str, ...] = ("ACT_SITE", "BINDING", "SITE")
+
+
+@dataclass
+class ReadReport:
+    """What the reader did to the input, for the log and the report."""
+
+    path: str = ""
+    rows: int = 0
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    uppercased: int = 0
+    features: Counter = field(default_factory=Counter)
+    uncertain_positions_skipped: int = 0
+    classes_dropped: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "rows": self.rows,
+            "kept": self.kept,
+            "dropped": dict(self.dropped),
+            "uppercased": self.uppercased,
+            "features": dict(self.features),
+            "uncertain_positions_skipped": self.uncertain_positions_skipped,
+            "classes_dropped": self.classes_dropped,
+        }
+
+
+def parse_location(loc: str) -> tuple[int, int] | None:
+    """`164` -> (164, 164); `10..17` -> (10, 17); `<1..5` -> (1, 5); `?` parts -> None.
+
+    Raises ValueError for text that is not a UniProt location.
+    """
+    parts = loc.split("..")
+    if len(parts) > 2 or not all(parts):
+        raise ValueError(f"bad position {loc!r}")
+    nums = []
+    for part in parts:
+        if part.startswith("?"):
+            if part != "?" and not part[1:].isdigit():
+                raise ValueError(f"bad position {loc!r}")
+            return None
+        m = _POS_RE.match(part)
+        if not m:
+            raise ValueError(f"bad position {loc!r}")
+        nums.append(int(m.group("num")))
+    start, end = nums[0], nums[-1]
+    if start < 1 or end < start:
+        raise ValueError(f"bad position {loc!r}")
+    return start, end
+
+
+def parse_features(text: str) -> list[dict]:
+    """Split one TSV feature cell into features with their qualifiers.
+
+    `ACT_SITE 164; /note="Nucleophile"; /evidence="ECO:0000269|PubMed:1"; BINDING 10..17; ...`
+    """
+    out: list[dict] = []
+    pos, n = 0, len(text)
+    text = text.rstrip()
+    n = len(text)
+    while pos < n:
+        m = _FEATURE_RE.match(text, pos)
+        if not m:
+            raise ValueError(f"cannot parse feature text at {text[pos:pos + 60]!r}")
+        feat = {"key": m.group("key"), "loc": m.group("loc"), "qualifiers": {}}
+        pos = m.end()
+        while pos < n:
+            q = _QUALIFIER_RE.match(text, pos)
+            if not q:
+                break
+            feat["qualifiers"][q.group("name")] = q.group("value")
+            pos = q.end()
+        out.append(feat)
+    return out
+
+
+def ec_label(ec_field: str, level: int, multi: str) -> tuple[str | None, str]:
+    """EC number(s) -> label at `level`, or (None, reason)."""
+    numbers = [e.strip() for e in ec_field.split(";") if e.strip()]
+    if not numbers:
+        return None, "no EC number"
+    labels = []
+    for ec in numbers:
+        parts = ec.split(".")
+        if len(parts) != 4:
+            return None, f"malformed EC number {ec!r}"
+        head = parts[:level]
+        if any(not p.isdigit() for p in head):
+            labels.append(None)
+        else:
+            labels.append(".".join(head))
+    complete = [x for x in labels if x is not None]
+    if not complete:
+        return None, f"EC incomplete at level {level}"
+    if len(set(complete)) > 1:
+        if multi == "first":
+            return complete[0], ""
+        return None, "several EC numbers disagree"
+    return complete[0], ""
+
+
+def _open_text(path: Path):
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def read_uniprot_tsv(
+    path: str | Path, options: ReadOptions | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, ReadReport]:
+    """Read a UniProt TSV(.gz) export; return (proteins, annotations, report)."""
+    path = Path(path)
+    opt = options or ReadOptions()
+    report = ReadReport(path=str(path))
+    proteins: list[dict] = []
+    annotations: list[dict] = []
+    seen: dict[str, int] = {}
+    try:
+        fh = _open_text(path)
+        with fh:
+            reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise UniProtFormatError(path, 1, "empty file: no header line") from None
+            required = ["Entry", "Sequence"] + (["EC number"] if opt.label == "ec" else [])
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise UniProtFormatError(
+                    path, 1, f"missing column(s) {missing}; header has {header}"
+                )
+            col = {name: i for i, name in enumerate(header)}
+            feature_cols = [
+                (name, key) for name, key in FEATURE_COLUMNS.items()
+                if name in col and key in opt.features
+            ]  # fmt: skip
+            for lineno, row in enumerate(reader, start=2):
+                if not row or row == [""]:
+                    continue
+                report.rows += 1
+                if len(row) != len(header):
+                    raise UniProtFormatError(
+                        path, lineno, f"{len(row)} columns, header has {len(header)}"
+                    )
+                acc = row[col["Entry"]].strip()
+                if not acc:
+                    raise UniProtFormatError(path, lineno, "empty Entry")
+                if acc in seen:
+                    raise UniProtFormatError(
+                        path, lineno, f"duplicate accession {acc!r} (first on line {seen[acc]})"
+                    )
+                seen[acc] = lineno
+                seq = row[col["Sequence"]].strip()
+                if not seq:
+                    raise UniProtFormatError(path, lineno, f"empty Sequence for {acc}")
+                if seq != seq.upper():
+                    if opt.lowercase == "error":
+                        raise UniProtFormatError(
+                            path, lineno, f"lower-case letters in the sequence of {acc}"
+                        )
+                    seq = seq.upper()
+                    report.uppercased += 1
+                bad = sorted(set(seq) - VALID_RESIDUES)
+                if bad:
+                    i = min(seq.index(b) for b in bad)
+                    raise UniProtFormatError(
+                        path, lineno,
+                        f"{acc}: {seq[i]!r} at residue {i + 1} is not an amino-acid letter",
+                    )  # fmt: skip
+                if "Length" in col and row[col["Length"]].strip():
+                    stated = row[col["Length"]].strip()
+                    if not stated.isdigit() or int(stated) != len(seq):
+                        raise UniProtFormatError(
+                            path, lineno,
+                            f"{acc}: Length {stated!r} but the sequence has {len(seq)} residues",
+                        )  # fmt: skip
+                ec = row[col["EC number"]].strip() if "EC number" in col else ""
+                label = None
+                if opt.label == "ec":
+                    try:
+                        label, reason = ec_label(ec, opt.ec_level, opt.multi_ec)
+                    except ValueError as err:
+                        raise UniProtFormatError(path, lineno, f"{acc}: {err}") from None
+                    if label is None and reason.startswith("malformed"):
+                        raise UniProtFormatError(path, lineno, f"{acc}: {reason}")
+                    if label is None:
+                        report.dropped[reason] += 1
+                        continue
+                feats = []
+                for colname, key in feature_cols:
+                    cell = row[col[colname]]
+                    if not cell.strip():
+                        continue
+                    try:
+                        parsed = parse_features(cell)
+                    except ValueError as err:
+                        raise UniProtFormatError(
+                            path, lineno, f"{acc}, column {colname!r}: {err}"
+                        ) from None
+                    for f in parsed:
+                        if f["key"] != key:
+                            raise UniProtFormatError(
+                                path, lineno,
+                                f"{acc}, column {colname!r}: unexpected feature {f['key']!r}",
+                            )  # fmt: skip
+                        try:
+                            loc = parse_location(f["loc"])
+                        except ValueError as err:
+                            raise UniProtFormatError(
+                                path, lineno, f"{acc}, {key}: {err}"
+                            ) from None
+                        if loc is None:
+                            report.uncertain_positions_skipped += 1
+                            continue
+                        start, end = loc
+                        if end > len(seq):
+                            raise UniProtFormatError(
+                                path, lineno,
+                                f"{acc}, {key} {f['loc']}: position beyond the sequence "
+                                f"({len(seq)} residues)",
+                            )  # fmt: skip
+                        q = f["qualifiers"]
+                        feats.append(
+                            {
+                                "accession": acc,
+                                "feature": key,
+                                "type": FEATURE_TYPES[key],
+                                "start": start,
+                                "end": end,
+                                "note": q.get("note", ""),
+                                "evidence": q.get("evidence", ""),
+                                "ligand": q.get("ligand", ""),
+                            }
+                        )
+                annotations.extend(feats)
+                report.features.update(f["feature"] for f in feats)
+                proteins.append(
+                    {"accession": acc, "sequence": seq, "length": len(seq), "label": label,
+                     "ec": ec, "line": lineno}
+                )  # fmt: skip
+    except (EOFError, gzip.BadGzipFile, UnicodeDecodeError, OSError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise UniProtFormatError(path, None, f"unreadable: {err}") from None
+
+    prot = pd.DataFrame(
+        proteins, columns=["accession", "sequence", "length", "label", "ec", "line"]
+    )
+    ann = pd.DataFrame(
+        annotations,
+        columns=["accession", "feature", "type", "start", "end", "note", "evidence", "ligand"],
+    )
+    if opt.min_class_size > 1 and len(prot):
+        sizes = prot["label"].value_counts()
+        small = sorted(sizes[sizes < opt.min_class_size].index)
+        if small:
+            report.classes_dropped = [str(s) for s in small]
+            report.dropped["class smaller than min_class_size"] += int(sizes[small].sum())
+            prot = prot[~prot["label"].isin(small)]
+            ann = ann[ann["accession"].isin(prot["accession"])]
+    if prot.empty:
+        raise UniProtFormatError(path, None, f"no usable entries (dropped: {dict(report.dropped)})")
+    report.kept = len(prot)
+    ann = ann.astype({"start": "int32", "end": "int32"}).reset_index(drop=True)
+    prot = prot.astype({"length": "int32", "line": "int32"}).reset_index(drop=True)
+    return prot, ann, report

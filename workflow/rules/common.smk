@@ -1,0 +1,26 @@
+import sys
+
+from plmxai.config import ConfigError, validate_config
+from plmxai.modeling import tokenizer_source
+
+try:
+    validate_config(config)
+except ConfigError as err:
+    sys.exit(f"plmxai: {err}")
+
+RUN = f"results/{config['run']}"
+
+
+def R(path):
+    """A path inside this run's results folder."""
+    return f"{RUN}/{path}"
+
+
+def LOG(name):
+    return R(f"logs/{name}.log")
+
+
+def raw_tsv(wildcards=None):
+    if config["data"]["source"] == "synthetic":
+        return R("data/raw/uniprot.tsv")
+    return config["data"]["tsv"]

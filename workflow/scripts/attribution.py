@@ -1,0 +1,11 @@
+from plmxai.pipeline import attribute
+from plmxai.runlog import job_log
+
+sm = snakemake  # noqa: F821
+with job_log(sm.log[0], sm.output):
+    attribute(
+        {"attribution": sm.params.attribution, "model": {"device": sm.params.device},
+         "seed": sm.params.seed},
+        sm.input.model, sm.input.tokens, sm.output.relevance, sm.output.completeness,
+        threads=sm.threads,
+    )  # fmt: skip

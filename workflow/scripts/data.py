@@ -1,0 +1,9 @@
+from plmxai.pipeline import prepare_data
+from plmxai.runlog import job_log
+
+sm = snakemake  # noqa: F821
+with job_log(sm.log[0], sm.output):
+    prepare_data(
+        {"data": sm.params.data, "seed": sm.params.seed},
+        sm.input.tsv, sm.output.proteins, sm.output.annotations, sm.output.summary,
+    )  # fmt: skip

@@ -1,0 +1,10 @@
+from plmxai.pipeline import train_model
+from plmxai.runlog import job_log
+
+sm = snakemake  # noqa: F821
+with job_log(sm.log[0], sm.output):
+    train_model(
+        {"model": sm.params.model, "training": sm.params.training, "seed": sm.params.seed},
+        sm.input.tokens, sm.output.initial, sm.output.finetuned, sm.output.training,
+        sm.output.predictions, threads=sm.threads,
+    )  # fmt: skip

@@ -1,0 +1,9 @@
+from plmxai.pipeline import score_neurons
+from plmxai.runlog import job_log
+
+sm = snakemake  # noqa: F821
+with job_log(sm.log[0], sm.output):
+    score_neurons(
+        {"neurons": sm.params.neurons, "model": {"device": sm.params.device}},
+        sm.input.model, sm.input.tokens, sm.output.scores, threads=sm.threads,
+    )  # fmt: skip

@@ -1,0 +1,10 @@
+from plmxai.pipeline import statistics
+from plmxai.runlog import job_log
+
+sm = snakemake  # noqa: F821
+with job_log(sm.log[0], sm.output):
+    statistics(
+        {"statistics": sm.params.statistics},
+        sm.input.relevance, sm.input.annotations, sm.input.proteins,
+        sm.output.statistics, sm.output.correlations,
+    )  # fmt: skip

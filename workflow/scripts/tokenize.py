@@ -1,0 +1,9 @@
+from plmxai.pipeline import tokenize
+from plmxai.runlog import job_log
+
+sm = snakemake  # noqa: F821
+with job_log(sm.log[0], sm.output):
+    tokenize(
+        {"tokenize": sm.params.tokenize, "tokenizer": sm.params.tokenizer},
+        sm.input.proteins, sm.output.tokens, sm.output.summary,
+    )  # fmt: skip
