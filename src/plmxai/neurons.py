@@ -50,7 +50,7 @@ def activation_scores(
         return fn
 
     handles = [m.register_forward_hook(hook(k)) for k, m in modules.items()]
-    labels = torch.as_tensor(tokens["label_id"].to_numpy(), dtype=torch.long)
+    labels = torch.tensor(tokens["label_id"].to_numpy(), dtype=torch.long)
     try:
         for pos, ids, mask in tqdm(
             batches(tokens, batch_size), total=-(-len(tokens) // batch_size),
@@ -106,8 +106,8 @@ def site_summary(scores: pd.DataFrame) -> pd.DataFrame:
     wide = scores.pivot_table(
         index=["layer", "site", "neuron"], columns="class_id", values="score", observed=True
     )
-    mag = wide.abs().mean(1)
-    sel = wide.std(1, ddof=0) / mag.replace(0, np.nan)
+    mag = wide.abs().mean(axis=1)
+    sel = wide.std(axis=1, ddof=0) / mag.replace(0, np.nan)
     df = pd.DataFrame({"mean_abs_score": mag, "selectivity": sel}).reset_index()
     out = (
         df.groupby(["layer", "site"], observed=True)

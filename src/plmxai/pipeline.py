@@ -181,9 +181,17 @@ def attribute(cfg: dict, model_dir, tokens_path, out_relevance, out_completeness
             writer.write(rel)
             completeness.append(comp)
     comp = pd.concat(completeness, ignore_index=True)
+    comp["complete"] = comp["relative_error"] <= a["completeness_tolerance"]
     write_parquet(comp, out_completeness, prov)
     log.info("attributed %d proteins; completeness relative error median %.2e, max %.2e",
              len(comp), comp["relative_error"].median(), comp["relative_error"].max())  # fmt: skip
+    bad = int((~comp["complete"]).sum())
+    if bad:
+        log.warning(
+            "%d of %d proteins have completeness error above %g: the integral is not converged "
+            "at n_steps=%d; raise attribution.n_steps", bad, len(comp),
+            a["completeness_tolerance"], a["n_steps"],
+        )  # fmt: skip
 
 
 def statistics(cfg: dict, relevance_path, annotations_path, proteins_path, out_stats, out_correlations) -> None:

@@ -251,6 +251,7 @@ def build_report(
                                              f"{completeness['delta'].abs().max():.3g}",
         "completeness relative error median / 95th pct": f"{completeness['relative_error'].median():.3g} / "
                                                          f"{completeness['relative_error'].quantile(0.95):.3g}",
+        f"proteins above tolerance {a['completeness_tolerance']:g}": int((~completeness["complete"]).sum()),
     }))  # fmt: skip
     shown = _track_choice(relevance, annotations, preds, n_tracks)
     for acc in shown:

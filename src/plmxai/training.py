@@ -110,7 +110,7 @@ def finetune(model, train: pd.DataFrame, val: pd.DataFrame, opt: TrainOptions) -
     sched = torch.optim.lr_scheduler.LambdaLR(
         optim, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
     )
-    y_train = torch.as_tensor(train["label_id"].to_numpy(), dtype=torch.long)
+    y_train = torch.tensor(train["label_id"].to_numpy(), dtype=torch.long)
     history, best, best_f1 = [], None, -1.0
     step = 0
     for epoch in range(1, opt.epochs + 1):

@@ -1,0 +1,49 @@
+import pytest
+import yaml
+
+from plmxai.config import ConfigError, load_config, validate_config
+from tests.conftest import ROOT
+
+
+def test_defaults_filled():
+    cfg = validate_config({})
+    assert cfg["run"] == "demo" and cfg["statistics"]["fdr"] == 0.05
+    assert cfg["model"]["architecture"]["num_layers"] == 2
+
+
+def test_shipped_config_is_valid():
+    cfg = load_config(ROOT / "config" / "config.yaml")
+    assert cfg["data"]["source"] == "synthetic"
+
+
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        ({"statistics": {"fdrr": 0.1}}, r"'statistics': Additional properties.*'fdrr' was unexpected"),
+        ({"statistics": {"fdr": 1.5}}, r"'statistics.fdr': 1.5 is greater than the maximum of 1"),
+        ({"training": {"epochs": "ten"}}, r"'training.epochs': 'ten' is not of type 'integer'"),
+        ({"model": {"source": "hub"}}, r"'model.source': 'hub' is not one of"),
+        ({"data": {"split": {"train": 0.5}}}, r"'data.split.train/val/test' must sum to 1"),
+        ({"data": {"source": "uniprot_tsv"}}, r"'data.tsv' is required"),
+        ({"model": {"architecture": {"num_heads": 3}}}, r"'model.architecture.num_heads' \(3\) must divide"),
+        ({"run": "a b"}, r"'run': 'a b' does not match"),
+    ],
+)  # fmt: skip
+def test_bad_config_names_the_key(cfg, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(cfg)
+
+
+def test_every_option_documented():
+    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
+
+    def walk(node, path):
+        for name, sub in node.get("properties", {}).items():
+            here = f"{path}.{name}".strip(".")
+            if sub.get("type") == "object":
+                walk(sub, here)
+            else:
+                assert "description" in sub, here
+                assert "default" in sub, here
+
+    walk(schema, "")

@@ -1,0 +1,72 @@
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from plmxai.stats import (
+    benjamini_hochberg,
+    point_biserial,
+    protein_correlations,
+    rank_biserial,
+    test_correlations as run_tests,
+    wilcoxon_greater,
+)
+
+
+def test_point_biserial_hand_computed():
+    # x = [1, 2, 3, 4], mask = [0, 0, 1, 1]: r = (M1 - M0) / s_n * sqrt(p q) = 2 / sqrt(1.25) * 0.5
+    r = point_biserial(np.array([1.0, 2, 3, 4]), np.array([0, 0, 1, 1]))
+    assert r == pytest.approx(2 / np.sqrt(1.25) * 0.5, abs=1e-12)
+    assert r == pytest.approx(0.894427191, abs=1e-9)
+
+
+def test_point_biserial_matches_scipy_and_undefined_cases():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=50)
+    m = rng.random(50) < 0.2
+    assert point_biserial(x, m) == pytest.approx(sps.pointbiserialr(m, x).statistic, abs=1e-12)
+    assert np.isnan(point_biserial(x, np.zeros(50)))
+    assert np.isnan(point_biserial(np.ones(50), m))
+
+
+def test_wilcoxon_and_rank_biserial_against_scipy():
+    x = np.array([0.3, -0.1, 0.5, 0.2, 0.05, -0.02, 0.4, 0.25])
+    w, p = wilcoxon_greater(x)
+    ref = sps.wilcoxon(x, alternative="greater")
+    assert w == ref.statistic and p == pytest.approx(ref.pvalue)
+    # ranks of |x|: 0.02->1, 0.05->2, 0.1->3, 0.2->4, 0.25->5, 0.3->6, 0.4->7, 0.5->8
+    # W+ = 2+4+5+6+7+8 = 32, W- = 1+3 = 4
+    assert w == 32
+    assert rank_biserial(x) == pytest.approx((32 - 4) / 36)
+
+
+def test_benjamini_hochberg_hand_computed():
+    p = np.array([0.01, 0.04, 0.03, 0.20, np.nan])
+    q = benjamini_hochberg(p)
+    # sorted 0.01, 0.03, 0.04, 0.20 -> 0.04, 0.04*... : q_(i) = min_j>=i p_(j) m / j, m = 4
+    assert q[:4] == pytest.approx([0.04, 0.0533333, 0.0533333, 0.20], abs=1e-6)
+    assert np.isnan(q[4])
+
+
+def test_planted_signal_is_found_and_null_is_not():
+    rng = np.random.default_rng(1)
+    rel_rows, ann_rows, labels = [], [], {}
+    for i in range(30):
+        acc = f"P{i}"
+        L = 60
+        rel = rng.normal(size=L)
+        rel[10:15] += 2.0  # the annotated site carries relevance
+        rel_rows.append(pd.DataFrame({"accession": acc, "layer": "embedding", "head": -1,
+                                      "position": np.arange(1, L + 1), "relevance": rel}))
+        ann_rows.append({"accession": acc, "type": "active_site", "start": 11, "end": 15})
+        ann_rows.append({"accession": acc, "type": "site", "start": 40, "end": 44})  # null
+        labels[acc] = "1" if i % 2 else "2"
+    corr = protein_correlations(pd.concat(rel_rows), pd.DataFrame(ann_rows), pd.Series(labels))
+    assert len(corr) == 60 and corr["r"].notna().all()
+    table = run_tests(corr, fdr=0.01, min_proteins=5)
+    assert len(table) == 6 and (table["n_tests"] == 6).all()
+    act = table[(table["annotation_type"] == "active_site") & (table["class"] == "all")].iloc[0]
+    assert act["significant"] and act["median_r"] > 0.4 and act["n_proteins"] == 30
+    assert act["rank_biserial"] == pytest.approx(1.0)
+    site = table[(table["annotation_type"] == "site") & (table["class"] == "all")].iloc[0]
+    assert not site["significant"] and site["median_r"] < 0

@@ -1,0 +1,118 @@
+"""The whole Snakemake workflow on a small planted-motif demo, in a temporary folder."""
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+CONFIG = {
+    "run": "itest",
+    "seed": 0,
+    "data": {"source": "synthetic", "synthetic": {"n_proteins": 3000}},
+    "training": {"epochs": 25, "batch_size": 32, "learning_rate": 0.003},
+    "attribution": {"n_steps": 100, "max_proteins": 160},
+    "statistics": {"fdr": 0.05},
+}
+
+
+def snakemake(workdir, configfile, *args, check=True):
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+           "--directory", str(workdir), "--configfile", str(configfile), "--cores", "2", *args]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def planned_jobs(proc) -> dict[str, int]:
+    """Rule -> count from a dry run's 'Job stats' table."""
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    block = text.split("Job stats:", 1)[1]
+    jobs = {}
+    for line in block.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        if m.group(1) != "total":
+            jobs[m.group(1)] = int(m.group(2))
+    return jobs
+
+
+def write_config(path, cfg):
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("wf")
+    cfg = write_config(work / "config.yaml", CONFIG)
+    snakemake(work, cfg)
+    return work, cfg
+
+
+def test_demo_tables(demo_run):
+    work, _ = demo_run
+    out = work / "results" / "itest"
+    proteins = pd.read_parquet(out / "data" / "proteins.parquet")
+    assert len(proteins) == 3000 and proteins["split"].value_counts().to_dict() == {
+        "train": 2100, "test": 600, "val": 300}
+    preds = pd.read_parquet(out / "model" / "predictions.parquet")
+    test = preds[preds["split"] == "test"]
+    assert test["correct"].mean() >= 0.9
+    training = pd.read_parquet(out / "model" / "training.parquet")
+    assert len(training) == 25 and training["kept"].sum() == 1
+    stats = pd.read_parquet(out / "statistics" / "statistics.parquet")
+    motif = stats[(stats["annotation_type"] == "active_site") & (stats["class"] == "all")].iloc[0]
+    assert motif["q_value"] < 0.01 and motif["median_r"] > 0 and motif["n_proteins"] == 160
+    neurons = pd.read_parquet(out / "neurons" / "neuron_activation.parquet")
+    assert len(neurons) == 4 * 2 * (4 * 64 + 128 + 64)
+    comp = pd.read_parquet(out / "attribution" / "completeness.parquet")
+    assert len(comp) == 160 and comp["relative_error"].median() < 0.05
+    rel = pd.read_parquet(out / "attribution" / "relevance.parquet")
+    assert rel.groupby("accession").size().sum() == proteins.set_index("accession").loc[
+        comp["accession"], "length"].sum()
+    html = (out / "report.html").read_text()
+    for section in ["Data", "Training", "Test metrics", "Knowledge neurons", "Residue attributions",
+                    "Statistics", "Provenance", "data:image/png;base64,"]:  # fmt: skip
+        assert section in html
+    assert not re.search(r'(src|href)="https?://', html)
+    assert not list(out.rglob("*.tmp")), "temporary files left behind"
+    assert "done in" in (out / "logs" / "finetune.log").read_text().splitlines()[-1]
+
+
+def test_incremental_reruns(demo_run):
+    work, cfg = demo_run
+    assert planned_jobs(snakemake(work, cfg, "-n")) == {}
+    stats_only = write_config(work / "fdr.yaml", {**CONFIG, "statistics": {"fdr": 0.01}})
+    assert planned_jobs(snakemake(work, stats_only, "-n")) == {"statistics": 1, "report": 1, "all": 1}
+    bigger = write_config(work / "model.yaml", {**CONFIG, "model": {"architecture": {"hidden_size": 96}}})
+    assert planned_jobs(snakemake(work, bigger, "-n")) == {
+        "finetune": 1, "neuron_activation": 1, "attribution": 1, "statistics": 1, "report": 1, "all": 1}
+
+
+def test_same_config_same_tables(demo_run, tmp_path):
+    work, cfg = demo_run
+    out = work / "results" / "itest"
+    before = {p: pd.read_parquet(out / p) for p in [
+        "model/predictions.parquet", "statistics/statistics.parquet",
+        "neurons/neuron_activation.parquet"]}  # fmt: skip
+    snakemake(work, cfg, "--forcerun", "finetune")
+    for p, df in before.items():
+        pd.testing.assert_frame_equal(pd.read_parquet(out / p), df, check_exact=True, obj=p)
+
+
+def test_bad_config_stops_at_start(tmp_path):
+    bad = write_config(tmp_path / "bad.yaml", {**CONFIG, "statistics": {"fdr": 2}})
+    proc = snakemake(tmp_path, bad, "-n", check=False)
+    assert proc.returncode != 0
+    assert "config key 'statistics.fdr': 2 is greater than the maximum of 1" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
