@@ -8,8 +8,10 @@ from plmxai.stats import (
     point_biserial,
     protein_correlations,
     rank_biserial,
-    test_correlations as run_tests,
     wilcoxon_greater,
+)
+from plmxai.stats import (
+    test_correlations as run_tests,
 )
 
 

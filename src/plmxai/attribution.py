@@ -9,7 +9,7 @@ the Gauss-Legendre rule is accurate where Riemann sums miss completeness by tens
 from __future__ import annotations
 
 import logging
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd

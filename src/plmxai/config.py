@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+
 class ConfigError(ValueError):
     pass
 

@@ -12,8 +12,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -124,7 +125,7 @@ class ParquetStreamWriter:
         except RuntimeError:
             pass
 
-    def __enter__(self) -> "ParquetStreamWriter":
+    def __enter__(self) -> ParquetStreamWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

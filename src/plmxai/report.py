@@ -52,7 +52,7 @@ def _table(df: pd.DataFrame, float_fmt="{:.3g}", row_class=None, max_rows: int |
         df = df.head(max_rows)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = []
-    for i, (_, row) in enumerate(df.iterrows()):
+    for _, row in df.iterrows():
         cells = []
         for v in row:
             if isinstance(v, (float, np.floating)):
@@ -189,7 +189,7 @@ def build_report(
     parts = [f"<h1>{html.escape(title)}</h1>"]
     parts.append(
         f'<p class="note">Run <b>{html.escape(config["run"])}</b>, written '
-        f'{_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}.</p>'
+        f'{_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}.</p>'
     )
     parts.append(
         "<nav>" + "".join(f'<a href="#{a}">{t}</a>' for a, t in [
@@ -271,7 +271,11 @@ def build_report(
         f"tests; significant rows (q &lt; {s['fdr']}) shaded.</p>"
     )
     if len(stats):
-        parts.append(_table(stats, row_class=lambda r: "sig" if r["significant"] else ""))
+        shown_cols = ["layer", "head", "annotation_type", "class", "n_proteins", "median_r",
+                      "fraction_positive", "rank_biserial", "p_value", "q_value", "significant"]  # fmt: skip
+        parts.append(_table(stats[shown_cols], row_class=lambda r: "sig" if r["significant"] else ""))
+        parts.append('<p class="note">All columns (mean r, W statistic, proteins excluded for an '
+                     "undefined r, number of tests) are in statistics/statistics.parquet.</p>")
     else:
         parts.append("<p>No test could be made (no attributed protein carries an annotation).</p>")
 
