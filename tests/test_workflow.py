@@ -116,3 +116,43 @@ def test_bad_config_stops_at_start(tmp_path):
     assert proc.returncode != 0
     assert "config key 'statistics.fdr': 2 is greater than the maximum of 1" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.realdata
+def test_real_swissprot_subset_with_esm2_8m_architecture(shared_data, tmp_path):
+    """Real enzymes, the real ESM-2 8M architecture (random weights), through the report."""
+    import shutil
+
+    cfg = {
+        "run": "real",
+        "data": {
+            "source": "uniprot_tsv",
+            "tsv": str(shared_data / "uniprot" / "swissprot_enzymes_sites.tsv"),
+            "max_per_class": 12, "min_class_size": 12, "max_length": 200, "overlong": "crop",
+            "features": ["ACT_SITE", "BINDING", "SITE"],
+            "split": {"method": "homology" if shutil.which("mmseqs") else "random",
+                      "train": 0.5, "val": 0.2, "test": 0.3},
+        },
+        "model": {"source": "random",
+                  "config_dir": str(shared_data / "esm2_configs" / "esm2_t6_8M_UR50D")},
+        "training": {"epochs": 1, "batch_size": 8, "learning_rate": 0.0001},
+        "neurons": {"split": "test"},
+        "attribution": {"n_steps": 16, "max_proteins": 6},
+        "statistics": {"min_proteins": 3},
+    }  # fmt: skip
+    snakemake(tmp_path, write_config(tmp_path / "real.yaml", cfg))
+    out = tmp_path / "results" / "real"
+    proteins = pd.read_parquet(out / "data" / "proteins.parquet")
+    assert proteins["label"].value_counts().to_dict() == {"1": 12, "2": 12, "3": 12, "4": 12, "5": 12, "6": 12}
+    assert proteins["length"].max() <= 200
+    neurons = pd.read_parquet(out / "neurons" / "neuron_activation.parquet")
+    assert neurons[["layer", "site", "neuron"]].drop_duplicates().shape[0] == 17280
+    rel = pd.read_parquet(out / "attribution" / "relevance.parquet")
+    assert rel["accession"].nunique() == 6
+    comp = pd.read_parquet(out / "attribution" / "completeness.parquet")
+    assert comp["f_input"].notna().all()
+    stats = pd.read_parquet(out / "statistics" / "statistics.parquet")
+    assert "active_site" in set(stats["annotation_type"])
+    assert (stats["q_value"].dropna().between(0, 1)).all()
+    html = (out / "report.html").read_text()
+    assert "swissprot_enzymes_sites.tsv" in html and "17280 neurons" in html.replace(",", "")

@@ -62,6 +62,10 @@ def _check_consistency(cfg: dict[str, Any]) -> None:
         raise ConfigError("config keys 'data.split.train' and 'data.split.test' must be > 0")
     if cfg["data"]["source"] == "uniprot_tsv" and not cfg["data"]["tsv"]:
         raise ConfigError("config key 'data.tsv' is required when data.source is uniprot_tsv")
+    if cfg["data"]["label"] in ("go", "keyword") and not cfg["data"]["positive"]:
+        raise ConfigError(
+            f"config key 'data.positive' is required when data.label is {cfg['data']['label']}"
+        )
     syn = cfg["data"]["synthetic"]
     if syn["min_length"] > syn["max_length"]:
         raise ConfigError(

@@ -19,11 +19,13 @@ from .attribution import embedding_ig
 from .io import ParquetStreamWriter, config_hash, sha256_file, write_json, write_parquet
 from .modeling import build_model, load_model, pick_device, save_model, tokenizer_source
 from .neurons import activation_scores
+from . import homology
+from .lengths import apply_length_policy
 from .splits import stratified_split
 from .synthetic import DemoSpec, generate, write_tsv
 from .tokenize import load_tokenizer, tokenize_proteins
 from .training import TrainOptions, finetune, metrics, predictions_table
-from .uniprot import ReadOptions, read_uniprot_tsv
+from .uniprot import ReadOptions, drop_small_classes, read_uniprot_tsv
 
 log = logging.getLogger("plmxai")
 
@@ -51,34 +53,61 @@ def synthetic_source(cfg: dict, out_tsv, out_provenance) -> None:
     log.info("wrote %d synthetic proteins, motifs %s", len(df), motifs)
 
 
-def prepare_data(cfg: dict, tsv, out_proteins, out_annotations, out_summary) -> None:
-    """UniProt TSV -> proteins.parquet (with labels and splits) + annotations.parquet."""
+def prepare_data(cfg: dict, tsv, out_proteins, out_annotations, out_summary, threads: int = 1) -> None:
+    """UniProt TSV -> proteins.parquet (labels, length policy, splits) + annotations.parquet.
+
+    Nothing is written unless every step succeeds.
+    """
     d = cfg["data"]
     opts = ReadOptions(
         label=d["label"], ec_level=d["ec_level"], multi_ec=d["multi_ec"],
-        lowercase=d["lowercase"], min_class_size=d["min_class_size"],
-        features=tuple(d["features"]),
+        lowercase=d["lowercase"], min_class_size=1, features=tuple(d["features"]),
+        evidence=tuple(d["evidence"]), positive=d["positive"],
     )  # fmt: skip
     proteins, annotations, report = read_uniprot_tsv(tsv, opts)
+    proteins, annotations, length_counts = apply_length_policy(
+        proteins, annotations, d["max_length"], d["overlong"], source=tsv
+    )
+    proteins, annotations = drop_small_classes(proteins, annotations, d["min_class_size"], report)
+    if d["max_per_class"]:
+        proteins = subsample_per_class(proteins, d["max_per_class"], cfg["seed"])
+        annotations = annotations[annotations["accession"].isin(proteins["accession"])]
     if proteins["label"].nunique() < 2:
         raise ValueError(
             f"{tsv}: fewer than 2 classes left after filtering "
-            f"(classes {sorted(proteins['label'].unique())}, dropped {dict(report.dropped)})"
+            f"(classes {sorted(proteins['label'].unique())}, dropped {dict(report.dropped)}, "
+            f"length policy {length_counts})"
         )
     labels = sorted(proteins["label"].unique(), key=_label_key)
     proteins["label_id"] = proteins["label"].map({lab: i for i, lab in enumerate(labels)})
     sp = d["split"]
     fractions = {"train": sp["train"], "val": sp["val"], "test": sp["test"]}
-    proteins["split"] = stratified_split(proteins["label"], fractions, cfg["seed"]).to_numpy()
-    proteins["cluster"] = proteins["accession"]  # random split: every protein its own cluster
+    split_info: dict = {"method": sp["method"]}
+    if sp["method"] == "homology":
+        clusters = homology.cluster(proteins, sp["min_seq_id"], sp["coverage"], threads)
+        proteins["cluster"] = clusters.to_numpy()
+        proteins["split"] = homology.cluster_split(
+            proteins["label"], proteins["cluster"], fractions, cfg["seed"]
+        ).to_numpy()
+        split_info.update(
+            {"clusters": int(proteins["cluster"].nunique()), "min_seq_id": sp["min_seq_id"],
+             "coverage": sp["coverage"], **homology.max_identity_to_train(proteins, threads)}
+        )  # fmt: skip
+    else:
+        proteins["split"] = stratified_split(proteins["label"], fractions, cfg["seed"]).to_numpy()
+        proteins["cluster"] = proteins["accession"]  # every protein its own cluster
+    for split in ("train", "test"):
+        empty = [c for c in labels if not ((proteins["split"] == split) & (proteins["label"] == c)).any()]
+        if empty:
+            log.warning("classes %s have no %s proteins (clusters too few or too large)", empty, split)
     prov = {"stage": "data", "config_hash": config_hash([d, cfg["seed"]]), "source": str(tsv)}
-    write_parquet(proteins, out_proteins, prov)
-    write_parquet(annotations, out_annotations, prov)
     summary = report.as_dict()
     summary.update(
         {
             "sha256": sha256_file(tsv),
             "labels": labels,
+            "length_policy": {"max_length": d["max_length"], "policy": d["overlong"], **length_counts},
+            "split": split_info,
             "class_counts": {str(k): int(v) for k, v in proteins["label"].value_counts().items()},
             "split_counts": proteins.groupby(["split", "label"]).size().unstack(fill_value=0)
             .to_dict(orient="index"),
@@ -90,8 +119,21 @@ def prepare_data(cfg: dict, tsv, out_proteins, out_annotations, out_summary) -> 
             },
         }
     )
+    write_parquet(proteins.reset_index(drop=True), out_proteins, prov)
+    write_parquet(annotations.reset_index(drop=True), out_annotations, prov)
     write_json(summary, out_summary)
-    log.info("read %s: kept %d of %d rows; %d annotations", tsv, report.kept, report.rows, len(annotations))
+    log.info("read %s: kept %d of %d rows; %d annotations; split %s", tsv, len(proteins),
+             report.rows, len(annotations), split_info)  # fmt: skip
+
+
+def subsample_per_class(proteins: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """At most n proteins per class, a seeded random subset, in the input order."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for _, g in proteins.groupby("label", sort=True):
+        idx = g.index.to_numpy()
+        keep.extend(idx if len(idx) <= n else rng.choice(idx, size=n, replace=False))
+    return proteins.loc[sorted(keep)].reset_index(drop=True)
 
 
 def _label_key(label: str):
@@ -100,18 +142,20 @@ def _label_key(label: str):
 
 
 def tokenize(cfg: dict, proteins_path, out_tokens, out_summary) -> None:
-    """cfg: {"tokenize": ..., "tokenizer": model folder or hub name, or None for ESM-2's}."""
+    """cfg: {"tokenizer": model folder or hub name, or None for ESM-2's alphabet}.
+
+    The length policy ran in the data stage; a sequence over ESM-2's 1022 residues here stops.
+    """
     proteins = pd.read_parquet(proteins_path)
     tok = load_tokenizer(cfg.get("tokenizer"))
-    t = cfg["tokenize"]
+    t = {"max_residues": 1022, "overlong": "error"}
     tokens, summary = tokenize_proteins(proteins, tok, t["max_residues"], t["overlong"])
     for split in ("train", "test"):
         if not (tokens["split"] == split).any():
             raise ValueError(f"{proteins_path}: no {split} proteins left after tokenisation")
     write_parquet(tokens, out_tokens, {"stage": "tokenize", "config_hash": config_hash(t)})
     write_json(summary, out_summary)
-    log.info("tokenized %d proteins, skipped %d over %d residues",
-             summary["tokenized"], summary["skipped_overlong"], t["max_residues"])  # fmt: skip
+    log.info("tokenized %d proteins", summary["tokenized"])
 
 
 def train_model(

@@ -176,7 +176,6 @@ def build_report(
     from .neurons import site_summary
 
     data_summary = yaml.safe_load(Path(inputs["data_summary"]).read_text())
-    tok_summary = yaml.safe_load(Path(inputs["tokenize_summary"]).read_text())
     history = pd.read_parquet(inputs["training"])
     preds = pd.read_parquet(inputs["predictions"])
     neurons = pd.read_parquet(inputs["neurons"])
@@ -208,7 +207,10 @@ def build_report(
         "classes dropped (min_class_size)": data_summary["classes_dropped"] or "none",
         "sequences upper-cased": data_summary["uppercased"],
         "features with uncertain positions skipped": data_summary["uncertain_positions_skipped"],
-        "skipped as longer than max_residues": tok_summary["skipped_overlong"],
+        "length policy": _length_text(data_summary.get("length_policy", {})),
+        "evidence filter": (", ".join(config["data"]["evidence"]) or "none")
+        + f" ({data_summary.get('evidence_filtered', 0)} features removed)",
+        "split": _split_text(data_summary.get("split", {})),
         "length min / median / max": "{min} / {median:g} / {max}".format(**data_summary["length"]),
         "annotations per type": data_summary["annotation_counts"],
     }))  # fmt: skip
@@ -290,6 +292,23 @@ def build_report(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>\n{body}\n</body></html>\n"
     )
+
+
+def _length_text(lp: dict) -> str:
+    if not lp:
+        return "n/a"
+    return (f"max {lp['max_length']} residues, policy {lp['policy']}: {lp['overlong']} longer, "
+            f"{lp['skipped']} skipped, {lp['cropped']} cropped "
+            f"({lp['annotations_outside_window']} annotations outside the kept windows)")  # fmt: skip
+
+
+def _split_text(sp: dict) -> str:
+    if sp.get("method") != "homology":
+        return "random, stratified by class"
+    return (f"homology (MMseqs2, identity >= {sp['min_seq_id']}, coverage {sp['coverage']}): "
+            f"{sp['clusters']} clusters; highest test-to-train identity "
+            f"{sp['max_test_train_identity']:.2f} ({sp['test_proteins_with_train_hit']} test "
+            "proteins with any hit in train)")  # fmt: skip
 
 
 def _track_choice(relevance, annotations, preds, n) -> list[str]:

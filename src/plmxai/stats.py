@@ -27,9 +27,13 @@ def point_biserial(values: np.ndarray, mask: np.ndarray) -> float:
 def annotation_masks(annotations: pd.DataFrame, length: int) -> dict[str, np.ndarray]:
     """Annotation type -> boolean mask over residues 1..length."""
     out: dict[str, np.ndarray] = {}
-    for rec in annotations.itertuples(index=False):
+    pair = annotations["pair"] if "pair" in annotations else pd.Series(False, index=annotations.index)
+    for rec, is_pair in zip(annotations.itertuples(index=False), pair):
         m = out.setdefault(rec.type, np.zeros(length, dtype=bool))
-        m[rec.start - 1 : rec.end] = True
+        if is_pair:  # a disulfide bond or cross-link: its two residues, not the stretch between
+            m[[rec.start - 1, rec.end - 1]] = True
+        else:
+            m[rec.start - 1 : rec.end] = True
     return out
 
 

@@ -94,7 +94,7 @@ def predictions_table(model, tokens: pd.DataFrame, batch_size: int = 32) -> pd.D
 def _evaluate(model, tokens, batch_size) -> dict:
     logits = predict_logits(model, tokens, batch_size)
     y = tokens["label_id"].to_numpy()
-    loss = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)).item()
+    loss = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.tensor(y)).item()
     return {"loss": loss, **metrics(y, logits.argmax(1), logits.shape[1])}
 
 

@@ -19,14 +19,48 @@ from pathlib import Path
 
 import pandas as pd
 
-# UniProt feature keyword -> (annotation type used in tables and statistics)
+# UniProt feature keyword -> annotation type used in tables and statistics
 FEATURE_TYPES = {
     "ACT_SITE": "active_site",
     "BINDING": "binding_site",
     "SITE": "site",
+    "METAL": "metal_binding",
+    "TRANSMEM": "transmembrane",
+    "INTRAMEM": "intramembrane",
+    "MOTIF": "motif",
+    "REGION": "region",
+    "DOMAIN": "domain",
+    "ZN_FING": "zinc_finger",
+    "DNA_BIND": "dna_binding",
+    "MOD_RES": "modified_residue",
+    "CARBOHYD": "glycosylation",
+    "LIPID": "lipidation",
+    "DISULFID": "disulfide_bond",
+    "CROSSLNK": "cross_link",
 }
-# TSV column that carries each feature keyword
-FEATURE_COLUMNS = {"Active site": "ACT_SITE", "Binding site": "BINDING", "Site": "SITE"}
+# TSV column (the REST API's `format=tsv` header for fields ft_act_site, ft_binding, ...)
+# -> the feature keyword its cells carry
+FEATURE_COLUMNS = {
+    "Active site": "ACT_SITE",
+    "Binding site": "BINDING",
+    "Site": "SITE",
+    "Metal binding": "METAL",
+    "Transmembrane": "TRANSMEM",
+    "Intramembrane": "INTRAMEM",
+    "Motif": "MOTIF",
+    "Region": "REGION",
+    "Domain [FT]": "DOMAIN",
+    "Zinc finger": "ZN_FING",
+    "DNA binding": "DNA_BIND",
+    "Modified residue": "MOD_RES",
+    "Glycosylation": "CARBOHYD",
+    "Lipidation": "LIPID",
+    "Disulfide bond": "DISULFID",
+    "Cross-link": "CROSSLNK",
+}
+# A range of these is a bond between its two end residues, not a stretch of residues
+PAIR_FEATURES = frozenset({"DISULFID", "CROSSLNK"})
+ALL_FEATURES = tuple(FEATURE_TYPES)
 
 # ESM-2's alphabet: the 20 standard amino acids and X, B, U, Z, O
 VALID_RESIDUES = frozenset("ACDEFGHIKLMNPQRSTVWYXBUZO")
@@ -52,7 +86,11 @@ class ReadOptions:
     multi_ec: str = "drop"  # entries whose EC numbers disagree at ec_level: "drop" or "first"
     lowercase: str = "upper"  # lower-case sequence letters: "upper" (counted) or "error"
     min_class_size: int = 1
-    features: tuple[str, ...] = ("ACT_SITE", "BINDING", "SITE")
+    features: tuple[str, ...] = ALL_FEATURES
+    # keep only features whose evidence carries one of these ECO codes (empty: keep all);
+    # e.g. ("ECO:0000269",) for experimental evidence
+    evidence: tuple[str, ...] = ()
+    positive: str = ""  # label "go" / "keyword": the GO id or keyword that makes a protein positive
 
 
 @dataclass
@@ -66,6 +104,7 @@ class ReadReport:
     uppercased: int = 0
     features: Counter = field(default_factory=Counter)
     uncertain_positions_skipped: int = 0
+    evidence_filtered: int = 0
     classes_dropped: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -77,6 +116,7 @@ class ReadReport:
             "uppercased": self.uppercased,
             "features": dict(self.features),
             "uncertain_positions_skipped": self.uncertain_positions_skipped,
+            "evidence_filtered": self.evidence_filtered,
             "classes_dropped": self.classes_dropped,
         }
 
@@ -155,6 +195,46 @@ def ec_label(ec_field: str, level: int, multi: str) -> tuple[str | None, str]:
     return complete[0], ""
 
 
+# METAL entries were merged into BINDING by UniProt in 2022; older exports carry them
+# in either column
+ALLOWED_IN_COLUMN = {"Binding site": {"BINDING", "METAL"}, "Metal binding": {"METAL", "BINDING"}}
+_ECO_RE = re.compile(r"ECO:\d{7}")
+
+
+def _has_evidence(evidence: str, wanted: tuple[str, ...]) -> bool:
+    return bool(set(_ECO_RE.findall(evidence)) & set(wanted))
+
+
+def label_column(opt: ReadOptions) -> str:
+    if opt.label == "ec":
+        return "EC number"
+    if opt.label == "go":
+        return "Gene Ontology IDs"
+    if opt.label == "keyword":
+        return "Keyword ID" if opt.positive.startswith("KW-") else "Keywords"
+    raise ValueError(f"label must be 'ec', 'go' or 'keyword', got {opt.label!r}")
+
+
+def binary_label(cell: str, positive: str) -> str:
+    """'positive' when the GO id / keyword is among the cell's `;`-separated terms."""
+    terms = {t.strip() for t in cell.split(";")}
+    return "positive" if positive in terms else "negative"
+
+
+def drop_small_classes(prot: pd.DataFrame, ann: pd.DataFrame, min_size: int, report: ReadReport):
+    """Drop classes with fewer than min_size proteins, counting them in the report."""
+    if min_size <= 1 or prot.empty:
+        return prot, ann
+    sizes = prot["label"].value_counts()
+    small = sorted(sizes[sizes < min_size].index)
+    if small:
+        report.classes_dropped += [str(s) for s in small]
+        report.dropped["class smaller than min_class_size"] += int(sizes[small].sum())
+        prot = prot[~prot["label"].isin(small)].reset_index(drop=True)
+        ann = ann[ann["accession"].isin(prot["accession"])].reset_index(drop=True)
+    return prot, ann
+
+
 def _open_text(path: Path):
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
@@ -179,7 +259,8 @@ def read_uniprot_tsv(
                 header = next(reader)
             except StopIteration:
                 raise UniProtFormatError(path, 1, "empty file: no header line") from None
-            required = ["Entry", "Sequence"] + (["EC number"] if opt.label == "ec" else [])
+            label_col = label_column(opt)
+            required = ["Entry", "Sequence", label_col]
             missing = [c for c in required if c not in header]
             if missing:
                 raise UniProtFormatError(
@@ -231,8 +312,9 @@ def read_uniprot_tsv(
                             f"{acc}: Length {stated!r} but the sequence has {len(seq)} residues",
                         )  # fmt: skip
                 ec = row[col["EC number"]].strip() if "EC number" in col else ""
-                label = None
-                if opt.label == "ec":
+                if opt.label != "ec":
+                    label = binary_label(row[col[label_col]], opt.positive)
+                else:
                     try:
                         label, reason = ec_label(ec, opt.ec_level, opt.multi_ec)
                     except ValueError as err:
@@ -254,7 +336,7 @@ def read_uniprot_tsv(
                             path, lineno, f"{acc}, column {colname!r}: {err}"
                         ) from None
                     for f in parsed:
-                        if f["key"] != key:
+                        if f["key"] not in ALLOWED_IN_COLUMN.get(colname, {key}):
                             raise UniProtFormatError(
                                 path, lineno,
                                 f"{acc}, column {colname!r}: unexpected feature {f['key']!r}",
@@ -276,11 +358,15 @@ def read_uniprot_tsv(
                                 f"({len(seq)} residues)",
                             )  # fmt: skip
                         q = f["qualifiers"]
+                        if opt.evidence and not _has_evidence(q.get("evidence", ""), opt.evidence):
+                            report.evidence_filtered += 1
+                            continue
                         feats.append(
                             {
                                 "accession": acc,
-                                "feature": key,
-                                "type": FEATURE_TYPES[key],
+                                "feature": f["key"],
+                                "type": FEATURE_TYPES[f["key"]],
+                                "pair": f["key"] in PAIR_FEATURES,
                                 "start": start,
                                 "end": end,
                                 "note": q.get("note", ""),
@@ -304,16 +390,10 @@ def read_uniprot_tsv(
     )
     ann = pd.DataFrame(
         annotations,
-        columns=["accession", "feature", "type", "start", "end", "note", "evidence", "ligand"],
-    )
-    if opt.min_class_size > 1 and len(prot):
-        sizes = prot["label"].value_counts()
-        small = sorted(sizes[sizes < opt.min_class_size].index)
-        if small:
-            report.classes_dropped = [str(s) for s in small]
-            report.dropped["class smaller than min_class_size"] += int(sizes[small].sum())
-            prot = prot[~prot["label"].isin(small)]
-            ann = ann[ann["accession"].isin(prot["accession"])]
+        columns=["accession", "feature", "type", "pair", "start", "end", "note", "evidence",
+                 "ligand"],
+    )  # fmt: skip
+    prot, ann = drop_small_classes(prot, ann, opt.min_class_size, report)
     if prot.empty:
         raise UniProtFormatError(path, None, f"no usable entries (dropped: {dict(report.dropped)})")
     report.kept = len(prot)

@@ -21,6 +21,9 @@ def LOG(name):
 
 
 def raw_tsv(wildcards=None):
-    if config["data"]["source"] == "synthetic":
+    source = config["data"]["source"]
+    if source == "synthetic":
         return R("data/raw/uniprot.tsv")
+    if source == "uniprot_rest":
+        return R("data/raw/uniprot.tsv.gz")
     return config["data"]["tsv"]

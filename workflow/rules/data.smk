@@ -13,6 +13,22 @@ rule synthetic:
         "../scripts/synthetic.py"
 
 
+rule download:
+    output:
+        tsv=R("data/raw/uniprot.tsv.gz"),
+        provenance=R("data/raw/provenance.json"),
+    params:
+        rest=config["data"]["rest"],
+    resources:
+        runtime=240,
+    log:
+        LOG("download"),
+    conda:
+        "../../envs/plmxai.yaml"
+    script:
+        "../scripts/download.py"
+
+
 rule data:
     input:
         tsv=raw_tsv(),
@@ -21,8 +37,9 @@ rule data:
         annotations=R("data/annotations.parquet"),
         summary=R("data/data_summary.json"),
     params:
-        data=config["data"],
+        data={k: v for k, v in config["data"].items() if k not in ("synthetic", "rest")},
         seed=config["seed"],
+    threads: workflow.cores
     log:
         LOG("data"),
     conda:
@@ -38,7 +55,6 @@ rule tokenize:
         tokens=R("tokens/tokens.parquet"),
         summary=R("tokens/tokenize_summary.json"),
     params:
-        tokenize=config["tokenize"],
         tokenizer=tokenizer_source(config["model"]),
     log:
         LOG("tokenize"),

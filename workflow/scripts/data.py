@@ -6,4 +6,5 @@ with job_log(sm.log[0], sm.output):
     prepare_data(
         {"data": sm.params.data, "seed": sm.params.seed},
         sm.input.tsv, sm.output.proteins, sm.output.annotations, sm.output.summary,
+        threads=sm.threads,
     )  # fmt: skip

@@ -3,7 +3,4 @@ from plmxai.runlog import job_log
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0], sm.output):
-    tokenize(
-        {"tokenize": sm.params.tokenize, "tokenizer": sm.params.tokenizer},
-        sm.input.proteins, sm.output.tokens, sm.output.summary,
-    )  # fmt: skip
+    tokenize({"tokenizer": sm.params.tokenizer}, sm.input.proteins, sm.output.tokens, sm.output.summary)
