@@ -11,6 +11,7 @@ from plmxai.lengths import SequenceTooLongError, apply_length_policy, best_windo
 from plmxai.pipeline import prepare_data
 from plmxai.stats import annotation_masks
 from plmxai.uniprot import ReadOptions, read_uniprot_tsv
+from tests.test_uniprot import BAD_INPUTS, HEADER, row
 
 needs_mmseqs = pytest.mark.skipif(shutil.which("mmseqs") is None, reason="mmseqs2 not installed")
 
@@ -126,13 +127,13 @@ def _cfg(**data):
     [
         ([{"Entry": "A", "Sequence": "MKV", "EC number": "1.1.1.1"}] * 1
          + [{"Entry": "B", "Sequence": "MKV", "EC number": "1.2.1.1"}],
-         {"split": {"method": "random"}}, r"fewer than 2 classes left after filtering"),
+         {"split": {"method": "random"}}, r"only class\(es\) \['1'\] left after filtering"),
         ([{"Entry": "A", "Sequence": "MKV" * 10, "EC number": "1.1.1.1"},
           {"Entry": "B", "Sequence": "MKV", "EC number": "2.1.1.1"}],
          {"max_length": 10, "overlong": "error"}, r"line 2: A has 30 residues > data.max_length=10"),
         ([{"Entry": "A", "Sequence": "MKV", "EC number": "1.1.1.1"},
           {"Entry": "B", "Sequence": "MKV", "EC number": "2.1.1.1"}],
-         {"label": "keyword", "positive": "Ligase"}, r"fewer than 2 classes .*\['negative'\]"),
+         {"label": "keyword", "positive": "Ligase"}, r"only class\(es\) \['negative'\] left after filtering"),
     ],
 )  # fmt: skip
 def test_bad_input_writes_nothing(tmp_path, rows, data, message):
@@ -143,6 +144,31 @@ def test_bad_input_writes_nothing(tmp_path, rows, data, message):
         prepare_data({**cfg, "data": {**cfg["data"], "tsv": str(src)}}, src, *outs)
     assert not any(o.exists() for o in outs)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("text, message", BAD_INPUTS + [
+    (HEADER + row(seq="mktayiakqr"), r"line 2: lower-case letters in the sequence of P1"),
+])  # fmt: skip
+def test_bad_input_corpus_through_the_data_stage(tmp_path, text, message):
+    """Every broken input stops the data stage with its message, and nothing is written."""
+    src = tmp_path / "bad.tsv"
+    src.write_text(text)
+    cfg = _cfg(tsv=str(src), lowercase="error", split={"method": "random"})
+    outs = [tmp_path / "out" / n for n in ("proteins.parquet", "annotations.parquet", "summary.json")]
+    with pytest.raises(ValueError, match=message):
+        prepare_data(cfg, src, *outs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_truncated_gzip_through_the_data_stage(tmp_path):
+    import gzip
+
+    src = tmp_path / "bad.tsv.gz"
+    src.write_bytes(gzip.compress((HEADER + "".join(row(f"P{i}") for i in range(500))).encode())[:-30])
+    outs = [tmp_path / "out" / n for n in ("proteins.parquet", "annotations.parquet", "summary.json")]
+    with pytest.raises(ValueError, match=r"bad.tsv.gz: unreadable"):
+        prepare_data(_cfg(tsv=str(src)), src, *outs)
+    assert not (tmp_path / "out").exists()
 
 
 @needs_mmseqs

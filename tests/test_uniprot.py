@@ -96,9 +96,7 @@ def test_min_class_size_drops_and_counts(tmp_path):
     assert rep.classes_dropped == ["1"] and rep.dropped["class smaller than min_class_size"] == 1
 
 
-@pytest.mark.parametrize(
-    "text, message",
-    [
+BAD_INPUTS = [
         ("", r"line 1: empty file"),
         ("Entry\tSequence\n", r"line 1: missing column\(s\) \['EC number'\]"),
         (HEADER + "P1\tP1_X\t10\n", r"line 2: 3 columns, header has 8"),
@@ -111,8 +109,10 @@ def test_min_class_size_drops_and_counts(tmp_path):
         (HEADER + row(ec="3.1.1"), r"line 2: P1: malformed EC number '3.1.1'"),
         (HEADER + row(act="garbage here"), r"line 2: P1, column 'Active site': cannot parse"),
         (HEADER + row(ec=""), r"no usable entries \(dropped: \{'no EC number': 1\}\)"),
-    ],
-)  # fmt: skip
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text, message", BAD_INPUTS)
 def test_bad_input_names_file_line_and_value(tmp_path, text, message):
     p = write(tmp_path, text)
     with pytest.raises(UniProtFormatError, match=message) as err:

@@ -74,9 +74,9 @@ def prepare_data(cfg: dict, tsv, out_proteins, out_annotations, out_summary, thr
         annotations = annotations[annotations["accession"].isin(proteins["accession"])]
     if proteins["label"].nunique() < 2:
         raise ValueError(
-            f"{tsv}: fewer than 2 classes left after filtering "
-            f"(classes {sorted(proteins['label'].unique())}, dropped {dict(report.dropped)}, "
-            f"length policy {length_counts})"
+            f"{tsv}: only class(es) {sorted(proteins['label'].unique())} left after filtering; "
+            f"a classifier needs at least 2 (dropped: {dict(report.dropped)}, classes dropped "
+            f"by min_class_size: {report.classes_dropped}, length policy: {length_counts})"
         )
     labels = sorted(proteins["label"].unique(), key=_label_key)
     proteins["label_id"] = proteins["label"].map({lab: i for i, lab in enumerate(labels)})
@@ -122,8 +122,9 @@ def prepare_data(cfg: dict, tsv, out_proteins, out_annotations, out_summary, thr
     write_parquet(proteins.reset_index(drop=True), out_proteins, prov)
     write_parquet(annotations.reset_index(drop=True), out_annotations, prov)
     write_json(summary, out_summary)
-    log.info("read %s: kept %d of %d rows; %d annotations; split %s", tsv, len(proteins),
-             report.rows, len(annotations), split_info)  # fmt: skip
+    log.info("read %s: kept %d of %d rows (dropped %s); %d annotations; length policy %s; "
+             "split %s", tsv, len(proteins), report.rows, dict(report.dropped), len(annotations),
+             length_counts, split_info)  # fmt: skip
 
 
 def subsample_per_class(proteins: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
