@@ -14,13 +14,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import __version__
+from . import __version__, homology
 from .attribution import embedding_ig
 from .io import ParquetStreamWriter, config_hash, sha256_file, write_json, write_parquet
+from .lengths import apply_length_policy
 from .modeling import build_model, load_model, pick_device, save_model, tokenizer_source
 from .neurons import activation_scores
-from . import homology
-from .lengths import apply_length_policy
 from .splits import stratified_split
 from .synthetic import DemoSpec, generate, write_tsv
 from .tokenize import load_tokenizer, tokenize_proteins
