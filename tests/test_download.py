@@ -471,3 +471,40 @@ def test_interrupt_removes_temporary_file(serve, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run(serve(faults={(2, 0): "500"}), tmp_path, sleep=interrupted_sleep)
     assert_nothing_written(tmp_path)
+
+
+# ---------------------------------------------------------------- through the workflow
+
+
+@pytest.mark.integration
+def test_workflow_download_rule(serve, tmp_path):
+    """`data.source: uniprot_rest` downloads through the fault, then the data stage reads it."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+    import yaml
+
+    from tests.conftest import ROOT
+
+    rows = [f"Q{i:05d}\t{'MKTAYIAKQRW' * (2 + i % 3)}\t{1 + i % 2}.1.1.{i}\t"
+            f'ACT_SITE {3 + i % 5}; /evidence="ECO:0000269"' for i in range(23)]  # fmt: skip
+    server = serve(rows=rows, faults={(1, 0): "500", (3, 0): "reset"})
+    cfg = {"run": "rest", "data": {
+        "source": "uniprot_rest", "min_class_size": 1, "split": {"method": "random"},
+        "rest": {"base_url": server.url, "page_size": PAGE_SIZE, "query": QUERY, "fields": FIELDS}}}  # fmt: skip
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    target = "results/rest/data/proteins.parquet"
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
+         str(tmp_path), "--configfile", str(tmp_path / "c.yaml"), "--cores", "1", target],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    prov = json.loads((tmp_path / "results/rest/data/raw/provenance.json").read_text())
+    assert prov["rows"] == 23 and prov["pages"] == 5 and prov["retries"] == 2
+    assert prov["uniprot_release"] == "2099_01"
+    prot = pd.read_parquet(tmp_path / target)
+    assert len(prot) == 23 and set(prot["label"]) == {"1", "2"}
+    log = (tmp_path / "results/rest/logs/download.log").read_text()
+    assert "HTTP 500" in log and "done in" in log.splitlines()[-1]

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 CONFIG = {
     "run": "itest",
     "seed": 0,
-    "data": {"source": "synthetic", "synthetic": {"n_proteins": 3000}},
+    "data": {"source": "synthetic", "synthetic": {"n_proteins": 3000}, "split": {"method": "random"}},
     "training": {"epochs": 25, "batch_size": 32, "learning_rate": 0.003},
     "attribution": {"n_steps": 100, "max_proteins": 160},
     "statistics": {"fdr": 0.05},
