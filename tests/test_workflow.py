@@ -15,7 +15,8 @@ CONFIG = {
     "run": "itest",
     "seed": 0,
     "data": {"source": "synthetic", "synthetic": {"n_proteins": 3000}, "split": {"method": "random"}},
-    "training": {"epochs": 25, "batch_size": 32, "learning_rate": 0.003},
+    "variants": ["finetuned", "shuffled"],
+    "training": {"epochs": 35, "batch_size": 32, "learning_rate": 0.003},
     "attribution": {"n_steps": 100, "max_proteins": 160},
     "statistics": {"fdr": 0.05},
 }
@@ -65,47 +66,60 @@ def test_demo_tables(demo_run):
     proteins = pd.read_parquet(out / "data" / "proteins.parquet")
     assert len(proteins) == 3000 and proteins["split"].value_counts().to_dict() == {
         "train": 2100, "test": 600, "val": 300}
-    preds = pd.read_parquet(out / "model" / "predictions.parquet")
+    ft, sh = out / "finetuned", out / "shuffled"
+    preds = pd.read_parquet(ft / "model" / "predictions.parquet")
     test = preds[preds["split"] == "test"]
     assert test["correct"].mean() >= 0.9
-    training = pd.read_parquet(out / "model" / "training.parquet")
-    assert len(training) == 25 and training["kept"].sum() == 1
-    stats = pd.read_parquet(out / "statistics" / "statistics.parquet")
+    metrics = pd.read_parquet(ft / "model" / "metrics.parquet").set_index(["split", "class", "metric"])
+    acc = metrics.loc[("test", "all", "accuracy")]
+    assert acc["value"] == pytest.approx(test["correct"].mean())
+    assert acc["ci_low"] < acc["value"] < acc["ci_high"] and acc["n"] == 600
+    # the control: permuted labels leave the model at chance, far below the fine-tuned one
+    sh_acc = pd.read_parquet(sh / "model" / "metrics.parquet").set_index(["split", "class", "metric"]).loc[
+        ("test", "all", "accuracy")]
+    assert sh_acc["ci_high"] < 0.4 < 0.9 < acc["ci_low"]
+    training = pd.read_parquet(ft / "model" / "training.parquet")
+    assert len(training) == 35 and training["kept"].sum() == 1
+    assert (training["padding_fraction"] < 0.05).all()  # length batching
+    assert not (ft / "model" / "checkpoint").exists()  # removed once the run completed
+    stats = pd.read_parquet(ft / "statistics" / "statistics.parquet")
     motif = stats[(stats["annotation_type"] == "active_site") & (stats["class"] == "all")].iloc[0]
     assert motif["q_value"] < 0.01 and motif["median_r"] > 0 and motif["n_proteins"] == 160
-    neurons = pd.read_parquet(out / "neurons" / "neuron_activation.parquet")
+    neurons = pd.read_parquet(ft / "neurons" / "neuron_activation.parquet")
     assert len(neurons) == 4 * 2 * (4 * 64 + 128 + 64)
-    comp = pd.read_parquet(out / "attribution" / "completeness.parquet")
+    comp = pd.read_parquet(ft / "attribution" / "completeness.parquet")
     assert len(comp) == 160 and comp["relative_error"].median() < 0.05
-    rel = pd.read_parquet(out / "attribution" / "relevance.parquet")
+    rel = pd.read_parquet(ft / "attribution" / "relevance.parquet")
     assert rel.groupby("accession").size().sum() == proteins.set_index("accession").loc[
         comp["accession"], "length"].sum()
     html = (out / "report.html").read_text()
-    for section in ["Data", "Training", "Test metrics", "Knowledge neurons", "Residue attributions",
-                    "Statistics", "Provenance", "data:image/png;base64,"]:  # fmt: skip
+    for section in ["Data", "Variants compared", "Variant: finetuned", "Variant: shuffled", "Training",
+                    "Test metrics", "Knowledge neurons", "Residue attributions", "Statistics",
+                    "Provenance", "data:image/png;base64,"]:  # fmt: skip
         assert section in html
     assert not re.search(r'(src|href)="https?://', html)
     assert not list(out.rglob("*.tmp")), "temporary files left behind"
-    assert "done in" in (out / "logs" / "finetune.log").read_text().splitlines()[-1]
+    assert "done in" in (out / "logs" / "finetune_finetuned.log").read_text().splitlines()[-1]
 
 
 def test_incremental_reruns(demo_run):
     work, cfg = demo_run
     assert planned_jobs(snakemake(work, cfg, "-n")) == {}
     stats_only = write_config(work / "fdr.yaml", {**CONFIG, "statistics": {"fdr": 0.01}})
-    assert planned_jobs(snakemake(work, stats_only, "-n")) == {"statistics": 1, "report": 1, "all": 1}
+    assert planned_jobs(snakemake(work, stats_only, "-n")) == {"statistics": 2, "report": 1, "all": 1}
     bigger = write_config(work / "model.yaml", {**CONFIG, "model": {"architecture": {"hidden_size": 96}}})
     assert planned_jobs(snakemake(work, bigger, "-n")) == {
-        "finetune": 1, "neuron_activation": 1, "attribution": 1, "statistics": 1, "report": 1, "all": 1}
+        "init_model": 1, "finetune": 2, "neuron_activation": 2, "attribution": 2, "statistics": 2,
+        "report": 1, "all": 1}
 
 
 def test_same_config_same_tables(demo_run, tmp_path):
     work, cfg = demo_run
     out = work / "results" / "itest"
     before = {p: pd.read_parquet(out / p) for p in [
-        "model/predictions.parquet", "statistics/statistics.parquet",
-        "neurons/neuron_activation.parquet"]}  # fmt: skip
-    snakemake(work, cfg, "--forcerun", "finetune")
+        "finetuned/model/predictions.parquet", "finetuned/statistics/statistics.parquet",
+        "finetuned/neurons/neuron_activation.parquet", "shuffled/model/metrics.parquet"]}  # fmt: skip
+    snakemake(work, cfg, "--forcerun", "init_model")
     for p, df in before.items():
         pd.testing.assert_frame_equal(pd.read_parquet(out / p), df, check_exact=True, obj=p)
 
@@ -135,23 +149,25 @@ def test_real_swissprot_subset_with_esm2_8m_architecture(shared_data, tmp_path):
         },
         "model": {"source": "random",
                   "config_dir": str(shared_data / "esm2_configs" / "esm2_t6_8M_UR50D")},
-        "training": {"epochs": 1, "batch_size": 8, "learning_rate": 0.0001},
+        "variants": ["finetuned"],
+        "training": {"epochs": 1, "batch_size": 8, "learning_rate": 0.0001, "bootstrap": 100},
         "neurons": {"split": "test"},
         "attribution": {"n_steps": 16, "max_proteins": 6},
         "statistics": {"min_proteins": 3},
     }  # fmt: skip
     snakemake(tmp_path, write_config(tmp_path / "real.yaml", cfg))
     out = tmp_path / "results" / "real"
+    ft = out / "finetuned"
     proteins = pd.read_parquet(out / "data" / "proteins.parquet")
     assert proteins["label"].value_counts().to_dict() == {"1": 12, "2": 12, "3": 12, "4": 12, "5": 12, "6": 12}
     assert proteins["length"].max() <= 200
-    neurons = pd.read_parquet(out / "neurons" / "neuron_activation.parquet")
+    neurons = pd.read_parquet(ft / "neurons" / "neuron_activation.parquet")
     assert neurons[["layer", "site", "neuron"]].drop_duplicates().shape[0] == 17280
-    rel = pd.read_parquet(out / "attribution" / "relevance.parquet")
+    rel = pd.read_parquet(ft / "attribution" / "relevance.parquet")
     assert rel["accession"].nunique() == 6
-    comp = pd.read_parquet(out / "attribution" / "completeness.parquet")
+    comp = pd.read_parquet(ft / "attribution" / "completeness.parquet")
     assert comp["f_input"].notna().all()
-    stats = pd.read_parquet(out / "statistics" / "statistics.parquet")
+    stats = pd.read_parquet(ft / "statistics" / "statistics.parquet")
     assert "active_site" in set(stats["annotation_type"])
     assert (stats["q_value"].dropna().between(0, 1)).all()
     html = (out / "report.html").read_text()

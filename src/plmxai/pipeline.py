@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import torch
 
 from . import __version__, homology
 from .attribution import embedding_ig
+from .evaluate import confusion_table, metrics_table
 from .io import ParquetStreamWriter, config_hash, sha256_file, write_json, write_parquet
 from .lengths import apply_length_policy
 from .modeling import build_model, load_model, pick_device, save_model, tokenizer_source
@@ -23,7 +25,7 @@ from .neurons import activation_scores
 from .splits import stratified_split
 from .synthetic import DemoSpec, generate, write_tsv
 from .tokenize import load_tokenizer, tokenize_proteins
-from .training import TrainOptions, finetune, metrics, predictions_table
+from .training import TrainOptions, finetune, predictions_table
 from .uniprot import ReadOptions, drop_small_classes, read_uniprot_tsv
 
 log = logging.getLogger("plmxai")
@@ -158,41 +160,69 @@ def tokenize(cfg: dict, proteins_path, out_tokens, out_summary) -> None:
     log.info("tokenized %d proteins", summary["tokenized"])
 
 
+VARIANTS = ("finetuned", "frozen", "shuffled")
+
+
+def init_model(cfg: dict, tokens_path, out_initial) -> None:
+    """The model before fine-tuning, shared by every variant."""
+    tokens = pd.read_parquet(tokens_path, columns=["label", "label_id"])
+    labels = tokens.drop_duplicates("label_id").sort_values("label_id")["label"].astype(str).tolist()
+    model = build_model(cfg["model"], labels, cfg["seed"])
+    save_model(model, out_initial, tokenizer_source(cfg["model"]))
+    n = sum(p.numel() for p in model.parameters())
+    log.info("initial model: %d layers, hidden %d, %d parameters, %d classes",
+             model.config.num_hidden_layers, model.config.hidden_size, n, len(labels))  # fmt: skip
+
+
+def variant_data(tokens: pd.DataFrame, variant: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training and validation proteins of a variant; `shuffled` permutes their labels within
+    each split (a seeded control: same proteins and budget, no label information)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    train, val = _select(tokens, "train"), _select(tokens, "val")
+    if variant == "shuffled":
+        rng = np.random.default_rng([seed, 7])
+        for part in (train, val):
+            part["label_id"] = rng.permutation(part["label_id"].to_numpy())
+    return train, val if not val.empty else train
+
+
 def train_model(
-    cfg: dict, tokens_path, out_initial, out_finetuned, out_training, out_predictions,
-    threads: int = 1,
+    cfg: dict, variant: str, tokens_path, initial_dir, out_finetuned, out_training,
+    out_predictions, out_metrics, out_confusion, checkpoint_dir=None, threads: int = 1,
 ) -> None:  # fmt: skip
     torch.set_num_threads(max(1, threads))
     tokens = pd.read_parquet(tokens_path)
-    labels = (
-        tokens.drop_duplicates("label_id").sort_values("label_id")["label"].astype(str).tolist()
-    )
     device = pick_device(cfg["model"]["device"])
-    model = build_model(cfg["model"], labels, cfg["seed"])
-    tok_src = tokenizer_source(cfg["model"])
-    save_model(model, out_initial, tok_src)
-    model.to(device)
-    train, val = _select(tokens, "train"), _select(tokens, "val")
-    if val.empty:
-        val = train
-    t = cfg["training"]
-    opts = TrainOptions(seed=cfg["seed"], **t)
-    log.info("fine-tuning on %s: %d train, %d val proteins", device, len(train), len(val))
+    model = load_model(initial_dir, device)
+    train, val = variant_data(tokens, variant, cfg["seed"])
+    t = dict(cfg["training"])
+    n_boot = t.pop("bootstrap")
+    opts = TrainOptions(seed=cfg["seed"], freeze_encoder=variant == "frozen", **t)
+    log.info("training variant %s on %s: %d train, %d val proteins", variant, device, len(train), len(val))
     t0 = time.perf_counter()
-    history = finetune(model, train, val, opts)
-    log.info("fine-tuning took %.1f s", time.perf_counter() - t0)
+    history = finetune(model, train, val, opts, checkpoint_dir=checkpoint_dir)
+    history.insert(0, "variant", variant)
+    log.info("training took %.1f s", time.perf_counter() - t0)
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    preds = predictions_table(model, tokens, 2 * opts.batch_size)
+    mt = metrics_table(preds, labels, n_boot, cfg["seed"])
+    test = mt[(mt["split"] == "test") & (mt["class"] == "all")].set_index("metric")
+    log.info("test (%s): %s", variant, ", ".join(
+        f"{m} {test.loc[m, 'value']:.3f} [{test.loc[m, 'ci_low']:.3f}, {test.loc[m, 'ci_high']:.3f}]"
+        for m in ("accuracy", "macro_f1", "mcc")))  # fmt: skip
     prov = {
-        "stage": "model",
-        "config_hash": config_hash([cfg["model"], t, cfg["seed"]]),
+        "stage": "model", "variant": variant,
+        "config_hash": config_hash([cfg["model"], cfg["training"], cfg["seed"]]),
         "model": cfg["model"].get("name_or_path") or cfg["model"].get("config_dir") or "random",
-    }
-    preds = predictions_table(model, tokens, 2 * t["batch_size"])
-    test = preds[preds["split"] == "test"]
-    m = metrics(test["label_id"], test["pred_id"], len(labels))
-    log.info("test: accuracy %.3f, macro-F1 %.3f, MCC %.3f", m["accuracy"], m["macro_f1"], m["mcc"])
-    save_model(model.to("cpu"), out_finetuned, tok_src)
+    }  # fmt: skip
+    save_model(model.to("cpu"), out_finetuned, tokenizer_source(cfg["model"]))
     write_parquet(history, out_training, prov)
     write_parquet(preds, out_predictions, prov)
+    write_parquet(mt, out_metrics, prov)
+    write_parquet(confusion_table(preds, labels), out_confusion, prov)
+    if checkpoint_dir and Path(checkpoint_dir).exists():
+        shutil.rmtree(checkpoint_dir)  # the run is complete: its outputs replace the checkpoint
 
 
 def score_neurons(cfg: dict, model_dir, tokens_path, out_scores, threads: int = 1) -> None:

@@ -17,9 +17,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
+from .evaluate import confusion  # noqa: E402
 from .io import sha256_file  # noqa: E402
 from .modeling import SITES  # noqa: E402
-from .training import confusion, metrics  # noqa: E402
 
 PACKAGES = ["plmxai", "torch", "transformers", "captum", "snakemake", "pandas", "pyarrow",
             "numpy", "scipy", "scikit-learn", "matplotlib"]  # fmt: skip
@@ -35,7 +35,7 @@ tr.sig td{background:#e8f6e8}
 img{max-width:100%;height:auto;display:block;margin:.5em 0}
 .kv td:first-child{font-weight:600}.note{color:#555;font-size:.9em}
 pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.82em}
-nav a{margin-right:1em}
+nav a{margin-right:1em}\nsummary{cursor:pointer;color:#345;margin:.4em 0}
 """
 
 
@@ -168,37 +168,52 @@ def track_figure(rel: pd.DataFrame, ann: pd.DataFrame, title: str) -> str:
 
 def build_report(
     config: dict,
-    inputs: dict[str, str],
+    inputs: dict,
     n_tracks: int = 4,
     title: str = "plmxai report",
 ) -> str:
-    """HTML text of the report. `inputs` maps names to the workflow's files."""
-    from .neurons import site_summary
+    """HTML text of the report.
 
+    inputs: data_summary, annotations, raw, initial (paths) and variants: {variant: {training,
+    predictions, metrics, confusion, model, neurons, relevance, completeness, statistics}}.
+    """
     data_summary = yaml.safe_load(Path(inputs["data_summary"]).read_text())
-    history = pd.read_parquet(inputs["training"])
-    preds = pd.read_parquet(inputs["predictions"])
-    neurons = pd.read_parquet(inputs["neurons"])
-    relevance = pd.read_parquet(inputs["relevance"])
-    completeness = pd.read_parquet(inputs["completeness"])
-    stats = pd.read_parquet(inputs["statistics"])
     annotations = pd.read_parquet(inputs["annotations"])
     labels = [str(x) for x in data_summary["labels"]]
+    variants = list(inputs["variants"])
 
     parts = [f"<h1>{html.escape(title)}</h1>"]
     parts.append(
         f'<p class="note">Run <b>{html.escape(config["run"])}</b>, written '
-        f'{_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}.</p>'
+        f'{_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}. Variants: '
+        f'{", ".join(variants)}.</p>'
     )
-    parts.append(
-        "<nav>" + "".join(f'<a href="#{a}">{t}</a>' for a, t in [
-            ("data", "Data"), ("training", "Training"), ("test", "Test metrics"),
-            ("neurons", "Neurons"), ("attribution", "Attributions"),
-            ("statistics", "Statistics"), ("provenance", "Provenance")]) + "</nav>"
-    )  # fmt: skip
+    nav = [("data", "Data"), ("variants", "Variants compared")]
+    nav += [(f"v-{v}", f"Variant: {v}") for v in variants] + [("provenance", "Provenance")]
+    parts.append("<nav>" + "".join(f'<a href="#{a}">{t}</a>' for a, t in nav) + "</nav>")
+    parts.append(_data_section(config, data_summary))
+    parts.append(_comparison_section(inputs["variants"]))
+    for i, v in enumerate(variants):
+        parts.append(_variant_section(config, v, inputs["variants"][v], annotations, labels,
+                                      n_tracks, open_=i == 0))  # fmt: skip
 
-    # data
-    parts.append('<h2 id="data">Data</h2>')
+    parts.append('<h2 id="provenance">Provenance</h2>')
+    parts.append("<h3>Package versions</h3>" + _kv(package_versions()))
+    flat = {k: v for k, v in inputs.items() if k != "variants"}
+    for v, files in inputs["variants"].items():
+        flat.update({f"{v}/{k}": p for k, p in files.items()})
+    parts.append("<h3>Input checksums (sha256)</h3>" + _kv(checksums(flat)))
+    parts.append("<h3>Config</h3><pre>" + html.escape(yaml.safe_dump(config, sort_keys=False)) + "</pre>")
+    body = "\n".join(parts)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>\n{body}\n</body></html>\n"
+    )
+
+
+def _data_section(config: dict, data_summary: dict) -> str:
+    parts = ['<h2 id="data">Data</h2>']
     parts.append(_kv({
         "source": config["data"]["source"] + (f" ({config['data']['tsv']})" if config["data"]["tsv"] else ""),
         "rows read": data_summary["rows"],
@@ -217,21 +232,71 @@ def build_report(
     split_counts = pd.DataFrame(data_summary["split_counts"]).T
     split_counts.index.name = "split"
     parts.append("<p>Proteins per split and class:</p>" + _table(split_counts.reset_index()))
+    return "\n".join(parts)
 
-    # training
-    parts.append('<h2 id="training">Training</h2>')
+
+def _comparison_section(files: dict[str, dict]) -> str:
+    parts = ['<h2 id="variants">Variants compared</h2>',
+             '<p class="note">finetuned: the model fine-tuned on the task; frozen: encoder kept at '
+             "its weights before fine-tuning, only the classifier head trained; shuffled: "
+             "training labels permuted (same proteins and budget). Test metrics with 95% "
+             "bootstrap intervals over test proteins.</p>"]  # fmt: skip
+    rows, stat_rows = [], []
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    for v, f in files.items():
+        m = pd.read_parquet(f["metrics"])
+        m = m[(m["split"] == "test") & (m["class"] == "all")].set_index("metric")
+        row = {"variant": v}
+        for name in ("accuracy", "macro_f1", "mcc"):
+            lo, hi = m.loc[name, "ci_low"], m.loc[name, "ci_high"]
+            ci = "" if np.isnan(lo) else f" [{lo:.3f}, {hi:.3f}]"
+            row[f"test {name}"] = f"{m.loc[name, 'value']:.3f}{ci}"
+        rows.append(row)
+        h = pd.read_parquet(f["training"])
+        ax.plot(h["epoch"], h["val_accuracy"], label=v)
+        st = pd.read_parquet(f["statistics"])
+        if len(st):
+            for r in st[st["class"] == "all"].itertuples():
+                stat_rows.append({"variant": v, "layer": r.layer, "annotation_type": r.annotation_type,
+                                  "n_proteins": r.n_proteins, "median_r": r.median_r,
+                                  "q_value": r.q_value, "significant": r.significant})  # fmt: skip
+    ax.set(xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1.02), title="Validation accuracy per variant")
+    ax.legend(fontsize=8)
+    parts.append(_table(pd.DataFrame(rows)))
+    parts.append(_fig_to_img(fig, "validation accuracy per variant"))
+    if stat_rows:
+        parts.append("<p>Residue relevance against annotations, all classes pooled:</p>")
+        parts.append(_table(pd.DataFrame(stat_rows), row_class=lambda r: "sig" if r["significant"] else ""))
+    return "\n".join(parts)
+
+
+def _variant_section(config, variant, f, annotations, labels, n_tracks, open_) -> str:
+    from .neurons import site_summary
+
+    history = pd.read_parquet(f["training"])
+    preds = pd.read_parquet(f["predictions"])
+    mt = pd.read_parquet(f["metrics"])
+    neurons = pd.read_parquet(f["neurons"])
+    relevance = pd.read_parquet(f["relevance"])
+    completeness = pd.read_parquet(f["completeness"])
+    stats = pd.read_parquet(f["statistics"])
+    parts = [f'<h2 id="v-{variant}">Variant: {variant}</h2>',
+             f"<details{' open' if open_ else ''}><summary>details of the {variant} model</summary>"]  # fmt: skip
+
+    parts.append("<h3>Training</h3>")
     parts.append(training_figure(history))
-    parts.append(_table(history.drop(columns=["step"]).round(4), max_rows=200))
+    cols = [c for c in history.columns if c not in ("variant", "step")]
+    parts.append(_table(history[cols].round(4), max_rows=200))
 
-    # test
-    parts.append('<h2 id="test">Test metrics</h2>')
+    parts.append("<h3>Test metrics</h3>")
     test = preds[preds["split"] == "test"]
-    m = metrics(test["label_id"], test["pred_id"], len(labels))
-    parts.append(_kv({"test proteins": len(test), **{k: f"{v:.3f}" for k, v in m.items()}}))
+    overall = mt[(mt["split"] == "test") & (mt["class"] == "all")]
+    parts.append(_table(overall[["metric", "value", "ci_low", "ci_high", "n"]]))
+    per_class = mt[(mt["split"] == "test") & (mt["class"] != "all")].pivot(index="class", columns="metric", values="value")
+    parts.append("<p>Per class (test):</p>" + _table(per_class.reset_index()))
     parts.append(confusion_figure(confusion(test["label_id"], test["pred_id"], len(labels)), labels))
 
-    # neurons
-    parts.append('<h2 id="neurons">Knowledge neurons: activation scores</h2>')
+    parts.append("<h3>Knowledge neurons: activation scores</h3>")
     summ = site_summary(neurons)
     parts.append(
         f'<p class="note">{neurons[["layer","site","neuron"]].drop_duplicates().shape[0]} neurons '
@@ -242,8 +307,7 @@ def build_report(
     parts.append(neuron_figure(summ))
     parts.append(_table(summ.astype({"site": str})))
 
-    # attribution
-    parts.append('<h2 id="attribution">Residue attributions (embedding-level integrated gradients)</h2>')
+    parts.append("<h3>Residue attributions (embedding-level integrated gradients)</h3>")
     a = config["attribution"]
     parts.append(_kv({
         "proteins attributed": len(completeness),
@@ -255,22 +319,20 @@ def build_report(
                                                          f"{completeness['relative_error'].quantile(0.95):.3g}",
         f"proteins above tolerance {a['completeness_tolerance']:g}": int((~completeness["complete"]).sum()),
     }))  # fmt: skip
-    shown = _track_choice(relevance, annotations, preds, n_tracks)
-    for acc in shown:
+    for acc in _track_choice(relevance, annotations, preds, n_tracks):
         lab = preds.loc[preds["accession"] == acc, "label"].iat[0]
         parts.append(track_figure(
             relevance[relevance["accession"] == acc], annotations[annotations["accession"] == acc],
-            f"{acc} (class {lab}): relevance per residue, annotations shaded",
+            f"{acc} (class {lab}, {variant}): relevance per residue, annotations shaded",
         ))  # fmt: skip
 
-    # statistics
-    parts.append('<h2 id="statistics">Statistics: relevance against annotations</h2>')
+    parts.append("<h3>Statistics: relevance against annotations</h3>")
     s = config["statistics"]
     parts.append(
         f'<p class="note">Per protein, the point-biserial r between {s["relevance"]} relevance and '
         "each annotation mask; across proteins, the one-sided Wilcoxon signed-rank test of median "
         f"r &gt; 0; Benjamini-Hochberg over all {int(stats['p_value'].notna().sum()) if len(stats) else 0} "
-        f"tests; significant rows (q &lt; {s['fdr']}) shaded.</p>"
+        f"tests of this variant; significant rows (q &lt; {s['fdr']}) shaded.</p>"
     )
     if len(stats):
         shown_cols = ["layer", "head", "annotation_type", "class", "n_proteins", "median_r",
@@ -280,18 +342,8 @@ def build_report(
                      "undefined r, number of tests) are in statistics/statistics.parquet.</p>")
     else:
         parts.append("<p>No test could be made (no attributed protein carries an annotation).</p>")
-
-    # provenance
-    parts.append('<h2 id="provenance">Provenance</h2>')
-    parts.append("<h3>Package versions</h3>" + _kv(package_versions()))
-    parts.append("<h3>Input checksums (sha256)</h3>" + _kv(checksums(inputs)))
-    parts.append("<h3>Config</h3><pre>" + html.escape(yaml.safe_dump(config, sort_keys=False)) + "</pre>")
-    body = "\n".join(parts)
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>\n{body}\n</body></html>\n"
-    )
+    parts.append("</details>")
+    return "\n".join(parts)
 
 
 def _length_text(lp: dict) -> str:

@@ -1,22 +1,22 @@
 rule attribution:
     input:
-        model=R("model/finetuned"),
+        model=R("{variant}/model/finetuned"),
         tokens=R("tokens/tokens.parquet"),
     output:
-        relevance=R("attribution/relevance.parquet"),
-        completeness=R("attribution/completeness.parquet"),
+        relevance=R("{variant}/attribution/relevance.parquet"),
+        completeness=R("{variant}/attribution/completeness.parquet"),
     params:
         attribution=config["attribution"],
         device=config["model"]["device"],
         seed=config["seed"],
-    threads: workflow.cores
+    threads: variant_threads()
     resources:
         mem_mb=8000,
         runtime=480,
     log:
-        LOG("attribution"),
+        LOG("attribution_{variant}"),
     benchmark:
-        R("benchmarks/attribution.tsv")
+        R("benchmarks/attribution_{variant}.tsv")
     conda:
         "../../envs/plmxai.yaml"
     script:
@@ -25,16 +25,16 @@ rule attribution:
 
 rule statistics:
     input:
-        relevance=R("attribution/relevance.parquet"),
+        relevance=R("{variant}/attribution/relevance.parquet"),
         annotations=R("data/annotations.parquet"),
         proteins=R("data/proteins.parquet"),
     output:
-        statistics=R("statistics/statistics.parquet"),
-        correlations=R("statistics/protein_correlations.parquet"),
+        statistics=R("{variant}/statistics/statistics.parquet"),
+        correlations=R("{variant}/statistics/protein_correlations.parquet"),
     params:
         statistics=config["statistics"],
     log:
-        LOG("statistics"),
+        LOG("statistics_{variant}"),
     conda:
         "../../envs/plmxai.yaml"
     script:

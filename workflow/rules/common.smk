@@ -16,6 +16,11 @@ def R(path):
     return f"{RUN}/{path}"
 
 
+def variant_threads():
+    """Threads of a per-variant job: small models use cores better as parallel jobs."""
+    return max(1, workflow.cores // len(config["variants"]))
+
+
 def LOG(name):
     return R(f"logs/{name}.log")
 
@@ -27,3 +32,7 @@ def raw_tsv(wildcards=None):
     if source == "uniprot_rest":
         return R("data/raw/uniprot.tsv.gz")
     return config["data"]["tsv"]
+
+
+wildcard_constraints:
+    variant="|".join(config["variants"]),

@@ -1,23 +1,45 @@
-rule finetune:
+rule init_model:
     input:
         tokens=R("tokens/tokens.parquet"),
     output:
         initial=directory(R("model/initial")),
-        finetuned=directory(R("model/finetuned")),
-        training=R("model/training.parquet"),
-        predictions=R("model/predictions.parquet"),
+    params:
+        model=config["model"],
+        seed=config["seed"],
+    log:
+        LOG("init_model"),
+    conda:
+        "../../envs/plmxai.yaml"
+    script:
+        "../scripts/init_model.py"
+
+
+rule finetune:
+    input:
+        tokens=R("tokens/tokens.parquet"),
+        initial=R("model/initial"),
+    output:
+        finetuned=directory(R("{variant}/model/finetuned")),
+        training=R("{variant}/model/training.parquet"),
+        predictions=R("{variant}/model/predictions.parquet"),
+        metrics=R("{variant}/model/metrics.parquet"),
+        confusion=R("{variant}/model/confusion.parquet"),
     params:
         model=config["model"],
         training=config["training"],
         seed=config["seed"],
-    threads: workflow.cores
+        # not an output: Snakemake would delete it when the job fails, and it is what a
+        # restarted job resumes from
+        checkpoint_dir=lambda wc: R(f"{wc.variant}/model/checkpoint"),
+    threads: variant_threads()
     resources:
-        mem_mb=8000,
-        runtime=240,
+        gpu=1,
+        mem_mb=16000,
+        runtime=720,
     log:
-        LOG("finetune"),
+        LOG("finetune_{variant}"),
     benchmark:
-        R("benchmarks/finetune.tsv")
+        R("benchmarks/finetune_{variant}.tsv")
     conda:
         "../../envs/plmxai.yaml"
     script:

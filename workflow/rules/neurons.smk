@@ -1,20 +1,20 @@
 rule neuron_activation:
     input:
-        model=R("model/finetuned"),
+        model=R("{variant}/model/finetuned"),
         tokens=R("tokens/tokens.parquet"),
     output:
-        scores=R("neurons/neuron_activation.parquet"),
+        scores=R("{variant}/neurons/neuron_activation.parquet"),
     params:
         neurons=config["neurons"],
         device=config["model"]["device"],
-    threads: workflow.cores
+    threads: variant_threads()
     resources:
         mem_mb=8000,
         runtime=120,
     log:
-        LOG("neuron_activation"),
+        LOG("neuron_activation_{variant}"),
     benchmark:
-        R("benchmarks/neuron_activation.tsv")
+        R("benchmarks/neuron_activation_{variant}.tsv")
     conda:
         "../../envs/plmxai.yaml"
     script:

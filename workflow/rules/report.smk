@@ -1,16 +1,22 @@
+def per_variant(path):
+    return expand(R("{variant}/" + path), variant=config["variants"])
+
+
 rule report:
     input:
         data_summary=R("data/data_summary.json"),
-        tokenize_summary=R("tokens/tokenize_summary.json"),
         annotations=R("data/annotations.parquet"),
-        training=R("model/training.parquet"),
-        predictions=R("model/predictions.parquet"),
-        model=R("model/finetuned"),
-        neurons=R("neurons/neuron_activation.parquet"),
-        relevance=R("attribution/relevance.parquet"),
-        completeness=R("attribution/completeness.parquet"),
-        statistics=R("statistics/statistics.parquet"),
         raw=raw_tsv(),
+        initial=R("model/initial"),
+        training=per_variant("model/training.parquet"),
+        predictions=per_variant("model/predictions.parquet"),
+        metrics=per_variant("model/metrics.parquet"),
+        confusion=per_variant("model/confusion.parquet"),
+        model=per_variant("model/finetuned"),
+        neurons=per_variant("neurons/neuron_activation.parquet"),
+        relevance=per_variant("attribution/relevance.parquet"),
+        completeness=per_variant("attribution/completeness.parquet"),
+        statistics=per_variant("statistics/statistics.parquet"),
     output:
         html=R("report.html"),
     params:

@@ -5,6 +5,7 @@ sm = snakemake  # noqa: F821
 with job_log(sm.log[0], sm.output):
     train_model(
         {"model": sm.params.model, "training": sm.params.training, "seed": sm.params.seed},
-        sm.input.tokens, sm.output.initial, sm.output.finetuned, sm.output.training,
-        sm.output.predictions, threads=sm.threads,
+        sm.wildcards.variant, sm.input.tokens, sm.input.initial, sm.output.finetuned,
+        sm.output.training, sm.output.predictions, sm.output.metrics, sm.output.confusion,
+        checkpoint_dir=sm.params.checkpoint_dir, threads=sm.threads,
     )  # fmt: skip

@@ -2,5 +2,11 @@ from plmxai.pipeline import write_report
 from plmxai.runlog import job_log
 
 sm = snakemake  # noqa: F821
+shared = ("data_summary", "annotations", "raw", "initial")
+inputs = {k: sm.input[k] for k in shared}
+inputs["variants"] = {
+    v: {k: sm.input[k][i] for k in sm.input.keys() if k not in shared}
+    for i, v in enumerate(sm.params.config["variants"])
+}
 with job_log(sm.log[0], sm.output):
-    write_report(sm.params.config, dict(sm.input.items()), sm.output.html)
+    write_report(sm.params.config, inputs, sm.output.html)

@@ -1,0 +1,6 @@
+from plmxai.pipeline import init_model
+from plmxai.runlog import job_log
+
+sm = snakemake  # noqa: F821
+with job_log(sm.log[0], sm.output):
+    init_model({"model": sm.params.model, "seed": sm.params.seed}, sm.input.tokens, sm.output.initial)
