@@ -100,3 +100,17 @@ def test_finetune_is_deterministic_and_learns(tiny_tokens):
         assert torch.equal(v, runs[1][1][k]), k
     assert runs[0][0]["train_loss"].iloc[-1] < runs[0][0]["train_loss"].iloc[0]
     assert runs[0][0]["kept"].sum() == 1
+
+
+def test_pretrained_from_local_folder_and_bf16_inference(tmp_path, tiny_model, tiny_tokens):
+    """A folder with safetensors weights loads as `source: pretrained` with a new head."""
+    save_model(tiny_model, tmp_path / "pre")
+    model = build_model({"source": "pretrained", "name_or_path": str(tmp_path / "pre")}, ["a", "b"], seed=1)
+    assert model.config.num_labels == 2 and model.config.id2label == {0: "a", 1: "b"}
+    for k, v in tiny_model.esm.state_dict().items():
+        assert torch.equal(v, model.esm.state_dict()[k]), k
+    from plmxai.training import predict_logits
+
+    fp32 = predict_logits(model, tiny_tokens, precision="fp32")
+    bf16 = predict_logits(model, tiny_tokens, precision="bf16")
+    np.testing.assert_allclose(bf16, fp32, atol=0.05)

@@ -17,7 +17,7 @@ CONFIG = {
     "data": {"source": "synthetic", "synthetic": {"n_proteins": 3000}, "split": {"method": "random"}},
     "variants": ["finetuned", "shuffled"],
     "training": {"epochs": 35, "batch_size": 32, "learning_rate": 0.003},
-    "attribution": {"n_steps": 100, "max_proteins": 160},
+    "attribution": {"n_steps": 200, "max_proteins": 120},
     "statistics": {"fdr": 0.05},
 }
 
@@ -84,11 +84,11 @@ def test_demo_tables(demo_run):
     assert not (ft / "model" / "checkpoint").exists()  # removed once the run completed
     stats = pd.read_parquet(ft / "statistics" / "statistics.parquet")
     motif = stats[(stats["annotation_type"] == "active_site") & (stats["class"] == "all")].iloc[0]
-    assert motif["q_value"] < 0.01 and motif["median_r"] > 0 and motif["n_proteins"] == 160
+    assert motif["q_value"] < 0.01 and motif["median_r"] > 0 and motif["n_proteins"] == 120
     neurons = pd.read_parquet(ft / "neurons" / "neuron_activation.parquet")
     assert len(neurons) == 4 * 2 * (4 * 64 + 128 + 64)
     comp = pd.read_parquet(ft / "attribution" / "completeness.parquet")
-    assert len(comp) == 160 and comp["relative_error"].median() < 0.05
+    assert len(comp) == 120 and comp["relative_error"].median() < 0.05
     rel = pd.read_parquet(ft / "attribution" / "relevance.parquet")
     assert rel.groupby("accession").size().sum() == proteins.set_index("accession").loc[
         comp["accession"], "length"].sum()

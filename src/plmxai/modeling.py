@@ -59,8 +59,9 @@ def build_model(spec: dict, labels: list[str], seed: int) -> EsmForSequenceClass
     seed_everything(seed)
     source = spec.get("source", "random")
     if source == "pretrained":
+        # a checkpoint with another classifier head (another task) gets a new, random head
         model = EsmForSequenceClassification.from_pretrained(
-            spec["name_or_path"], use_safetensors=True, **common
+            spec["name_or_path"], use_safetensors=True, ignore_mismatched_sizes=True, **common
         )
     elif source == "random":
         if spec.get("config_dir"):
