@@ -1,0 +1,169 @@
+"""Knowledge neurons: integrated-gradients scores of every neuron of every site, in one pass.
+
+Conductance along the input path (METHODS.md section 1): the embedding output is scaled from
+the `<pad>` baseline to the input; for every site at once, each neuron's conductance is the sum
+over steps of (dF / d site-output) x (change of the site output to the next step), as Captum's
+`LayerConductance` computes it per site (same quadrature points), but from one set of
+forward/backward passes for all sites. Selection, density per site type and agreement between
+scores are here too.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from captum.attr._utils.approximation_methods import approximation_parameters
+from scipy import stats as sps
+
+from .attribution import pad_baseline
+from .modeling import SITES, site_modules
+from .neurons import residue_mask
+from .stats import benjamini_hochberg
+
+
+def _embedding_path_hook(model, path: torch.Tensor):
+    """Replace the embedding output by `path` (steps x T x D) for a batch of steps."""
+
+    def hook(_m, _inp, out):
+        return path
+
+    return model.esm.embeddings.register_forward_hook(hook)
+
+
+def conductance_all_sites(
+    model, ids: torch.Tensor, target: int, n_steps: int = 50, method: str = "gausslegendre",
+    step_chunk: int = 16,
+) -> dict[tuple[int, str], torch.Tensor]:  # fmt: skip
+    """Conductance of every neuron of every site for one protein (ids: 1 x T, no padding).
+
+    Returns (layer, site) -> tensor (T, neurons): per-token conductance; sum it over residue
+    tokens for a neuron score. Matches Captum LayerConductance per site (same method, steps).
+    """
+    model.eval()
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        x = model.esm.embeddings(input_ids=ids, attention_mask=mask)
+        b = model.esm.embeddings(input_ids=pad_baseline(ids, mask, model.config.pad_token_id), attention_mask=mask)
+    _, alphas_fn = approximation_parameters(method)
+    alphas = torch.tensor(alphas_fn(n_steps + 1), dtype=x.dtype, device=x.device)
+    modules = site_modules(model)
+    out = {k: torch.zeros(ids.shape[1], m.out_features, dtype=torch.float64) for k, m in modules.items()}
+    captured: dict = {}
+
+    def capture(key):
+        def fn(_m, _i, o):
+            o.retain_grad()
+            captured[key] = o
+        return fn
+
+    handles = [m.register_forward_hook(capture(k)) for k, m in modules.items()]
+    prev_eval: dict = {}
+    prev_grad: dict = {}
+    try:
+        for c0 in range(0, n_steps + 1, step_chunk):
+            a = alphas[c0 : c0 + step_chunk]
+            path = (b + a.view(-1, 1, 1) * (x - b)).detach().requires_grad_(True)
+            h = _embedding_path_hook(model, path)
+            try:
+                logits = model(input_ids=ids.expand(len(a), -1), attention_mask=mask.expand(len(a), -1)).logits
+            finally:
+                h.remove()
+            logits[:, target].sum().backward()
+            for key, o in captured.items():
+                ev, gr = o.detach(), o.grad.detach()
+                if key in prev_eval:  # the step pair across the chunk boundary
+                    ev = torch.cat([prev_eval[key], ev])
+                    gr = torch.cat([prev_grad[key], gr])
+                # gradient at step k times the change from step k to k+1 (Captum's rule)
+                out[key] += (gr[:-1] * (ev[1:] - ev[:-1])).sum(0).double().cpu()
+                prev_eval[key], prev_grad[key] = ev[-1:], gr[-1:]
+            captured.clear()
+            model.zero_grad(set_to_none=True)
+    finally:
+        for h in handles:
+            h.remove()
+    return out
+
+
+def conductance_scores(model, tokens: pd.DataFrame, n_steps: int = 50, method: str = "gausslegendre",
+                       target: str = "true") -> pd.DataFrame:  # fmt: skip
+    """Per-class conductance score of every neuron: sum over residue tokens, mean over the
+    class's proteins. Columns: layer, site, neuron, class_id, score, n_proteins."""
+    device = next(model.parameters()).device
+    n_classes = model.config.num_labels
+    sums: dict = {}
+    counts = np.zeros(n_classes)
+    for rec in tokens.itertuples(index=False):
+        ids = torch.as_tensor(np.asarray(rec.input_ids, dtype=np.int64), device=device)[None]
+        if target == "true":
+            t = int(rec.label_id)
+        else:
+            with torch.no_grad():
+                t = int(model(input_ids=ids).logits.argmax(-1))
+        cond = conductance_all_sites(model, ids, t, n_steps, method)
+        rmask = residue_mask(ids, torch.ones_like(ids))[0].cpu()
+        for key, c in cond.items():
+            sums.setdefault(key, np.zeros((n_classes, c.shape[1])))
+            sums[key][rec.label_id] += c[rmask].sum(0).numpy()
+        counts[rec.label_id] += 1
+    order = {s: i for i, s in enumerate(SITES)}
+    frames = []
+    for (layer, site), total in sorted(sums.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):
+        for c in range(n_classes):
+            frames.append(pd.DataFrame({
+                "layer": np.int16(layer), "site": site, "neuron": np.arange(total.shape[1], dtype=np.int32),
+                "class_id": np.int16(c), "score": (total[c] / max(counts[c], 1)).astype(np.float32),
+                "n_proteins": np.int32(counts[c]),
+            }))  # fmt: skip
+    return pd.concat(frames, ignore_index=True)
+
+
+def select_top(scores: pd.Series, index: pd.DataFrame, fraction: float, per_layer: bool = False) -> np.ndarray:
+    """Boolean mask of the top `fraction` of neurons by score, globally or within each layer.
+
+    Ties at the cut are broken by position, so the count is exactly round(fraction x n).
+    """
+    s = scores.to_numpy()
+    chosen = np.zeros(len(s), dtype=bool)
+    groups = [np.arange(len(s))] if not per_layer else [
+        np.flatnonzero(index["layer"].to_numpy() == lay) for lay in np.unique(index["layer"])]  # fmt: skip
+    for g in groups:
+        k = int(round(fraction * len(g)))
+        if k:
+            chosen[g[np.argsort(-s[g], kind="stable")[:k]]] = True
+    return chosen
+
+
+def density(index: pd.DataFrame, selected: np.ndarray) -> pd.DataFrame:
+    """Selected fraction per (site, layer) and per site over all layers, over the overall
+    selected fraction (1.0 = chance), with a one-sided Fisher exact test of enrichment,
+    Benjamini-Hochberg over all cells."""
+    total, n_sel = len(selected), int(selected.sum())
+    overall = n_sel / total if total else np.nan
+    rows = []
+    for site in SITES:
+        in_site = index["site"].to_numpy() == site
+        for layer in ["all"] + sorted(index["layer"].unique().tolist()):
+            cell = in_site if layer == "all" else in_site & (index["layer"].to_numpy() == layer)
+            a = int((selected & cell).sum())
+            n = int(cell.sum())
+            if n == 0:
+                continue
+            table = [[a, n - a], [n_sel - a, total - n - (n_sel - a)]]
+            p = sps.fisher_exact(table, alternative="greater").pvalue
+            rows.append({"site": site, "layer": str(layer), "neurons": n, "selected": a,
+                         "density": (a / n) / overall if overall else np.nan, "p_value": p})  # fmt: skip
+    out = pd.DataFrame(rows)
+    out["q_value"] = benjamini_hochberg(out["p_value"].to_numpy())
+    return out
+
+
+def agreement(a: pd.Series, b: pd.Series, fractions=(0.01, 0.05, 0.1)) -> dict:
+    """Spearman correlation of two scores over neurons and Jaccard overlap of their top-k%."""
+    out = {"spearman": float(sps.spearmanr(a, b).statistic)}
+    for f in fractions:
+        k = max(1, int(round(f * len(a))))
+        ta = set(np.argsort(-a.to_numpy(), kind="stable")[:k])
+        tb = set(np.argsort(-b.to_numpy(), kind="stable")[:k])
+        out[f"jaccard_top{f:g}"] = len(ta & tb) / len(ta | tb)
+    return out
