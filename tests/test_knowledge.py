@@ -59,3 +59,57 @@ def test_scores_selection_density_agreement(tiny_model, tiny_tokens):
     assert ag["spearman"] == pytest.approx(1.0) and ag["jaccard_top0.1"] == 1.0
     rng = np.random.default_rng(0)
     assert abs(agreement(cls0["score"], pd.Series(rng.normal(size=len(cls0))))["spearman"]) < 0.15
+
+
+def test_hybrid_models(tiny_model, tiny_tokens):
+    from plmxai.knowledge import hybrid_state_dict
+    from plmxai.modeling import build_model
+    from plmxai.training import predict_logits
+
+    spec = {"source": "random", "architecture": {"hidden_size": 32, "num_layers": 2, "num_heads": 4,
+                                                 "intermediate_size": 64}}  # fmt: skip
+    initial = build_model(spec, ["1", "2", "3"], seed=5).state_dict()
+    finetuned = tiny_model.state_dict()
+    sites = site_modules(tiny_model)
+    all_on = {k: np.ones(m.out_features, bool) for k, m in sites.items()}
+    all_off = {k: np.zeros(m.out_features, bool) for k, m in sites.items()}
+    model = build_model(spec, ["1", "2", "3"], seed=9)
+    # preserving every neuron is the fine-tuned model; preserving none reverts every site
+    model.load_state_dict(hybrid_state_dict(model, initial, finetuned, all_on))
+    np.testing.assert_allclose(predict_logits(model, tiny_tokens), predict_logits(tiny_model, tiny_tokens))
+    sd = hybrid_state_dict(model, initial, finetuned, all_off)
+    assert torch.equal(sd["esm.encoder.layer.1.attention.self.key.weight"],
+                       initial["esm.encoder.layer.1.attention.self.key.weight"])  # fmt: skip
+    assert torch.equal(sd["classifier.out_proj.weight"], finetuned["classifier.out_proj.weight"])
+    # ablating one key neuron: its row only
+    one = {k: v.copy() for k, v in all_off.items()}
+    one[(0, "key")][3] = True
+    w = "esm.encoder.layer.0.attention.self.key"
+    z = hybrid_state_dict(model, initial, finetuned, one, keep="unselected", mode="zero")
+    assert (z[f"{w}.weight"][3] == 0).all() and z[f"{w}.bias"][3] == 0
+    assert torch.equal(z[f"{w}.weight"][4], finetuned[f"{w}.weight"][4])
+    means = {k: np.full(m.out_features, 0.5, np.float32) for k, m in sites.items()}
+    m = hybrid_state_dict(model, initial, finetuned, one, keep="unselected", mode="mean", mean_activation=means)
+    assert (m[f"{w}.weight"][3] == 0).all() and m[f"{w}.bias"][3] == 0.5
+    r = hybrid_state_dict(model, initial, finetuned, one, keep="unselected", mode="revert")
+    assert torch.equal(r[f"{w}.weight"][3], initial[f"{w}.weight"][3])
+
+
+def test_random_matched_selection_and_weight_change(tiny_model):
+    from plmxai.knowledge import neuron_index, random_selection, weight_change
+
+    idx = neuron_index(tiny_model)
+    assert len(idx) == 2 * (3 * 32 + 32 + 64 + 32)
+    target = (idx["site"] == "key").to_numpy() & (idx["neuron"] < 5).to_numpy()
+    rng = np.random.default_rng(0)
+    r = random_selection(idx, int(target.sum()), rng, match=target)
+    counts = pd.crosstab(idx["layer"].astype(str) + idx["site"], r)[True]
+    assert counts[counts > 0].to_dict() == {"0key": 5, "1key": 5}
+    assert random_selection(idx, 17, rng).sum() == 17
+    sd = tiny_model.state_dict()
+    assert (weight_change(tiny_model, sd, sd, idx) == 0).all()
+    moved = {k: v.clone() for k, v in sd.items()}
+    moved["esm.encoder.layer.1.intermediate.dense.bias"][7] += 3.0
+    wc = weight_change(tiny_model, sd, moved, idx)
+    hit = (idx["layer"] == 1) & (idx["site"] == "ffn_in") & (idx["neuron"] == 7)
+    assert wc[hit].item() == pytest.approx(3.0) and wc[~hit].max() == 0

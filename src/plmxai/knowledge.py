@@ -167,3 +167,91 @@ def agreement(a: pd.Series, b: pd.Series, fractions=(0.01, 0.05, 0.1)) -> dict:
         tb = set(np.argsort(-b.to_numpy(), kind="stable")[:k])
         out[f"jaccard_top{f:g}"] = len(ta & tb) / len(ta | tb)
     return out
+
+
+# ---- preservation and ablation ------------------------------------------------------------
+
+ABLATION_MODES = ("revert", "zero", "mean")
+
+
+def _site_param_names(model) -> dict[tuple[int, str], str]:
+    names = {m: n for n, m in model.named_modules()}
+    return {key: names[m] for key, m in site_modules(model).items()}
+
+
+def hybrid_state_dict(
+    model, initial: dict, finetuned: dict, selected: dict[tuple[int, str], np.ndarray],
+    keep: str = "selected", mode: str = "revert", mean_activation: dict | None = None,
+) -> dict:  # fmt: skip
+    """Weights of a hybrid model; everything outside the sites stays fine-tuned.
+
+    keep="selected" (preservation): selected neurons keep their fine-tuned rows (weight and
+    bias), all other neurons of every site revert to the weights before fine-tuning.
+    keep="unselected" (ablation): only the selected neurons are removed: reverted, zeroed, or
+    made constant at their mean activation (`mean_activation[(layer, site)]`, zero weights and
+    the mean as bias).
+    """
+    if mode not in ABLATION_MODES:
+        raise ValueError(f"ablation mode must be one of {ABLATION_MODES}, got {mode!r}")
+    state = {k: v.clone() for k, v in finetuned.items()}
+    for key, prefix in _site_param_names(model).items():
+        sel = torch.as_tensor(selected[key], dtype=torch.bool)
+        change = ~sel if keep == "selected" else sel
+        for part in ("weight", "bias"):
+            name = f"{prefix}.{part}"
+            if keep == "selected" or mode == "revert":
+                state[name][change] = initial[name][change]
+            elif mode == "zero":
+                state[name][change] = 0
+            else:  # mean: the neuron outputs its mean activation whatever the input
+                state[name][change] = 0 if part == "weight" else torch.as_tensor(
+                    mean_activation[key], dtype=state[name].dtype)[change]
+    return state
+
+
+def neuron_index(model) -> pd.DataFrame:
+    """One row per neuron: layer, site, neuron, in site_modules order."""
+    rows = [(layer, site, j) for (layer, site), m in site_modules(model).items() for j in range(m.out_features)]
+    return pd.DataFrame(rows, columns=["layer", "site", "neuron"])
+
+
+def score_vector(scores: pd.DataFrame, index: pd.DataFrame, reduce: str = "max_abs") -> pd.Series:
+    """One score per neuron from per-class scores: max over classes of |score| (default) or
+    mean over classes of |score|, aligned to `index`."""
+    a = scores.assign(abs_score=scores["score"].abs())
+    agg = a.groupby(["layer", "site", "neuron"])["abs_score"].agg("max" if reduce == "max_abs" else "mean")
+    return index.join(agg, on=["layer", "site", "neuron"])["abs_score"].fillna(0.0).reset_index(drop=True)
+
+
+def weight_change(model, initial: dict, finetuned: dict, index: pd.DataFrame) -> pd.Series:
+    """|W_ft - W_0| per neuron: the norm of the change of its weight row and bias."""
+    parts = []
+    for prefix in _site_param_names(model).values():
+        dw = (finetuned[f"{prefix}.weight"] - initial[f"{prefix}.weight"]).double()
+        db = (finetuned[f"{prefix}.bias"] - initial[f"{prefix}.bias"]).double()
+        parts.append(torch.sqrt((dw**2).sum(1) + db**2).numpy())
+    return pd.Series(np.concatenate(parts), index=index.index)
+
+
+def as_site_masks(model, index: pd.DataFrame, chosen: np.ndarray) -> dict:
+    out, start = {}, 0
+    for key, m in site_modules(model).items():
+        out[key] = chosen[start : start + m.out_features]
+        start += m.out_features
+    return out
+
+
+def random_selection(index: pd.DataFrame, k: int, rng, match: np.ndarray | None = None) -> np.ndarray:
+    """k random neurons; with `match` (a selection), the same count within each site type and
+    layer."""
+    chosen = np.zeros(len(index), dtype=bool)
+    if match is None:
+        chosen[rng.choice(len(index), size=k, replace=False)] = True
+        return chosen
+    cells = index["layer"].astype(str) + "/" + index["site"]
+    for cell in cells.unique():
+        idx = np.flatnonzero(cells.to_numpy() == cell)
+        n = int(match[idx].sum())
+        if n:
+            chosen[rng.choice(idx, size=n, replace=False)] = True
+    return chosen
