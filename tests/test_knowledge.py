@@ -113,3 +113,37 @@ def test_random_matched_selection_and_weight_change(tiny_model):
     wc = weight_change(tiny_model, sd, moved, idx)
     hit = (idx["layer"] == 1) & (idx["site"] == "ffn_in") & (idx["neuron"] == 7)
     assert wc[hit].item() == pytest.approx(3.0) and wc[~hit].max() == 0
+
+
+def test_knowledge_attribution_matches_captum_ig_on_site_output(tiny_model, tiny_tokens):
+    from captum.attr import IntegratedGradients
+
+    from plmxai.knowledge import knowledge_attribution_all_sites
+
+    model = tiny_model.double()
+    try:
+        ids = torch.as_tensor(tiny_tokens["input_ids"].iat[2].astype(np.int64))[None]
+        ours = knowledge_attribution_all_sites(model, ids, target=2, n_steps=24, step_chunk=10)
+        captured = {}
+        for key in [(0, "query"), (0, "ffn_in"), (1, "key"), (1, "ffn_out")]:
+            module = site_modules(model)[key]
+            h = module.register_forward_hook(lambda m, i, o: captured.__setitem__("y", o))
+            with torch.no_grad():
+                model(input_ids=ids)
+            h.remove()
+            y = captured["y"]
+
+            def forward(site_out, module=module):  # the whole model with the site output replaced
+                hook = module.register_forward_hook(lambda m, i, o: site_out)
+                try:
+                    return model(input_ids=ids.expand(len(site_out), -1)).logits
+                finally:
+                    hook.remove()
+
+            ref, delta = IntegratedGradients(forward).attribute(
+                y, baselines=torch.zeros_like(y), target=2, n_steps=24, method="gausslegendre",
+                return_convergence_delta=True)  # fmt: skip
+            np.testing.assert_allclose(ours[key].numpy(), ref[0].detach().numpy(), rtol=1e-5, atol=1e-9,
+                                       err_msg=str(key))  # fmt: skip
+    finally:
+        model.float()
