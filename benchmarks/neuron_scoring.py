@@ -1,0 +1,99 @@
+"""Neuron scoring on the ESM-2 8M architecture: one pass for all 30 sites against Captum.
+
+Prints, from one run on this machine (L=256, 50 Gauss-Legendre steps by default):
+  - one-pass conductance of all sites vs one Captum LayerConductance call per site (goal >= 25x),
+    with the largest relative difference between the two;
+  - activation scoring in one hooked pass vs one Captum LayerActivation call per site;
+  - the one pass against its FLOP limit: steps x forward+backward FLOPs / measured fp32 matmul
+    peak (goal <= 1.5x).
+
+    python benchmarks/neuron_scoring.py [--length 256] [--steps 50] [--captum-sites 30]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from captum.attr import LayerActivation, LayerConductance
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from training_throughput import ESM2_8M, matmul_peak, train_flops  # noqa: E402
+
+from plmxai.attribution import pad_baseline  # noqa: E402
+from plmxai.knowledge import conductance_all_sites  # noqa: E402
+from plmxai.modeling import build_model, site_modules  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--length", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--captum-sites", type=int, default=0, help="Captum calls timed (0: every site)")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    model = build_model({"source": "random", "architecture": ESM2_8M}, [str(i) for i in range(7)], seed=0).eval()
+    rng = np.random.default_rng(0)
+    ids = torch.as_tensor(rng.integers(4, 24, size=(1, args.length)))
+    ids[0, 0], ids[0, -1] = 0, 2
+    mask = torch.ones_like(ids)
+    sites = site_modules(model)
+    print(f"ESM-2 8M architecture, L={args.length}, {args.steps} steps, {len(sites)} sites, "
+          f"{torch.get_num_threads()} threads")  # fmt: skip
+
+    t0 = time.perf_counter()
+    ours = conductance_all_sites(model, ids, target=3, n_steps=args.steps)
+    t_one = time.perf_counter() - t0
+
+    with torch.no_grad():
+        x = model.esm.embeddings(input_ids=ids, attention_mask=mask)
+        b = model.esm.embeddings(input_ids=pad_baseline(ids, mask), attention_mask=mask)
+
+    def forward(emb):
+        h = model.esm.embeddings.register_forward_hook(lambda m, i, o: emb)
+        try:
+            return model(input_ids=ids.expand(len(emb), -1), attention_mask=mask.expand(len(emb), -1)).logits
+        finally:
+            h.remove()
+
+    keys = list(sites)[: args.captum_sites or None]
+    t0 = time.perf_counter()
+    worst = 0.0
+    for key in keys:
+        ref = LayerConductance(forward, sites[key]).attribute(
+            x, baselines=b, target=3, n_steps=args.steps, method="gausslegendre", internal_batch_size=16)
+        r = ref[0].detach().double()
+        worst = max(worst, float((ours[key] - r).abs().max() / r.abs().max().clamp(min=1e-12)))
+    t_captum = (time.perf_counter() - t0) * len(sites) / len(keys)
+    print(f"conductance: one pass {t_one:.1f} s; Captum LayerConductance per site "
+          f"{t_captum:.1f} s{' (extrapolated)' if len(keys) < len(sites) else ''}; "
+          f"speed-up {t_captum / t_one:.1f}x (goal 25x); max relative difference {worst:.1e}")  # fmt: skip
+
+    tokens = torch.as_tensor(rng.integers(4, 24, size=(8, args.length)))
+    t0 = time.perf_counter()
+    captured = {}
+    hs = [m.register_forward_hook(lambda m, i, o, k=k: captured.__setitem__(k, o.mean(1))) for k, m in sites.items()]
+    with torch.no_grad():
+        model(input_ids=tokens)
+    for h in hs:
+        h.remove()
+    t_act_one = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for key, m in sites.items():
+        LayerActivation(lambda t: model(input_ids=t).logits, m).attribute(tokens)
+    t_act_captum = time.perf_counter() - t0
+    print(f"activations (8 proteins): one hooked pass {t_act_one:.2f} s; Captum LayerActivation per "
+          f"site {t_act_captum:.2f} s; speed-up {t_act_captum / t_act_one:.1f}x")  # fmt: skip
+
+    peak = max(matmul_peak(torch.device("cpu"), torch.float32, n) for n in (1024, 2048))
+    # train_flops counts forward+backward of the whole model for a batch; one step is one sequence
+    limit = (args.steps + 1) * train_flops(model, 1, args.length) / peak
+    print(f"one pass vs its FLOP limit ({args.steps + 1} forward+backward passes at "
+          f"{peak / 1e9:.0f} GFLOP/s = {limit:.2f} s): {t_one / limit:.2f}x (goal <= 1.5x)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
