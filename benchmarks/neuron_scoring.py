@@ -82,7 +82,7 @@ def main():
         h.remove()
     t_act_one = time.perf_counter() - t0
     t0 = time.perf_counter()
-    for key, m in sites.items():
+    for m in sites.values():
         LayerActivation(lambda t: model(input_ids=t).logits, m).attribute(tokens)
     t_act_captum = time.perf_counter() - t0
     print(f"activations (8 proteins): one hooked pass {t_act_one:.2f} s; Captum LayerActivation per "

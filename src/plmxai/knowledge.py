@@ -317,7 +317,7 @@ def knowledge_attribution_all_sites(
             a = alphas[c0 : c0 + step_chunk].to(y.device)
             w = weights[c0 : c0 + step_chunk].to(y.device)
             scaled = (a.view(-1, 1, 1) * y).requires_grad_(True)
-            h = module.register_forward_hook(lambda m, i, o: scaled)
+            h = module.register_forward_hook(lambda m, i, o, s=scaled: s)
             try:
                 logits = _run_from_layer(model, layer, h0.expand(len(a), -1, -1))
             finally:

@@ -5,7 +5,6 @@ or use the modules they are built from.
 """
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -150,12 +149,11 @@ def tokenize(cfg: dict, proteins_path, out_tokens, out_summary) -> None:
     """
     proteins = pd.read_parquet(proteins_path)
     tok = load_tokenizer(cfg.get("tokenizer"))
-    t = {"max_residues": 1022, "overlong": "error"}
-    tokens, summary = tokenize_proteins(proteins, tok, t["max_residues"], t["overlong"])
+    tokens, summary = tokenize_proteins(proteins, tok, max_residues=1022, overlong="error")
     for split in ("train", "test"):
         if not (tokens["split"] == split).any():
             raise ValueError(f"{proteins_path}: no {split} proteins left after tokenisation")
-    write_parquet(tokens, out_tokens, {"stage": "tokenize", "config_hash": config_hash(t)})
+    write_parquet(tokens, out_tokens, {"stage": "tokenize", "config_hash": config_hash(cfg.get("tokenizer"))})
     write_json(summary, out_summary)
     log.info("tokenized %d proteins", summary["tokenized"])
 
@@ -292,6 +290,3 @@ def write_report(cfg: dict, inputs: dict, out_html) -> None:
     r = cfg["report"]
     write_text(build_report(cfg, inputs, r["n_tracks"], r["title"]), out_html)
 
-
-def read_json(path) -> dict:
-    return json.loads(Path(path).read_text())

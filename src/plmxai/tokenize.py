@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from transformers import EsmTokenizer
 
+from .lengths import SequenceTooLongError
+
 # ESM-2's alphabet, in vocabulary order (fair-esm `Alphabet.from_architecture("ESM-1b")`).
 ESM2_ALPHABET = (
     ["<cls>", "<pad>", "<eos>", "<unk>"]
@@ -20,10 +22,6 @@ ESM2_ALPHABET = (
     + ["<null_1>", "<mask>"]
 )
 FIRST_RESIDUE_TOKEN = 1
-
-
-class SequenceTooLongError(ValueError):
-    pass
 
 
 def esm2_tokenizer(save_dir: str | Path | None = None) -> EsmTokenizer:

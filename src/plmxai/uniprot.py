@@ -151,9 +151,8 @@ def parse_features(text: str) -> list[dict]:
     `ACT_SITE 164; /note="Nucleophile"; /evidence="ECO:0000269|PubMed:1"; BINDING 10..17; ...`
     """
     out: list[dict] = []
-    pos, n = 0, len(text)
     text = text.rstrip()
-    n = len(text)
+    pos, n = 0, len(text)
     while pos < n:
         m = _FEATURE_RE.match(text, pos)
         if not m:
