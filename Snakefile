@@ -13,6 +13,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/neurons.smk"
+include: "workflow/rules/knowledge.smk"
 include: "workflow/rules/attribution.smk"
 include: "workflow/rules/report.smk"
 

@@ -8,8 +8,9 @@ from plmxai.attribution import pad_baseline
 from plmxai.knowledge import (
     agreement,
     conductance_all_sites,
-    conductance_scores,
     density,
+    ig_scores,
+    knowledge_attribution_all_sites,
     select_top,
 )
 from plmxai.modeling import site_modules
@@ -42,7 +43,7 @@ def test_one_pass_conductance_matches_captum_per_site(tiny_model, tiny_tokens):
 
 
 def test_scores_selection_density_agreement(tiny_model, tiny_tokens):
-    scores = conductance_scores(tiny_model, tiny_tokens, n_steps=8)
+    scores, _ = ig_scores(tiny_model, tiny_tokens, ["conductance"], conductance_steps=8)
     assert len(scores) == 3 * 2 * (3 * 32 + 32 + 64 + 32)
     cls0 = scores[scores["class_id"] == 0].reset_index(drop=True)
     sel = select_top(cls0["score"], cls0, 0.1)
@@ -62,7 +63,7 @@ def test_scores_selection_density_agreement(tiny_model, tiny_tokens):
 
 
 def test_hybrid_models(tiny_model, tiny_tokens):
-    from plmxai.knowledge import hybrid_state_dict
+    from plmxai.preservation import hybrid_state_dict
     from plmxai.modeling import build_model
     from plmxai.training import predict_logits
 
@@ -96,7 +97,8 @@ def test_hybrid_models(tiny_model, tiny_tokens):
 
 
 def test_random_matched_selection_and_weight_change(tiny_model):
-    from plmxai.knowledge import neuron_index, random_selection, weight_change
+    from plmxai.knowledge import neuron_index
+    from plmxai.preservation import random_selection, weight_change
 
     idx = neuron_index(tiny_model)
     assert len(idx) == 2 * (3 * 32 + 32 + 64 + 32)
@@ -117,8 +119,6 @@ def test_random_matched_selection_and_weight_change(tiny_model):
 
 def test_knowledge_attribution_matches_captum_ig_on_site_output(tiny_model, tiny_tokens):
     from captum.attr import IntegratedGradients
-
-    from plmxai.knowledge import knowledge_attribution_all_sites
 
     model = tiny_model.double()
     try:
@@ -147,3 +147,150 @@ def test_knowledge_attribution_matches_captum_ig_on_site_output(tiny_model, tiny
                                        err_msg=str(key))  # fmt: skip
     finally:
         model.float()
+
+
+def test_ig_scores_are_class_means_of_residue_sums_with_completeness(tiny_model, tiny_tokens):
+    """Class score = mean over the class's proteins of the attribution summed over residues
+    (not <cls>/<eos>); completeness converges with the number of steps."""
+    model = tiny_model.double()
+    try:
+        scores, comp = ig_scores(model, tiny_tokens, ka_steps=64, conductance_steps=400, output="probability")
+        cls0 = tiny_tokens[tiny_tokens["label_id"] == 0]  # two proteins of class 0
+        per = []
+        for rec in cls0.itertuples():
+            ids = torch.as_tensor(rec.input_ids.astype(np.int64))[None]
+            a = knowledge_attribution_all_sites(model, ids, 0, n_steps=64, output="probability")[(1, "key")]
+            per.append(a[1:-1].sum(0).numpy())
+        got = scores[(scores["method"] == "knowledge_attribution") & (scores["layer"] == 1)
+                     & (scores["site"] == "key") & (scores["class_id"] == 0)]  # fmt: skip
+        np.testing.assert_allclose(got["score"].to_numpy(), np.mean(per, 0), rtol=1e-5, atol=1e-9)
+        assert (got["n_proteins"] == 2).all()
+        # every protein: 12 knowledge-attribution sites and one conductance path
+        assert comp.groupby("method").size().to_dict() == {"conductance": 4, "knowledge_attribution": 48}
+        ka = comp[comp["method"] == "knowledge_attribution"]
+        moved = (ka["f_input"] - ka["f_baseline"]).abs() > 1e-3
+        assert ka.loc[moved, "relative_error"].max() < 1e-2
+        co = comp[comp["method"] == "conductance"]
+        assert co["delta"].abs().max() < 1e-5  # against a |F(x) - F(baseline)| of 6e-6 to 7e-4
+        assert co.loc[(co["f_input"] - co["f_baseline"]).abs() > 1e-4, "relative_error"].max() < 0.05
+        # a probability target: F(x) is the softmax probability of the true class
+        assert co["f_input"].between(0, 1).all()
+    finally:
+        model.float()
+    with pytest.raises(ValueError, match="unknown IG estimator"):
+        ig_scores(tiny_model, tiny_tokens, ["gradcam"])
+
+
+def test_vectorised_metrics_equal_sklearn():
+    from plmxai.evaluate import bootstrap_weights, confusions, metrics, metrics_from_confusions
+
+    rng = np.random.default_rng(1)
+    for n_classes in (2, 3, 5):
+        for _ in range(10):
+            n = int(rng.integers(5, 60))
+            yt = rng.integers(0, n_classes, n)
+            yp = np.where(rng.random(n) < 0.5, yt, rng.integers(0, n_classes, n))
+            w = bootstrap_weights(n, 4, seed=3)
+            got = metrics_from_confusions(confusions(yt, yp, n_classes, w))
+            for b in range(4):
+                idx = np.repeat(np.arange(n), w[b])
+                for name, value in metrics(yt[idx], yp[idx], n_classes).items():
+                    assert got[name][b] == pytest.approx(value, abs=1e-12), (name, n_classes)
+
+
+def _planted_change(tiny_model, changed):
+    """Initial weights = the tiny model with the rows of `changed` neurons perturbed, so that
+    fine-tuning moved exactly those neurons."""
+    from plmxai.preservation import _site_param_names
+
+    finetuned = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    initial = {k: v.clone() for k, v in finetuned.items()}
+    g = torch.Generator().manual_seed(0)
+    for (layer, site), prefix in _site_param_names(tiny_model).items():
+        rows = [j for (lay, s, j) in changed if (lay, s) == (layer, site)]
+        if rows:
+            w = initial[f"{prefix}.weight"]
+            w[rows] += 3 * torch.randn(len(rows), w.shape[1], generator=g)
+    return initial, finetuned
+
+
+def test_preservation_curves_find_the_moved_neurons(tiny_model):
+    """Fine-tuning moved 10 ffn_in neurons only: preserving the top 10 by weight change is the
+    fine-tuned model itself, ablating them is the initial one, random draws rarely are."""
+    import copy
+
+    from plmxai.knowledge import neuron_index
+    from plmxai.preservation import HybridEvaluator, preservation_curves, weight_change
+    from plmxai.tokenize import esm2_tokenizer, tokenize_proteins
+    from plmxai.training import predict_logits
+
+    rng = np.random.default_rng(0)
+    seqs = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), int(rng.integers(20, 40)))) for _ in range(60)]
+    prot = pd.DataFrame({"accession": [f"Q{i}" for i in range(60)], "sequence": seqs, "label": "1",
+                         "label_id": 0, "split": "test"})  # fmt: skip
+    tokens, _ = tokenize_proteins(prot, esm2_tokenizer())
+    changed = [(1, "ffn_in", j) for j in range(10)]
+    initial, finetuned = _planted_change(tiny_model, changed)
+    model = copy.deepcopy(tiny_model)
+    # labels: what the fine-tuned model predicts, so that it scores 1.0
+    tokens["label_id"] = predict_logits(model, tokens).argmax(1)
+    index = neuron_index(model)
+    wc = weight_change(model, initial, finetuned, index)
+    assert set(index[wc > 0].itertuples(index=False, name=None)) == set(changed)
+    ev = HybridEvaluator(model, initial, finetuned, tokens, batch_size=16)
+    fraction = 10 / len(index)
+    runs, summary = preservation_curves(ev, index, {"weight_change": wc}, [fraction],
+                                        ["preserve", "ablate_revert"], n_random=6, n_boot=200)  # fmt: skip
+    acc = summary[summary["metric"] == "accuracy"].set_index(["mode", "method"])
+    assert acc.loc[("preserve", "weight_change"), "value"] == 1.0 == acc.loc[("preserve", "all"), "value"]
+    none = acc.loc[("preserve", "none"), "value"]
+    assert none < 0.9 and acc.loc[("ablate_revert", "weight_change"), "value"] == none
+    row = acc.loc[("preserve", "weight_change")]
+    draws = runs[(runs["method"] == "random") & (runs["metric"] == "accuracy") & (runs["mode"] == "preserve")]
+    assert len(draws) == 6 and (draws["n_selected"] == 10).all()
+    assert row["p_permutation"] == (1 + (draws["value"] >= 1.0).sum()) / 7
+    assert row["random_mean"] == pytest.approx(draws["value"].mean())
+    # the hybrids depend only on the moved rows: random draws that miss them all share one
+    # evaluation with "nothing preserved"
+    assert ev.evaluations < 4 + 2 * 6 + 2
+    # the model object is the fine-tuned one again afterwards
+    for name, t in model.state_dict().items():
+        assert torch.equal(t, finetuned[name]), name
+
+
+def test_frozen_encoder_needs_one_evaluation(tiny_model, tiny_tokens):
+    from plmxai.knowledge import neuron_index
+    from plmxai.preservation import HybridEvaluator, preservation_curves, weight_change
+
+    sd = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    index = neuron_index(tiny_model)
+    ev = HybridEvaluator(tiny_model, sd, sd, tiny_tokens)
+    _, summary = preservation_curves(ev, index, {"weight_change": weight_change(tiny_model, sd, sd, index)},
+                                     [0.05, 0.5], ["preserve"], n_random=5, n_boot=0)  # fmt: skip
+    assert ev.evaluations == 1 and summary["value"].nunique() <= 3  # one model, three metrics
+
+
+def test_mean_ablation_holds_the_neuron_at_its_mean(tiny_model, tiny_tokens):
+    import copy
+
+    from plmxai.preservation import HybridEvaluator
+
+    sd = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    model = copy.deepcopy(tiny_model)
+    sites = site_modules(model)
+    means = {k: np.linspace(-1, 1, m.out_features).astype(np.float32) for k, m in sites.items()}
+    chosen = {k: np.zeros(m.out_features, bool) for k, m in sites.items()}
+    chosen[(0, "value")][[2, 5]] = True
+    ev = HybridEvaluator(model, sd, sd, tiny_tokens, mean_activation=means)
+    seen = {}
+    h = sites[(0, "value")].register_forward_hook(lambda m, i, o: seen.__setitem__("out", o.detach()))
+    ev.predict(chosen, keep="unselected", mode="mean")
+    h.remove()
+    out = seen["out"]
+    assert torch.allclose(out[..., 2], torch.tensor(means[(0, "value")][2])) and torch.allclose(
+        out[..., 5], torch.tensor(means[(0, "value")][5]))  # fmt: skip
+    assert out[..., 3].std() > 0  # other neurons still respond to the input
+    with pytest.raises(ValueError, match="test mode must be"):
+        from plmxai.preservation import _mode_args
+
+        _mode_args("ablate_random")

@@ -26,16 +26,43 @@ def confusion(y_true, y_pred, n_classes: int) -> np.ndarray:
     return confusion_matrix(y_true, y_pred, labels=list(range(n_classes)))
 
 
+def bootstrap_weights(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
+    """(n_boot, n) multiplicities of each item in resamples drawn with replacement; shared by
+    every model evaluated on the same items, so that their intervals are paired."""
+    rng = np.random.default_rng(seed)
+    return np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_boot)]) if n_boot else \
+        np.zeros((0, n), dtype=np.int64)  # fmt: skip
+
+
+def confusions(y_true, y_pred, n_classes: int, weights: np.ndarray) -> np.ndarray:
+    """Confusion matrices (B, C, C) of weighted resamples (weights: B x n)."""
+    code = np.asarray(y_true) * n_classes + np.asarray(y_pred)
+    onehot = np.zeros((len(code), n_classes * n_classes))
+    onehot[np.arange(len(code)), code] = 1
+    return (weights @ onehot).reshape(len(weights), n_classes, n_classes)
+
+
+def metrics_from_confusions(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """Accuracy, macro-F1 (classes absent from both truth and prediction count 0, as
+    sklearn's zero_division=0) and multi-class MCC (Gorodkin) of each matrix in (B, C, C)."""
+    cm = cm.astype(np.float64)
+    total = cm.sum((1, 2))
+    tp = np.diagonal(cm, axis1=1, axis2=2)
+    true_k, pred_k = cm.sum(2), cm.sum(1)
+    denom = true_k + pred_k
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    correct = tp.sum(1)
+    cov = correct * total - (pred_k * true_k).sum(1)
+    norm = np.sqrt((total**2 - (pred_k**2).sum(1)) * (total**2 - (true_k**2).sum(1)))
+    mcc = np.divide(cov, norm, out=np.zeros_like(cov), where=norm > 0)
+    return {"accuracy": correct / np.maximum(total, 1), "macro_f1": f1.mean(1), "mcc": mcc}
+
+
 def bootstrap_ci(y_true, y_pred, n_classes: int, n_boot: int = 1000, level: float = 0.95,
                  seed: int = 0) -> dict[str, tuple[float, float]]:  # fmt: skip
     """Percentile intervals of each metric over proteins resampled with replacement."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    rng = np.random.default_rng(seed)
-    draws = {k: [] for k in ("accuracy", "macro_f1", "mcc")}
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(y_true), len(y_true))
-        for k, v in metrics(y_true[idx], y_pred[idx], n_classes).items():
-            draws[k].append(v)
+    w = bootstrap_weights(len(y_true), n_boot, seed)
+    draws = metrics_from_confusions(confusions(y_true, y_pred, n_classes, w))
     a = (1 - level) / 2
     return {k: (float(np.quantile(v, a)), float(np.quantile(v, 1 - a))) for k, v in draws.items()}
 

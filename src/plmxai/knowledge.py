@@ -14,11 +14,24 @@ import pandas as pd
 import torch
 from captum.attr._utils.approximation_methods import approximation_parameters
 from scipy import stats as sps
+from tqdm import tqdm
 
 from .attribution import pad_baseline
 from .modeling import SITES, site_modules
 from .neurons import residue_mask
 from .stats import benjamini_hochberg
+
+
+OUTPUTS = ("logit", "probability")
+
+
+def target_output(logits: torch.Tensor, target: int, output: str = "logit") -> torch.Tensor:
+    """F per row: the target logit, or the target probability (Dai et al. use the latter)."""
+    if output == "logit":
+        return logits[:, target]
+    if output == "probability":
+        return torch.softmax(logits, dim=-1)[:, target]
+    raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
 
 
 def _embedding_path_hook(model, path: torch.Tensor):
@@ -32,12 +45,16 @@ def _embedding_path_hook(model, path: torch.Tensor):
 
 def conductance_all_sites(
     model, ids: torch.Tensor, target: int, n_steps: int = 50, method: str = "gausslegendre",
-    step_chunk: int = 26,
+    step_chunk: int = 26, output: str = "logit", completeness: dict | None = None,
 ) -> dict[tuple[int, str], torch.Tensor]:  # fmt: skip
     """Conductance of every neuron of every site for one protein (ids: 1 x T, no padding).
 
     Returns (layer, site) -> tensor (T, neurons): per-token conductance; sum it over residue
     tokens for a neuron score. Matches Captum LayerConductance per site (same method, steps).
+    A single site is not a cut of the network, so its conductances need not add up to
+    F(x) - F(baseline); the embedding output is one. With `completeness` (a dict), the same
+    quadrature's sum over the embedding output is stored with F(x) and F(baseline), the check
+    that the path integral converged.
     """
     model.eval()
     mask = torch.ones_like(ids)
@@ -64,6 +81,7 @@ def conductance_all_sites(
         p.requires_grad_(False)
     prev_eval: dict = {}
     prev_grad: dict = {}
+    path_sum, prev_path = 0.0, None
     try:
         for c0 in range(0, n_steps + 1, step_chunk):
             a = alphas[c0 : c0 + step_chunk]
@@ -73,7 +91,12 @@ def conductance_all_sites(
                 logits = model(input_ids=ids.expand(len(a), -1), attention_mask=mask.expand(len(a), -1)).logits
             finally:
                 h.remove()
-            logits[:, target].sum().backward()
+            target_output(logits, target, output).sum().backward()
+            p, g = path.detach(), path.grad
+            if prev_path is not None:
+                path_sum += float((prev_path[1] * (p[0] - prev_path[0])).double().sum())
+            path_sum += float((g[:-1] * (p[1:] - p[:-1])).double().sum())
+            prev_path = (p[-1], g[-1])
             for key, o in captured.items():
                 ev, gr = o.detach(), o.grad
                 acc = out[key]
@@ -88,40 +111,90 @@ def conductance_all_sites(
             h.remove()
         for p in trainable:
             p.requires_grad_(True)
+    if completeness is not None:
+        with torch.no_grad():
+            both = torch.cat([x, b])
+            h = _embedding_path_hook(model, both)
+            try:
+                f = target_output(model(input_ids=ids.expand(2, -1), attention_mask=mask.expand(2, -1)).logits,
+                                  target, output).double()  # fmt: skip
+            finally:
+                h.remove()
+        completeness.update(f_input=float(f[0]), f_baseline=float(f[1]), attribution_sum=path_sum)
     return out
 
 
-def conductance_scores(model, tokens: pd.DataFrame, n_steps: int = 50, method: str = "gausslegendre",
-                       target: str = "true") -> pd.DataFrame:  # fmt: skip
-    """Per-class conductance score of every neuron: sum over residue tokens, mean over the
-    class's proteins. Columns: layer, site, neuron, class_id, score, n_proteins."""
+ESTIMATORS = ("knowledge_attribution", "conductance")
+
+
+def ig_scores(
+    model, tokens: pd.DataFrame, estimators=ESTIMATORS, ka_steps: int = 20,
+    conductance_steps: int = 50, method: str = "gausslegendre", target: str = "true",
+    output: str = "logit",
+) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Per-class IG scores of every neuron by each estimator, streamed over proteins.
+
+    A protein's score of a neuron is its attribution summed over residue tokens; the class
+    score is the mean over the class's proteins. Only per-class sums are kept, so memory does
+    not grow with the number of proteins.
+    Returns (scores: method, layer, site, neuron, class_id, label, score, n_proteins;
+    completeness: one row per protein and estimator, and per site for knowledge attribution).
+    """
+    unknown = set(estimators) - set(ESTIMATORS)
+    if unknown:
+        raise ValueError(f"unknown IG estimator(s) {sorted(unknown)}; choose from {ESTIMATORS}")
     device = next(model.parameters()).device
     n_classes = model.config.num_labels
     sums: dict = {}
     counts = np.zeros(n_classes)
+    comp_rows = []
+    progress = tqdm(total=len(tokens), desc="IG neuron scores", mininterval=10)
     for rec in tokens.itertuples(index=False):
         ids = torch.as_tensor(np.asarray(rec.input_ids, dtype=np.int64), device=device)[None]
         if target == "true":
             t = int(rec.label_id)
-        else:
+        elif target == "predicted":
             with torch.no_grad():
                 t = int(model(input_ids=ids).logits.argmax(-1))
-        cond = conductance_all_sites(model, ids, t, n_steps, method)
+        else:
+            raise ValueError(f"target must be 'true' or 'predicted', got {target!r}")
         rmask = residue_mask(ids, torch.ones_like(ids))[0].cpu()
-        for key, c in cond.items():
-            sums.setdefault(key, np.zeros((n_classes, c.shape[1])))
-            sums[key][rec.label_id] += c[rmask].sum(0).numpy()
+        base = {"accession": rec.accession, "label_id": int(rec.label_id), "target_id": t}
+        for est in estimators:
+            if est == "conductance":
+                comp: dict = {}
+                attr = conductance_all_sites(model, ids, t, conductance_steps, method, output=output,
+                                             completeness=comp)  # fmt: skip
+                comp_rows.append({**base, "method": est, "layer": -1, "site": "embedding", **comp})
+            else:
+                comp = {}
+                attr = knowledge_attribution_all_sites(model, ids, t, ka_steps, method, output=output,
+                                                       completeness=comp)  # fmt: skip
+                comp_rows += [{**base, "method": est, "layer": lay, "site": site, "f_input": fx,
+                               "f_baseline": f0, "attribution_sum": total}
+                              for (lay, site), (fx, f0, total) in comp.items()]  # fmt: skip
+            for key, a in attr.items():
+                acc = sums.setdefault((est, *key), np.zeros((n_classes, a.shape[1])))
+                acc[rec.label_id] += a[rmask].sum(0).numpy()
         counts[rec.label_id] += 1
+        progress.update()
+    progress.close()
     order = {s: i for i, s in enumerate(SITES)}
+    id2label = model.config.id2label
     frames = []
-    for (layer, site), total in sorted(sums.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):
+    for (est, layer, site), total in sorted(sums.items(), key=lambda kv: (kv[0][0], kv[0][1], order[kv[0][2]])):
         for c in range(n_classes):
             frames.append(pd.DataFrame({
-                "layer": np.int16(layer), "site": site, "neuron": np.arange(total.shape[1], dtype=np.int32),
-                "class_id": np.int16(c), "score": (total[c] / max(counts[c], 1)).astype(np.float32),
+                "method": est, "layer": np.int16(layer), "site": site,
+                "neuron": np.arange(total.shape[1], dtype=np.int32), "class_id": np.int16(c),
+                "label": id2label[c], "score": (total[c] / max(counts[c], 1)).astype(np.float32),
                 "n_proteins": np.int32(counts[c]),
             }))  # fmt: skip
-    return pd.concat(frames, ignore_index=True)
+    comp = pd.DataFrame(comp_rows)
+    if len(comp):
+        comp["delta"] = comp["attribution_sum"] - (comp["f_input"] - comp["f_baseline"])
+        comp["relative_error"] = comp["delta"].abs() / (comp["f_input"] - comp["f_baseline"]).abs().clip(lower=1e-12)
+    return pd.concat(frames, ignore_index=True), comp
 
 
 def select_top(scores: pd.Series, index: pd.DataFrame, fraction: float, per_layer: bool = False) -> np.ndarray:
@@ -175,46 +248,6 @@ def agreement(a: pd.Series, b: pd.Series, fractions=(0.01, 0.05, 0.1)) -> dict:
     return out
 
 
-# ---- preservation and ablation ------------------------------------------------------------
-
-ABLATION_MODES = ("revert", "zero", "mean")
-
-
-def _site_param_names(model) -> dict[tuple[int, str], str]:
-    names = {m: n for n, m in model.named_modules()}
-    return {key: names[m] for key, m in site_modules(model).items()}
-
-
-def hybrid_state_dict(
-    model, initial: dict, finetuned: dict, selected: dict[tuple[int, str], np.ndarray],
-    keep: str = "selected", mode: str = "revert", mean_activation: dict | None = None,
-) -> dict:  # fmt: skip
-    """Weights of a hybrid model; everything outside the sites stays fine-tuned.
-
-    keep="selected" (preservation): selected neurons keep their fine-tuned rows (weight and
-    bias), all other neurons of every site revert to the weights before fine-tuning.
-    keep="unselected" (ablation): only the selected neurons are removed: reverted, zeroed, or
-    made constant at their mean activation (`mean_activation[(layer, site)]`, zero weights and
-    the mean as bias).
-    """
-    if mode not in ABLATION_MODES:
-        raise ValueError(f"ablation mode must be one of {ABLATION_MODES}, got {mode!r}")
-    state = {k: v.clone() for k, v in finetuned.items()}
-    for key, prefix in _site_param_names(model).items():
-        sel = torch.as_tensor(selected[key], dtype=torch.bool)
-        change = ~sel if keep == "selected" else sel
-        for part in ("weight", "bias"):
-            name = f"{prefix}.{part}"
-            if keep == "selected" or mode == "revert":
-                state[name][change] = initial[name][change]
-            elif mode == "zero":
-                state[name][change] = 0
-            else:  # mean: the neuron outputs its mean activation whatever the input
-                state[name][change] = 0 if part == "weight" else torch.as_tensor(
-                    mean_activation[key], dtype=state[name].dtype)[change]
-    return state
-
-
 def neuron_index(model) -> pd.DataFrame:
     """One row per neuron: layer, site, neuron, in site_modules order."""
     rows = [(layer, site, j) for (layer, site), m in site_modules(model).items() for j in range(m.out_features)]
@@ -227,40 +260,6 @@ def score_vector(scores: pd.DataFrame, index: pd.DataFrame, reduce: str = "max_a
     a = scores.assign(abs_score=scores["score"].abs())
     agg = a.groupby(["layer", "site", "neuron"])["abs_score"].agg("max" if reduce == "max_abs" else "mean")
     return index.join(agg, on=["layer", "site", "neuron"])["abs_score"].fillna(0.0).reset_index(drop=True)
-
-
-def weight_change(model, initial: dict, finetuned: dict, index: pd.DataFrame) -> pd.Series:
-    """|W_ft - W_0| per neuron: the norm of the change of its weight row and bias."""
-    parts = []
-    for prefix in _site_param_names(model).values():
-        dw = (finetuned[f"{prefix}.weight"] - initial[f"{prefix}.weight"]).double()
-        db = (finetuned[f"{prefix}.bias"] - initial[f"{prefix}.bias"]).double()
-        parts.append(torch.sqrt((dw**2).sum(1) + db**2).numpy())
-    return pd.Series(np.concatenate(parts), index=index.index)
-
-
-def as_site_masks(model, index: pd.DataFrame, chosen: np.ndarray) -> dict:
-    out, start = {}, 0
-    for key, m in site_modules(model).items():
-        out[key] = chosen[start : start + m.out_features]
-        start += m.out_features
-    return out
-
-
-def random_selection(index: pd.DataFrame, k: int, rng, match: np.ndarray | None = None) -> np.ndarray:
-    """k random neurons; with `match` (a selection), the same count within each site type and
-    layer."""
-    chosen = np.zeros(len(index), dtype=bool)
-    if match is None:
-        chosen[rng.choice(len(index), size=k, replace=False)] = True
-        return chosen
-    cells = index["layer"].astype(str) + "/" + index["site"]
-    for cell in cells.unique():
-        idx = np.flatnonzero(cells.to_numpy() == cell)
-        n = int(match[idx].sum())
-        if n:
-            chosen[rng.choice(idx, size=n, replace=False)] = True
-    return chosen
 
 
 # ---- knowledge attribution (Dai et al. 2022) ------------------------------------------------
@@ -280,13 +279,15 @@ def _run_from_layer(model, layer: int, hidden: torch.Tensor) -> torch.Tensor:
 
 def knowledge_attribution_all_sites(
     model, ids: torch.Tensor, target: int, n_steps: int = 20, method: str = "gausslegendre",
-    step_chunk: int = 32,
+    step_chunk: int = 32, output: str = "logit", completeness: dict | None = None,
 ) -> dict[tuple[int, str], torch.Tensor]:  # fmt: skip
     """Dai et al.'s knowledge attribution of every neuron of every site for one protein
     (ids: 1 x T): the site's output y is scaled from 0 to y, and attribution =
     y x integral of dF/d(alpha y). F is the target logit. The layers before a site are computed
     once per protein: each integral starts from the cached input of the site's layer.
-    Equals Captum IntegratedGradients on the site output with a zero baseline.
+    Equals Captum IntegratedGradients on the site output with a zero baseline. With
+    `completeness` (a dict), (layer, site) -> (F(x), F(site output zeroed), sum of the site's
+    attributions) is stored: the site is a cut of its own path, so the sum should match.
     """
     if model.config.position_embedding_type != "rotary":
         raise ValueError("knowledge attribution from cached layer inputs needs a rotary ESM model")
@@ -322,7 +323,16 @@ def knowledge_attribution_all_sites(
                 logits = _run_from_layer(model, layer, h0.expand(len(a), -1, -1))
             finally:
                 h.remove()
-            (grad,) = torch.autograd.grad(logits[:, target].sum(), scaled)
+            (grad,) = torch.autograd.grad(target_output(logits, target, output).sum(), scaled)
             total += (w.view(-1, 1, 1) * grad).sum(0).double()
         result[(layer, site)] = (total * y[0].double()).cpu()
+        if completeness is not None:
+            ends = torch.stack([y[0], torch.zeros_like(y[0])])
+            h = module.register_forward_hook(lambda m, i, o, s=ends: s)
+            try:
+                with torch.no_grad():
+                    f = target_output(_run_from_layer(model, layer, h0.expand(2, -1, -1)), target, output).double()
+            finally:
+                h.remove()
+            completeness[(layer, site)] = (float(f[0]), float(f[1]), float(result[(layer, site)].sum()))
     return result

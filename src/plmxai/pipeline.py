@@ -235,13 +235,97 @@ def score_neurons(cfg: dict, model_dir, tokens_path, out_scores, threads: int = 
              scores["class_id"].nunique(), len(tokens))  # fmt: skip
 
 
+def _subset(tokens: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """At most n proteins, a seeded random subset kept in table order (0 = all)."""
+    if n and len(tokens) > n:
+        order = np.random.default_rng(seed).permutation(len(tokens))[:n]
+        tokens = tokens.iloc[np.sort(order)].reset_index(drop=True)
+    return tokens
+
+
+def knowledge_scores(cfg: dict, model_dir, tokens_path, out_scores, out_completeness, threads: int = 1) -> None:
+    """IG scores of every neuron by both estimators (knowledge attribution, conductance)."""
+    from .knowledge import ig_scores
+
+    torch.set_num_threads(max(1, threads))
+    k = cfg["knowledge"]
+    tokens = _subset(_select(pd.read_parquet(tokens_path), k["split"]), k["max_proteins"], cfg["seed"])
+    model = load_model(model_dir, pick_device(cfg["model"]["device"]))
+    t0 = time.perf_counter()
+    scores, comp = ig_scores(model, tokens, k["estimators"], k["ka_steps"], k["conductance_steps"],
+                             k["method"], k["target"], k["output"])  # fmt: skip
+    comp["complete"] = comp["relative_error"] <= k["completeness_tolerance"]
+    prov = {"stage": "knowledge_scores", "config_hash": config_hash(k)}
+    write_parquet(scores, out_scores, prov)
+    write_parquet(comp, out_completeness, prov)
+    for est, g in comp.groupby("method"):
+        log.info("%s: %d proteins, completeness relative error median %.2e, max %.2e, %d above %g",
+                 est, g["accession"].nunique(), g["relative_error"].median(), g["relative_error"].max(),
+                 int((~g["complete"]).sum()), k["completeness_tolerance"])  # fmt: skip
+    log.info("IG scores of %d neurons on %d proteins in %.1f s",
+             scores[["layer", "site", "neuron"]].drop_duplicates().shape[0], len(tokens),
+             time.perf_counter() - t0)  # fmt: skip
+
+
+def knowledge_tests(cfg: dict, initial_dir, model_dir, tokens_path, activation_path, ig_path,
+                    out_runs, out_preservation, out_density, out_agreement, threads: int = 1) -> None:  # fmt: skip
+    """Selections by every score, preservation and ablation against random, density, agreement."""
+    from .knowledge import agreement, density, neuron_index, score_vector, select_top
+    from .neurons import activation_scores
+    from .preservation import HybridEvaluator, as_site_masks, preservation_curves, weight_change
+
+    torch.set_num_threads(max(1, threads))
+    k = cfg["knowledge"]
+    tokens = pd.read_parquet(tokens_path)
+    device = pick_device(cfg["model"]["device"])
+    model = load_model(model_dir, device)
+    initial = {n: t.to(device) for n, t in load_model(initial_dir).state_dict().items()}
+    finetuned = {n: t.detach().clone() for n, t in model.state_dict().items()}
+    index = neuron_index(model)
+    scores = {"activation": score_vector(pd.read_parquet(activation_path), index, k["class_reduce"])}
+    ig = pd.read_parquet(ig_path)
+    for est in k["estimators"]:
+        scores[est] = score_vector(ig[ig["method"] == est], index, k["class_reduce"])
+    scores["weight_change"] = weight_change(model, initial, finetuned, index)
+    mean = None
+    if "ablate_mean" in k["tests"]:
+        scoring = _subset(_select(tokens, k["split"]), k["max_proteins"], cfg["seed"])
+        act = activation_scores(model, scoring, "mean", False)
+        act = act.assign(w=act["score"] * act["n_proteins"]).groupby(["layer", "site", "neuron"], sort=False)
+        overall = (act["w"].sum() / act["n_proteins"].sum().clip(lower=1)).to_numpy(np.float32)
+        mean = as_site_masks(model, overall)
+    test = _select(tokens, "test")
+    evaluator = HybridEvaluator(model, initial, finetuned, test, k["batch_size"], mean)
+    t0 = time.perf_counter()
+    runs, summary = preservation_curves(
+        evaluator, index, scores, k["fractions"], k["tests"], k["n_random"], k["random_matched"],
+        k["per_layer"], k["bootstrap"], seed=cfg["seed"],
+    )  # fmt: skip
+    log.info("%d hybrid models evaluated on %d test proteins in %.1f s", evaluator.evaluations, len(test),
+             time.perf_counter() - t0)  # fmt: skip
+    dens = []
+    for name, s in scores.items():
+        for f in k["fractions"]:
+            d = density(index, select_top(s, index, f, k["per_layer"]))
+            dens.append(d.assign(method=name, fraction=f))
+    names = list(scores)
+    agree = [{"method_a": a, "method_b": b, **agreement(scores[a], scores[b], k["fractions"])}
+             for i, a in enumerate(names) for b in names[i + 1 :]]  # fmt: skip
+    prov = {"stage": "knowledge_tests", "config_hash": config_hash(k)}
+    write_parquet(runs, out_runs, prov)
+    write_parquet(summary, out_preservation, prov)
+    write_parquet(pd.concat(dens, ignore_index=True), out_density, prov)
+    write_parquet(pd.DataFrame(agree), out_agreement, prov)
+    acc = summary[(summary["metric"] == "accuracy") & summary["fraction"].between(0, 1, inclusive="neither")]
+    for (mode, name), g in acc.groupby(["mode", "method"], sort=False):
+        log.info("%s %s: beats random at fractions %s", mode, name,
+                 g.loc[g["beats_random"].fillna(False).astype(bool), "fraction"].tolist())  # fmt: skip
+
+
 def attribute(cfg: dict, model_dir, tokens_path, out_relevance, out_completeness, threads: int = 1) -> None:
     torch.set_num_threads(max(1, threads))
     a = cfg["attribution"]
-    tokens = _select(pd.read_parquet(tokens_path), a["split"])
-    if a["max_proteins"] and len(tokens) > a["max_proteins"]:
-        order = np.random.default_rng(cfg["seed"]).permutation(len(tokens))[: a["max_proteins"]]
-        tokens = tokens.iloc[np.sort(order)].reset_index(drop=True)
+    tokens = _subset(_select(pd.read_parquet(tokens_path), a["split"]), a["max_proteins"], cfg["seed"])
     model = load_model(model_dir, pick_device(cfg["model"]["device"]))
     prov = {"stage": "attribution", "config_hash": config_hash(a), "method": "embedding IG"}
     completeness = []

@@ -342,6 +342,10 @@ def _variant_section(config, variant, f, annotations, labels, n_tracks, open_) -
                      "undefined r, number of tests) are in statistics/statistics.parquet.</p>")
     else:
         parts.append("<p>No test could be made (no attributed protein carries an annotation).</p>")
+    if "preservation" in f:
+        from .report_knowledge import knowledge_section
+
+        parts.append(knowledge_section(config, f, _fig_to_img, _table, _kv))
     parts.append("</details>")
     return "\n".join(parts)
 

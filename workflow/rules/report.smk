@@ -17,6 +17,11 @@ rule report:
         relevance=per_variant("attribution/relevance.parquet"),
         completeness=per_variant("attribution/completeness.parquet"),
         statistics=per_variant("statistics/statistics.parquet"),
+        knowledge_completeness=per_variant("knowledge/completeness.parquet"),
+        preservation=per_variant("knowledge/preservation.parquet"),
+        preservation_runs=per_variant("knowledge/preservation_runs.parquet"),
+        density=per_variant("knowledge/density.parquet"),
+        agreement=per_variant("knowledge/agreement.parquet"),
     output:
         html=R("report.html"),
     params:

@@ -1,0 +1,53 @@
+rule knowledge_scores:
+    input:
+        model=R("{variant}/model/finetuned"),
+        tokens=R("tokens/tokens.parquet"),
+    output:
+        scores=R("{variant}/knowledge/ig_scores.parquet"),
+        completeness=R("{variant}/knowledge/completeness.parquet"),
+    params:
+        knowledge=config["knowledge"],
+        device=config["model"]["device"],
+        seed=config["seed"],
+    threads: variant_threads()
+    resources:
+        mem_mb=8000,
+        runtime=480,
+    log:
+        LOG("knowledge_scores_{variant}"),
+    benchmark:
+        R("benchmarks/knowledge_scores_{variant}.tsv")
+    conda:
+        "../../envs/plmxai.yaml"
+    script:
+        "../scripts/knowledge_scores.py"
+
+
+rule knowledge_tests:
+    input:
+        initial=R("model/initial"),
+        model=R("{variant}/model/finetuned"),
+        tokens=R("tokens/tokens.parquet"),
+        activation=R("{variant}/neurons/neuron_activation.parquet"),
+        ig=R("{variant}/knowledge/ig_scores.parquet"),
+    output:
+        runs=R("{variant}/knowledge/preservation_runs.parquet"),
+        preservation=R("{variant}/knowledge/preservation.parquet"),
+        density=R("{variant}/knowledge/density.parquet"),
+        agreement=R("{variant}/knowledge/agreement.parquet"),
+    params:
+        knowledge=config["knowledge"],
+        device=config["model"]["device"],
+        seed=config["seed"],
+    threads: variant_threads()
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    log:
+        LOG("knowledge_tests_{variant}"),
+    benchmark:
+        R("benchmarks/knowledge_tests_{variant}.tsv")
+    conda:
+        "../../envs/plmxai.yaml"
+    script:
+        "../scripts/knowledge_tests.py"
