@@ -63,8 +63,8 @@ def test_scores_selection_density_agreement(tiny_model, tiny_tokens):
 
 
 def test_hybrid_models(tiny_model, tiny_tokens):
-    from plmxai.preservation import hybrid_state_dict
     from plmxai.modeling import build_model
+    from plmxai.preservation import hybrid_state_dict
     from plmxai.training import predict_logits
 
     spec = {"source": "random", "architecture": {"hidden_size": 32, "num_layers": 2, "num_heads": 4,

@@ -3,6 +3,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -17,6 +18,8 @@ CONFIG = {
     "data": {"source": "synthetic", "synthetic": {"n_proteins": 3000}, "split": {"method": "random"}},
     "variants": ["finetuned", "shuffled"],
     "training": {"epochs": 35, "batch_size": 32, "learning_rate": 0.003},
+    "knowledge": {"max_proteins": 40, "ka_steps": 32, "conductance_steps": 200, "n_random": 5,
+                  "fractions": [0.01, 0.02, 0.05, 0.1], "bootstrap": 300},
     "attribution": {"n_steps": 200, "max_proteins": 120},
     "statistics": {"fdr": 0.05},
 }
@@ -95,6 +98,7 @@ def test_demo_tables(demo_run):
     html = (out / "report.html").read_text()
     for section in ["Data", "Variants compared", "Variant: finetuned", "Variant: shuffled", "Training",
                     "Test metrics", "Knowledge neurons", "Residue attributions", "Statistics",
+                    "Knowledge neurons: preservation, ablation, density", "density heatmap",
                     "Provenance", "data:image/png;base64,"]:  # fmt: skip
         assert section in html
     assert not re.search(r'(src|href)="https?://', html)
@@ -102,15 +106,55 @@ def test_demo_tables(demo_run):
     assert "done in" in (out / "logs" / "finetune_finetuned.log").read_text().splitlines()[-1]
 
 
+def test_knowledge_neuron_tables(demo_run):
+    work, _ = demo_run
+    out = work / "results" / "itest"
+    ft = out / "finetuned" / "knowledge"
+    scores = pd.read_parquet(ft / "ig_scores.parquet")
+    assert scores.groupby("method").size().to_dict() == {
+        "conductance": 4 * 896, "knowledge_attribution": 4 * 896}
+    comp = pd.read_parquet(ft / "completeness.parquet")
+    assert comp.groupby("method")["accession"].nunique().to_dict() == {"conductance": 40, "knowledge_attribution": 40}
+    summary = pd.read_parquet(ft / "preservation.parquet")
+    acc = summary[summary["metric"] == "accuracy"].set_index(["mode", "method", "fraction"])
+    test_acc = pd.read_parquet(out / "finetuned" / "model" / "metrics.parquet").set_index(
+        ["split", "class", "metric"]).loc[("test", "all", "accuracy"), "value"]
+    # keeping every neuron, or ablating none, is the fine-tuned model itself
+    assert acc.loc[("preserve", "all", 1.0), "value"] == pytest.approx(test_acc)
+    assert acc.loc[("ablate_revert", "none", 0.0), "value"] == pytest.approx(test_acc)
+    # removing the IG-selected 5% and 10% breaks the model far beyond random removals
+    for method in ("knowledge_attribution", "conductance"):
+        for f in (0.05, 0.1):
+            row = acc.loc[("ablate_revert", method, f)]
+            assert row["beats_random"] and row["value"] < row["random_low"], (method, f)
+            assert row["p_permutation"] == pytest.approx(1 / 6)
+    # the neurons kept by activation at 1% carry more of the task than random ones
+    assert acc.loc[("preserve", "activation", 0.01), "beats_random"]
+    runs = pd.read_parquet(ft / "preservation_runs.parquet")
+    assert set(runs.loc[runs["method"] == "random", "draw"]) == set(range(5))
+    density = pd.read_parquet(ft / "density.parquet")
+    per_site = density[density["layer"] == "all"].groupby(["method", "fraction"])["selected"].sum()
+    assert (per_site.to_numpy() == np.round(per_site.index.get_level_values("fraction") * 896)).all()
+    assert density["q_value"].between(0, 1).all()
+    agree = pd.read_parquet(ft / "agreement.parquet")
+    assert len(agree) == 6 and agree["spearman"].between(-1, 1).all()
+    # the control model is at chance with every neuron kept
+    sh = pd.read_parquet(out / "shuffled" / "knowledge" / "preservation.parquet")
+    sh_all = sh[(sh["metric"] == "accuracy") & (sh["method"] == "all") & (sh["mode"] == "preserve")]
+    assert sh_all["value"].iat[0] < 0.4
+
+
 def test_incremental_reruns(demo_run):
     work, cfg = demo_run
     assert planned_jobs(snakemake(work, cfg, "-n")) == {}
     stats_only = write_config(work / "fdr.yaml", {**CONFIG, "statistics": {"fdr": 0.01}})
     assert planned_jobs(snakemake(work, stats_only, "-n")) == {"statistics": 2, "report": 1, "all": 1}
+    tests_only = write_config(work / "kn.yaml", {**CONFIG, "knowledge": {**CONFIG["knowledge"], "n_random": 6}})
+    assert planned_jobs(snakemake(work, tests_only, "-n")) == {"knowledge_tests": 2, "report": 1, "all": 1}
     bigger = write_config(work / "model.yaml", {**CONFIG, "model": {"architecture": {"hidden_size": 96}}})
     assert planned_jobs(snakemake(work, bigger, "-n")) == {
-        "init_model": 1, "finetune": 2, "neuron_activation": 2, "attribution": 2, "statistics": 2,
-        "report": 1, "all": 1}
+        "init_model": 1, "finetune": 2, "neuron_activation": 2, "knowledge_scores": 2, "knowledge_tests": 2,
+        "attribution": 2, "statistics": 2, "report": 1, "all": 1}
 
 
 def test_same_config_same_tables(demo_run, tmp_path):
@@ -118,7 +162,9 @@ def test_same_config_same_tables(demo_run, tmp_path):
     out = work / "results" / "itest"
     before = {p: pd.read_parquet(out / p) for p in [
         "finetuned/model/predictions.parquet", "finetuned/statistics/statistics.parquet",
-        "finetuned/neurons/neuron_activation.parquet", "shuffled/model/metrics.parquet"]}  # fmt: skip
+        "finetuned/neurons/neuron_activation.parquet", "shuffled/model/metrics.parquet",
+        "finetuned/knowledge/ig_scores.parquet", "finetuned/knowledge/preservation.parquet",
+        "finetuned/knowledge/density.parquet"]}  # fmt: skip
     snakemake(work, cfg, "--forcerun", "init_model")
     for p, df in before.items():
         pd.testing.assert_frame_equal(pd.read_parquet(out / p), df, check_exact=True, obj=p)
@@ -152,6 +198,8 @@ def test_real_swissprot_subset_with_esm2_8m_architecture(shared_data, tmp_path):
         "variants": ["finetuned"],
         "training": {"epochs": 1, "batch_size": 8, "learning_rate": 0.0001, "bootstrap": 100},
         "neurons": {"split": "test"},
+        "knowledge": {"max_proteins": 3, "ka_steps": 4, "conductance_steps": 8, "fractions": [0.01, 0.1],
+                      "n_random": 5, "bootstrap": 100},
         "attribution": {"n_steps": 16, "max_proteins": 6},
         "statistics": {"min_proteins": 3},
     }  # fmt: skip
@@ -170,5 +218,10 @@ def test_real_swissprot_subset_with_esm2_8m_architecture(shared_data, tmp_path):
     stats = pd.read_parquet(ft / "statistics" / "statistics.parquet")
     assert "active_site" in set(stats["annotation_type"])
     assert (stats["q_value"].dropna().between(0, 1)).all()
+    ks = pd.read_parquet(ft / "knowledge" / "ig_scores.parquet")
+    assert ks.groupby("method")[["layer", "site", "neuron"]].apply(lambda g: len(g.drop_duplicates())).to_dict() == {
+        "conductance": 17280, "knowledge_attribution": 17280}
+    pres = pd.read_parquet(ft / "knowledge" / "preservation.parquet")
+    assert set(pres.loc[pres["fraction"] == 0.1, "n_selected"]) == {1728}
     html = (out / "report.html").read_text()
     assert "swissprot_enzymes_sites.tsv" in html and "17280 neurons" in html.replace(",", "")

@@ -21,7 +21,6 @@ from .modeling import SITES, site_modules
 from .neurons import residue_mask
 from .stats import benjamini_hochberg
 
-
 OUTPUTS = ("logit", "probability")
 
 
@@ -239,7 +238,8 @@ def density(index: pd.DataFrame, selected: np.ndarray) -> pd.DataFrame:
 
 def agreement(a: pd.Series, b: pd.Series, fractions=(0.01, 0.05, 0.1)) -> dict:
     """Spearman correlation of two scores over neurons and Jaccard overlap of their top-k%."""
-    out = {"spearman": float(sps.spearmanr(a, b).statistic)}
+    constant = a.nunique() < 2 or b.nunique() < 2  # e.g. the weight change of a frozen encoder
+    out = {"spearman": np.nan if constant else float(sps.spearmanr(a, b).statistic)}
     for f in fractions:
         k = max(1, int(round(f * len(a))))
         ta = set(np.argsort(-a.to_numpy(), kind="stable")[:k])

@@ -21,6 +21,15 @@ def variant_threads():
     return max(1, workflow.cores // len(config["variants"]))
 
 
+# the options of IG scoring: changing a test option (fractions, draws) reuses the scores
+KNOWLEDGE_SCORING = ("split", "max_proteins", "estimators", "ka_steps", "conductance_steps",
+                     "method", "target", "output", "completeness_tolerance")
+
+
+def knowledge_scoring_params():
+    return {k: config["knowledge"][k] for k in KNOWLEDGE_SCORING}
+
+
 def LOG(name):
     return R(f"logs/{name}.log")
 

@@ -6,7 +6,7 @@ rule knowledge_scores:
         scores=R("{variant}/knowledge/ig_scores.parquet"),
         completeness=R("{variant}/knowledge/completeness.parquet"),
     params:
-        knowledge=config["knowledge"],
+        knowledge=knowledge_scoring_params(),
         device=config["model"]["device"],
         seed=config["seed"],
     threads: variant_threads()
