@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from .attribution import pad_baseline
 from .modeling import SITES, site_modules
-from .neurons import residue_mask
+from .neurons import class_score_table, residue_mask
 from .stats import benjamini_hochberg
 
 OUTPUTS = ("logit", "probability")
@@ -178,22 +178,16 @@ def ig_scores(
         counts[rec.label_id] += 1
         progress.update()
     progress.close()
-    order = {s: i for i, s in enumerate(SITES)}
-    id2label = model.config.id2label
-    frames = []
-    for (est, layer, site), total in sorted(sums.items(), key=lambda kv: (kv[0][0], kv[0][1], order[kv[0][2]])):
-        for c in range(n_classes):
-            frames.append(pd.DataFrame({
-                "method": est, "layer": np.int16(layer), "site": site,
-                "neuron": np.arange(total.shape[1], dtype=np.int32), "class_id": np.int16(c),
-                "label": id2label[c], "score": (total[c] / max(counts[c], 1)).astype(np.float32),
-                "n_proteins": np.int32(counts[c]),
-            }))  # fmt: skip
+    by_method: dict = {}
+    for (est, layer, site), total in sums.items():
+        by_method.setdefault(est, {})[(layer, site)] = total
+    scores = pd.concat([class_score_table(t, counts, model.config.id2label, {"method": est})
+                        for est, t in sorted(by_method.items())], ignore_index=True)  # fmt: skip
     comp = pd.DataFrame(comp_rows)
     if len(comp):
         comp["delta"] = comp["attribution_sum"] - (comp["f_input"] - comp["f_baseline"])
         comp["relative_error"] = comp["delta"].abs() / (comp["f_input"] - comp["f_baseline"]).abs().clip(lower=1e-12)
-    return pd.concat(frames, ignore_index=True), comp
+    return scores, comp
 
 
 def select_top(scores: pd.Series, index: pd.DataFrame, fraction: float, per_layer: bool = False) -> np.ndarray:

@@ -74,26 +74,23 @@ def activation_scores(
     finally:
         for h in handles:
             h.remove()
-    frames = []
-    id2label = model.config.id2label
+    return class_score_table({k: v.numpy() for k, v in sums.items()}, counts.numpy(), model.config.id2label)
+
+
+def class_score_table(sums: dict, counts, id2label: dict, extra: dict | None = None) -> pd.DataFrame:
+    """Per-class means from per-class sums ((layer, site) -> classes x neurons) and class
+    counts, as the long table of neuron scores (sites in SITES order, `extra` columns first)."""
     order = {s: i for i, s in enumerate(SITES)}
+    counts = np.asarray(counts, dtype=np.float64)
+    frames = []
     for (layer, site), total in sorted(sums.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):
-        score = (total / counts.clamp(min=1).unsqueeze(1)).numpy()
-        n_neurons = score.shape[1]
-        for c in range(n_classes):
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "layer": np.int16(layer),
-                        "site": site,
-                        "neuron": np.arange(n_neurons, dtype=np.int32),
-                        "class_id": np.int16(c),
-                        "label": id2label[c],
-                        "score": score[c].astype(np.float32),
-                        "n_proteins": np.int32(counts[c].item()),
-                    }
-                )
-            )
+        score = total / np.maximum(counts, 1)[:, None]
+        for c in range(len(counts)):
+            frames.append(pd.DataFrame({
+                **(extra or {}), "layer": np.int16(layer), "site": site,
+                "neuron": np.arange(score.shape[1], dtype=np.int32), "class_id": np.int16(c),
+                "label": id2label[c], "score": score[c].astype(np.float32), "n_proteins": np.int32(counts[c]),
+            }))  # fmt: skip
     return pd.concat(frames, ignore_index=True)
 
 
