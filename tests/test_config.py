@@ -27,6 +27,9 @@ def test_shipped_config_is_valid():
         ({"data": {"source": "uniprot_tsv"}}, r"'data.tsv' is required"),
         ({"model": {"architecture": {"num_heads": 3}}}, r"'model.architecture.num_heads' \(3\) must divide"),
         ({"run": "a b"}, r"'run': 'a b' does not match"),
+        ({"model": {"pretrain": {"enabled": True, "seed": 0}}}, r"'model.pretrain.seed' \(0\) must differ"),
+        ({"model": {"source": "pretrained", "name_or_path": "x", "pretrain": {"enabled": True}}},
+         r"'model.pretrain.enabled' needs model.source random"),
     ],
 )  # fmt: skip
 def test_bad_config_names_the_key(cfg, message):

@@ -114,3 +114,31 @@ def test_pretrained_from_local_folder_and_bf16_inference(tmp_path, tiny_model, t
     fp32 = predict_logits(model, tiny_tokens, precision="fp32")
     bf16 = predict_logits(model, tiny_tokens, precision="bf16")
     np.testing.assert_allclose(bf16, fp32, atol=0.05)
+
+
+def test_demo_pretraining_learns_other_motifs_and_keeps_the_head():
+    from plmxai.pretrain import demo_motifs, pretrain_encoder, pretraining_tokens
+    from plmxai.synthetic import DemoSpec
+
+    syn = {"n_proteins": 200, "n_classes": 2, "min_length": 20, "max_length": 30, "motif_length": 3}
+    with pytest.raises(ValueError, match=r"model.pretrain.seed 0 draws motif\(s\)"):
+        pretraining_tokens(DemoSpec(seed=0, **syn), demo_motifs(syn, 0), seed=0)
+    spec = {"source": "random", "architecture": {"hidden_size": 16, "num_layers": 1, "num_heads": 2,
+                                                 "intermediate_size": 32}}  # fmt: skip
+    pre = {"seed": 3, "n_proteins": 400, "n_classes": 2, "epochs": 20, "learning_rate": 0.01, "batch_size": 16}
+    runs = []
+    for _ in range(2):
+        model = build_model(spec, ["a", "b", "c"], seed=0)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        summary = pretrain_encoder(model, syn, pre, demo_motifs(syn, 0), seed=0)
+        runs.append((model.state_dict(), summary))
+    state, summary = runs[0]
+    assert not set(summary["motifs"]) & set(demo_motifs(syn, 0))
+    # the encoder learnt the other task (chance: 0.5 on 40 proteins); the demo's own 3-class
+    # head is untouched
+    assert summary["val_accuracy"] >= 0.65
+    assert not torch.equal(state["esm.encoder.layer.0.attention.self.key.weight"],
+                           before["esm.encoder.layer.0.attention.self.key.weight"])  # fmt: skip
+    assert all(torch.equal(state[k], before[k]) for k in before if k.startswith("classifier."))
+    assert state["classifier.out_proj.weight"].shape[0] == 3
+    assert all(torch.equal(v, runs[1][0][k]) for k, v in state.items())  # seeded: same weights

@@ -63,12 +63,29 @@ def test_planted_signal_is_found_and_null_is_not():
         ann_rows.append({"accession": acc, "type": "active_site", "start": 11, "end": 15})
         ann_rows.append({"accession": acc, "type": "site", "start": 40, "end": 44})  # null
         labels[acc] = "1" if i % 2 else "2"
-    corr = protein_correlations(pd.concat(rel_rows), pd.DataFrame(ann_rows), pd.Series(labels))
-    assert len(corr) == 60 and corr["r"].notna().all()
-    table = run_tests(corr, fdr=0.01, min_proteins=5)
+    corr, null = protein_correlations(pd.concat(rel_rows), pd.DataFrame(ann_rows), pd.Series(labels),
+                                      n_shifts=999)  # fmt: skip
+    assert len(corr) == 60 and corr["r"].notna().all() and null.shape == (60, 999)
+    table = run_tests(corr, fdr=0.01, min_proteins=5, null=null)
     assert len(table) == 6 and (table["n_tests"] == 6).all()
     act = table[(table["annotation_type"] == "active_site") & (table["class"] == "all")].iloc[0]
     assert act["significant"] and act["median_r"] > 0.4 and act["n_proteins"] == 30
     assert act["rank_biserial"] == pytest.approx(1.0)
     site = table[(table["annotation_type"] == "site") & (table["class"] == "all")].iloc[0]
     assert not site["significant"] and site["median_r"] < 0
+    # the circular-shift null: no shifted draw reaches the planted site's median r
+    assert act["p_shift"] == pytest.approx(1 / 1000) and act["significant_shift"]
+    assert site["p_shift"] > 0.5 and not site["significant_shift"]
+
+
+def test_shifted_correlations_equal_rolled_masks():
+    from plmxai.stats import point_biserial, shifted_correlations
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 25)).cumsum(1)
+    mask = np.zeros(25, dtype=bool)
+    mask[[3, 4, 5, 17]] = True
+    shifts = np.array([0, 1, 7, 24])
+    got = shifted_correlations(x, mask, shifts)
+    want = [[point_biserial(row, np.roll(mask, s)) for s in shifts] for row in x]
+    np.testing.assert_allclose(got, want, rtol=1e-10)

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from plmxai.io import partitions, read_partitioned
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -20,8 +21,9 @@ CONFIG = {
     "training": {"epochs": 35, "batch_size": 32, "learning_rate": 0.003},
     "knowledge": {"max_proteins": 40, "ka_steps": 32, "conductance_steps": 200, "n_random": 5,
                   "fractions": [0.01, 0.02, 0.05, 0.1], "bootstrap": 300},
-    "attribution": {"n_steps": 200, "max_proteins": 120},
-    "statistics": {"fdr": 0.05},
+    "attribution": {"n_steps": 200, "max_proteins": 120, "head_steps": 100, "chunks": 2},
+    "statistics": {"fdr": 0.05, "n_shifts": 199},
+    "faithfulness": {"ks": [1, 4, 16], "n_random": 5, "bootstrap": 200},
 }
 
 
@@ -86,19 +88,34 @@ def test_demo_tables(demo_run):
     assert (training["padding_fraction"] < 0.05).all()  # length batching
     assert not (ft / "model" / "checkpoint").exists()  # removed once the run completed
     stats = pd.read_parquet(ft / "statistics" / "statistics.parquet")
-    motif = stats[(stats["annotation_type"] == "active_site") & (stats["class"] == "all")].iloc[0]
+    pooled = stats[(stats["annotation_type"] == "active_site") & (stats["class"] == "all")]
+    assert len(pooled) == 1 + 2 * 4  # the embedding level and every head of both layers
+    motif = pooled[pooled["layer"] == "embedding"].iloc[0]
     assert motif["q_value"] < 0.01 and motif["median_r"] > 0 and motif["n_proteins"] == 120
+    assert motif["significant_shift"]
+    assert pooled.loc[pooled["layer"] != "embedding", "significant"].any()  # at least one head
+    # the shuffled-label control: nothing significant at FDR 0.05, in any layer or head
+    sh_stats = pd.read_parquet(sh / "statistics" / "statistics.parquet")
+    assert not sh_stats.loc[sh_stats["annotation_type"] == "active_site", "significant"].any()
     neurons = pd.read_parquet(ft / "neurons" / "neuron_activation.parquet")
     assert len(neurons) == 4 * 2 * (4 * 64 + 128 + 64)
     comp = pd.read_parquet(ft / "attribution" / "completeness.parquet")
-    assert len(comp) == 120 and comp["relative_error"].median() < 0.05
-    rel = pd.read_parquet(ft / "attribution" / "relevance.parquet")
-    assert rel.groupby("accession").size().sum() == proteins.set_index("accession").loc[
-        comp["accession"], "length"].sum()
+    assert comp.groupby("method").size().to_dict() == {"embedding_ig": 120, "head_conductance": 120}
+    assert comp.groupby("method")["relative_error"].median().max() < 0.05
+    assert partitions(ft / "attribution" / "relevance", "layer") == ["0", "1", "embedding"]
+    rel = read_partitioned(ft / "attribution" / "relevance", "layer", ["embedding"])
+    assert len(rel) == proteins.set_index("accession").loc[comp["accession"].unique(), "length"].sum()
+    assert not (ft / "attribution" / "chunks").exists() or not list((ft / "attribution" / "chunks").iterdir())
+    # replacing the most relevant residues by alanine hurts far more than random residues
+    faith = pd.read_parquet(ft / "attribution" / "faithfulness.parquet").set_index(["k", "selection"])
+    for k in (1, 4):
+        assert faith.loc[(k, "relevant - random"), "ci_low"] > 0.1, k
+    assert faith.loc[(4, "relevant"), "n_proteins"] == 120
     html = (out / "report.html").read_text()
     for section in ["Data", "Variants compared", "Variant: finetuned", "Variant: shuffled", "Training",
                     "Test metrics", "Knowledge neurons", "Residue attributions", "Statistics",
                     "Knowledge neurons: preservation, ablation, density", "density heatmap",
+                    "median r per head, active_site", "Faithfulness: alanine replacement",
                     "Provenance", "data:image/png;base64,"]:  # fmt: skip
         assert section in html
     assert not re.search(r'(src|href)="https?://', html)
@@ -154,7 +171,7 @@ def test_incremental_reruns(demo_run):
     bigger = write_config(work / "model.yaml", {**CONFIG, "model": {"architecture": {"hidden_size": 96}}})
     assert planned_jobs(snakemake(work, bigger, "-n")) == {
         "init_model": 1, "finetune": 2, "neuron_activation": 2, "knowledge_scores": 2, "knowledge_tests": 2,
-        "attribution": 2, "statistics": 2, "report": 1, "all": 1}
+        "attribution_chunk": 4, "attribution": 2, "faithfulness": 2, "statistics": 2, "report": 1, "all": 1}
 
 
 def test_same_config_same_tables(demo_run, tmp_path):
@@ -211,8 +228,9 @@ def test_real_swissprot_subset_with_esm2_8m_architecture(shared_data, tmp_path):
     assert proteins["length"].max() <= 200
     neurons = pd.read_parquet(ft / "neurons" / "neuron_activation.parquet")
     assert neurons[["layer", "site", "neuron"]].drop_duplicates().shape[0] == 17280
-    rel = pd.read_parquet(ft / "attribution" / "relevance.parquet")
+    rel = read_partitioned(ft / "attribution" / "relevance", "layer")
     assert rel["accession"].nunique() == 6
+    assert rel.groupby("layer")["head"].nunique().to_dict() == {**{str(i): 20 for i in range(6)}, "embedding": 1}
     comp = pd.read_parquet(ft / "attribution" / "completeness.parquet")
     assert comp["f_input"].notna().all()
     stats = pd.read_parquet(ft / "statistics" / "statistics.parquet")

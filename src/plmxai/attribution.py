@@ -54,12 +54,19 @@ def embedding_ig(
     method: str = "gausslegendre",
     batch_size: int = 4,
     internal_batch_size: int = 256,
+    baseline: str = "pad",
+    n_baselines: int = 1,
+    seed: int = 0,
 ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Yield (relevance rows, completeness rows) per batch of proteins.
 
     Relevance of residue i = sum over hidden dimensions of the attribution at token i;
     special tokens are excluded. target: "true" (the protein's label) or "predicted".
+    baseline "shuffled": the attribution averaged over `n_baselines` seeded shuffles of each
+    protein's residues (completeness against the mean F(baseline)).
     """
+    from .heads import baseline_ids
+
     if target not in ("true", "predicted"):
         raise ValueError(f"attribution target must be 'true' or 'predicted', got {target!r}")
     device = next(model.parameters()).device
@@ -72,25 +79,35 @@ def embedding_ig(
         desc="embedding IG", mininterval=10,
     ):  # fmt: skip
         ids, mask = ids.to(device), mask.to(device)
-        base = pad_baseline(ids, mask, model.config.pad_token_id)
+        lengths = mask.sum(1).tolist()
+        per_row = [baseline_ids(ids[r : r + 1, :n], baseline, n_baselines, seed, tokens["accession"].iat[p],
+                                model.config.pad_token_id)  # fmt: skip
+                   for r, (p, n) in enumerate(zip(pos, lengths))]
         with torch.no_grad():
             f_in = fwd(ids, mask).float()
-            f_base = fwd(base, mask).float()
         if target == "true":
             tgt = torch.as_tensor(tokens["label_id"].to_numpy()[pos], device=device)
         else:
             tgt = f_in.argmax(-1)
-        attr, delta = lig.attribute(
-            inputs=ids,
-            baselines=base,
-            target=tgt,
-            additional_forward_args=(mask,),
-            n_steps=n_steps,
-            method=method,
-            internal_batch_size=internal_batch_size,
-            return_convergence_delta=True,
-        )
-        per_token = attr.sum(-1).detach().float().cpu().numpy()  # (B, T)
+        attr, delta, f_base = 0.0, 0.0, 0.0
+        for m in range(len(per_row[0])):
+            base = ids.clone()
+            for r, n in enumerate(lengths):
+                base[r, :n] = per_row[r][m][0]
+            with torch.no_grad():
+                f_base = f_base + fwd(base, mask).float() / len(per_row[0])
+            a, d = lig.attribute(
+                inputs=ids,
+                baselines=base,
+                target=tgt,
+                additional_forward_args=(mask,),
+                n_steps=n_steps,
+                method=method,
+                internal_batch_size=internal_batch_size,
+                return_convergence_delta=True,
+            )
+            attr, delta = attr + a.detach() / len(per_row[0]), delta + d.detach() / len(per_row[0])
+        per_token = attr.sum(-1).float().cpu().numpy()  # (B, T)
         rel_rows, comp_rows = [], []
         rows = np.arange(len(pos))
         fx = f_in[torch.as_tensor(rows), tgt].cpu().numpy()

@@ -81,6 +81,19 @@ def _check_consistency(cfg: dict[str, Any]) -> None:
             f"config key 'model.architecture.num_heads' ({a['num_heads']}) must divide "
             f"hidden_size ({a['hidden_size']})"
         )
+    pre = m["pretrain"]
+    if pre["enabled"]:
+        if m["source"] != "random" or cfg["data"]["source"] != "synthetic":
+            raise ConfigError(
+                "config key 'model.pretrain.enabled' needs model.source random and data.source "
+                f"synthetic (got {m['source']} and {cfg['data']['source']}): a pretrained model "
+                "is already pretrained"
+            )
+        if pre["seed"] == cfg["seed"]:
+            raise ConfigError(
+                f"config key 'model.pretrain.seed' ({pre['seed']}) must differ from 'seed': the "
+                "pretraining task would be the fine-tuning task"
+            )
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> dict:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__
@@ -151,3 +152,55 @@ def write_text(text: str, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def write_partitioned(chunks: list, path: str | os.PathLike, column: str,
+                      provenance: Mapping[str, Any] | None = None) -> dict[str, int]:  # fmt: skip
+    """Gather Parquet files into a dataset directory partitioned by `column` (hive layout,
+    `column=value/part-0.parquet`), streaming one row group at a time: memory holds one row
+    group, not the data. Chunks are read in order, so the dataset's row order is theirs.
+    Returns rows per partition. The directory appears under its name only when complete."""
+    writers: dict[str, pq.ParquetWriter] = {}
+    rows: dict[str, int] = {}
+    with atomic_path(path, is_dir=True) as tmp:
+        try:
+            for chunk in chunks:
+                f = pq.ParquetFile(chunk)
+                for i in range(f.num_row_groups):
+                    table = f.read_row_group(i)
+                    keys = table.column(column).to_pylist()
+                    for value in dict.fromkeys(keys):
+                        part = table.filter(pc.equal(table.column(column), value)).drop_columns([column])
+                        w = writers.get(value)
+                        if w is None:
+                            (tmp / f"{column}={value}").mkdir()
+                            schema = part.schema.with_metadata(_metadata(provenance))
+                            w = writers[value] = pq.ParquetWriter(tmp / f"{column}={value}" / "part-0.parquet", schema)
+                        w.write_table(part.replace_schema_metadata(w.schema.metadata))
+                        rows[value] = rows.get(value, 0) + len(part)
+        finally:
+            for w in writers.values():
+                w.close()
+    return rows
+
+
+def read_partitioned(path: str | os.PathLike, column: str, values: list[str] | None = None,
+                     columns: list[str] | None = None) -> pd.DataFrame:  # fmt: skip
+    """Read a dataset written by `write_partitioned`, or only its partitions in `values`; the
+    partition column comes back as strings."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: not a partitioned dataset directory")
+    found = partitions(path, column)
+    parts = []
+    for value in found if values is None else [v for v in found if v in set(values)]:
+        df = pd.read_parquet(path / f"{column}={value}" / "part-0.parquet", columns=columns)
+        df.insert(1, column, value)
+        parts.append(df)
+    if not parts:
+        return pd.DataFrame(columns=[column] + (columns or []))
+    return pd.concat(parts, ignore_index=True)
+
+
+def partitions(path: str | os.PathLike, column: str) -> list[str]:
+    return sorted(p.name.split("=", 1)[1] for p in Path(path).glob(f"{column}=*"))

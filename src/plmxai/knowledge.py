@@ -55,29 +55,51 @@ def conductance_all_sites(
     quadrature's sum over the embedding output is stored with F(x) and F(baseline), the check
     that the path integral converged.
     """
+    points = {k: (m, "output") for k, m in site_modules(model).items()}
+    return path_conductance(model, ids, target, points, n_steps, method, step_chunk, output, completeness)
+
+
+def path_conductance(
+    model, ids: torch.Tensor, target: int, points: dict, n_steps: int = 50,
+    method: str = "gausslegendre", step_chunk: int = 26, output: str = "logit",
+    completeness: dict | None = None, baseline_ids: torch.Tensor | None = None,
+) -> dict:  # fmt: skip
+    """Conductance at many points of the network from one set of passes along the input path.
+
+    points: key -> (module, "output" | "input"): the module's output, or its first input (the
+    attention context is the input of `attention.output.dense`); the latter equals Captum
+    LayerConductance with attribute_to_layer_input=True. Returns key -> (T, features) float64.
+    The baseline is `<cls> <pad>... <eos>` unless `baseline_ids` (1 x T) is given.
+    """
     model.eval()
     mask = torch.ones_like(ids)
+    if baseline_ids is None:
+        baseline_ids = pad_baseline(ids, mask, model.config.pad_token_id)
     with torch.no_grad():
         x = model.esm.embeddings(input_ids=ids, attention_mask=mask)
-        b = model.esm.embeddings(input_ids=pad_baseline(ids, mask, model.config.pad_token_id), attention_mask=mask)
+        b = model.esm.embeddings(input_ids=baseline_ids, attention_mask=mask)
     _, alphas_fn = approximation_parameters(method)
     alphas = torch.tensor(alphas_fn(n_steps + 1), dtype=x.dtype, device=x.device)
-    modules = site_modules(model)
-    out = {k: torch.zeros(ids.shape[1], m.out_features, dtype=torch.float64) for k, m in modules.items()}
     captured: dict = {}
 
-    def capture(key):
-        def fn(_m, _i, o):
-            o.retain_grad()
-            captured[key] = o
-        return fn
+    def keep(key, t):
+        t.retain_grad()
+        captured[key] = t
 
-    handles = [m.register_forward_hook(capture(k)) for k, m in modules.items()]
-    # only gradients with respect to site outputs are needed: parameter gradients would cost
+    handles = []
+    for key, (module, where) in points.items():
+        if where == "output":
+            handles.append(module.register_forward_hook(lambda _m, _i, o, k=key: keep(k, o)))
+        elif where == "input":
+            handles.append(module.register_forward_pre_hook(lambda _m, i, k=key: keep(k, i[0])))
+        else:
+            raise ValueError(f"conductance point must be at a module's 'output' or 'input', got {where!r}")
+    # only gradients with respect to the points are needed: parameter gradients would cost
     # about a third of the backward pass
     trainable = [p for p in model.parameters() if p.requires_grad]
     for p in trainable:
         p.requires_grad_(False)
+    out: dict = {}
     prev_eval: dict = {}
     prev_grad: dict = {}
     path_sum, prev_path = 0.0, None
@@ -98,7 +120,7 @@ def conductance_all_sites(
             prev_path = (p[-1], g[-1])
             for key, o in captured.items():
                 ev, gr = o.detach(), o.grad
-                acc = out[key]
+                acc = out.setdefault(key, torch.zeros(ev.shape[1:], dtype=torch.float64))
                 if key in prev_eval:  # the step pair across the chunk boundary
                     acc += (prev_grad[key] * (ev[0] - prev_eval[key])).double().cpu()
                 # gradient at step k times the change from step k to k+1 (Captum's rule)

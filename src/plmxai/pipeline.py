@@ -15,9 +15,16 @@ import pandas as pd
 import torch
 
 from . import __version__, homology
-from .attribution import embedding_ig
+from .attribution import COMPLETENESS_COLUMNS, embedding_ig
 from .evaluate import confusion_table, metrics_table
-from .io import ParquetStreamWriter, config_hash, sha256_file, write_json, write_parquet
+from .io import (
+    ParquetStreamWriter,
+    config_hash,
+    sha256_file,
+    write_json,
+    write_parquet,
+    write_partitioned,
+)
 from .lengths import apply_length_policy
 from .modeling import build_model, load_model, pick_device, save_model, tokenizer_source
 from .neurons import activation_scores
@@ -161,11 +168,17 @@ def tokenize(cfg: dict, proteins_path, out_tokens, out_summary) -> None:
 VARIANTS = ("finetuned", "frozen", "shuffled")
 
 
-def init_model(cfg: dict, tokens_path, out_initial) -> None:
-    """The model before fine-tuning, shared by every variant."""
+def init_model(cfg: dict, tokens_path, out_initial, threads: int = 1) -> None:
+    """The model before fine-tuning, shared by every variant (demo: pretrained on another task)."""
     tokens = pd.read_parquet(tokens_path, columns=["label", "label_id"])
     labels = tokens.drop_duplicates("label_id").sort_values("label_id")["label"].astype(str).tolist()
     model = build_model(cfg["model"], labels, cfg["seed"])
+    if cfg["model"]["pretrain"]["enabled"]:
+        from .pretrain import demo_motifs, pretrain_encoder
+
+        torch.set_num_threads(max(1, threads))
+        syn = cfg["data"]["synthetic"]
+        pretrain_encoder(model, syn, cfg["model"]["pretrain"], demo_motifs(syn, cfg["seed"]), cfg["seed"])
     save_model(model, out_initial, tokenizer_source(cfg["model"]))
     n = sum(p.numel() for p in model.parameters())
     log.info("initial model: %d layers, hidden %d, %d parameters, %d classes",
@@ -322,49 +335,159 @@ def knowledge_tests(cfg: dict, initial_dir, model_dir, tokens_path, activation_p
                  g.loc[g["beats_random"].fillna(False).astype(bool), "fraction"].tolist())  # fmt: skip
 
 
-def attribute(cfg: dict, model_dir, tokens_path, out_relevance, out_completeness, threads: int = 1) -> None:
+def attribution_proteins(cfg: dict, tokens_path, predictions_path) -> pd.DataFrame:
+    """The proteins attributed: the split, optionally only those the model classifies
+    correctly, then at most `max_proteins` (seeded)."""
+    a = cfg["attribution"]
+    tokens = _select(pd.read_parquet(tokens_path), a["split"])
+    if a["only_correct"]:
+        preds = pd.read_parquet(predictions_path, columns=["accession", "correct"])
+        correct = set(preds.loc[preds["correct"].astype(bool), "accession"])
+        tokens = tokens[tokens["accession"].isin(correct)].reset_index(drop=True)
+    tokens = _subset(tokens, a["max_proteins"], cfg["seed"])
+    # by length, as proteins are batched: chunks cut at whole batches then batch alike
+    return tokens.iloc[np.argsort(tokens["n_residues"].to_numpy(), kind="stable")].reset_index(drop=True)
+
+
+def chunk_slice(n: int, chunks: int, chunk: int, batch_size: int) -> slice:
+    """Proteins of one chunk: contiguous, cut at whole batches, so every protein is integrated
+    in the same batch whatever the number of chunks (the results are then identical)."""
+    if not 0 <= chunk < chunks:
+        raise ValueError(f"chunk {chunk} is not in 0..{chunks - 1}")
+    n_batches = -(-n // batch_size)
+    b0, b1 = (n_batches * chunk) // chunks, (n_batches * (chunk + 1)) // chunks
+    return slice(min(n, b0 * batch_size), min(n, b1 * batch_size))
+
+
+def attribute_chunk(cfg: dict, model_dir, tokens_path, predictions_path, chunk: int, out_relevance,
+                    out_completeness, threads: int = 1) -> None:  # fmt: skip
+    """Embedding IG and (option `heads`) conductance at every layer's attention context, for
+    one chunk of the attributed proteins."""
+    from .heads import head_attribution
+
     torch.set_num_threads(max(1, threads))
     a = cfg["attribution"]
-    tokens = _subset(_select(pd.read_parquet(tokens_path), a["split"]), a["max_proteins"], cfg["seed"])
+    proteins = attribution_proteins(cfg, tokens_path, predictions_path)
+    tokens = proteins.iloc[chunk_slice(len(proteins), a["chunks"], chunk, a["batch_size"])].reset_index(drop=True)
     model = load_model(model_dir, pick_device(cfg["model"]["device"]))
-    prov = {"stage": "attribution", "config_hash": config_hash(a), "method": "embedding IG"}
-    completeness = []
-    with ParquetStreamWriter(out_relevance, prov) as writer:
+    dtype = np.float16 if a["dtype"] == "float16" else np.float32
+    prov = {"stage": "attribution", "config_hash": config_hash(a), "chunk": chunk}
+    log.info("chunk %d of %d: %d of %d proteins (%s)", chunk + 1, a["chunks"], len(tokens), len(proteins),
+             "correctly classified only" if a["only_correct"] else "all")  # fmt: skip
+    t0 = time.perf_counter()
+    comps = []
+    heads = head_attribution(model, tokens, a["target"], a["head_steps"], a["method"], a["baseline"],
+                             a["n_baselines"], cfg["seed"]) if a["heads"] else None  # fmt: skip
+    empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in [
+        ("accession", object), ("layer", object), ("head", np.int16), ("position", np.int32),
+        ("residue", object), ("relevance", dtype)]})  # fmt: skip
+    writer = ParquetStreamWriter(out_relevance, prov)
+    try:
         for rel, comp in embedding_ig(
             model, tokens, a["target"], a["n_steps"], a["method"], a["batch_size"],
-            a["internal_batch_size"],
+            a["internal_batch_size"], a["baseline"], a["n_baselines"], cfg["seed"],
         ):  # fmt: skip
-            writer.write(rel)
-            completeness.append(comp)
-    comp = pd.concat(completeness, ignore_index=True)
-    comp["complete"] = comp["relative_error"] <= a["completeness_tolerance"]
+            comps.append(comp.assign(method="embedding_ig"))
+            parts = [rel]
+            for acc in rel["accession"].unique() if heads is not None else []:
+                hrel, hcomp = next(heads)
+                if hcomp["accession"] != acc:  # both walk the table in order, one protein each
+                    raise RuntimeError(f"head attribution out of step: {hcomp['accession']} != {acc}")
+                parts.append(hrel)
+                comps.append(pd.DataFrame([hcomp]).assign(method="head_conductance"))
+            for part in parts:  # a row group per protein (and per batch for the embedding)
+                writer.write(part.astype({"relevance": dtype}))
+        writer.close(empty=empty)
+    except BaseException:
+        writer.abort()
+        raise
+    comp = pd.concat(comps, ignore_index=True) if comps else pd.DataFrame(columns=COMPLETENESS_COLUMNS + ["method"])
     write_parquet(comp, out_completeness, prov)
-    log.info("attributed %d proteins; completeness relative error median %.2e, max %.2e",
-             len(comp), comp["relative_error"].median(), comp["relative_error"].max())  # fmt: skip
-    bad = int((~comp["complete"]).sum())
-    if bad:
-        log.warning(
-            "%d of %d proteins have completeness error above %g: the integral is not converged "
-            "at n_steps=%d; raise attribution.n_steps", bad, len(comp),
-            a["completeness_tolerance"], a["n_steps"],
-        )  # fmt: skip
+    log.info("attributed %d proteins in %.1f s", len(tokens), time.perf_counter() - t0)
+
+
+def gather_attribution(cfg: dict, relevance_chunks: list, completeness_chunks: list, out_relevance,
+                       out_completeness) -> None:  # fmt: skip
+    """Chunks -> one relevance dataset partitioned by layer, and one completeness table."""
+    a = cfg["attribution"]
+    prov = {"stage": "attribution", "config_hash": config_hash(a), "chunks": len(relevance_chunks)}
+    comp = pd.concat([pd.read_parquet(p) for p in completeness_chunks], ignore_index=True)
+    comp["complete"] = comp["relative_error"] <= a["completeness_tolerance"]
+    rows = write_partitioned(relevance_chunks, out_relevance, "layer", prov)
+    write_parquet(comp, out_completeness, prov)
+    size = sum(f.stat().st_size for f in Path(out_relevance).rglob("*.parquet"))
+    n = comp["accession"].nunique()
+    log.info("gathered %d chunks: %d proteins, %d relevance rows in %d layer partitions, %.1f KB per protein",
+             len(relevance_chunks), n, sum(rows.values()), len(rows), size / 1024 / max(n, 1))  # fmt: skip
+    for method, g in comp.groupby("method"):
+        log.info("%s completeness: relative error median %.2e, max %.2e", method, g["relative_error"].median(),
+                 g["relative_error"].max())  # fmt: skip
+        bad = int((~g["complete"]).sum())
+        if bad:
+            log.warning(
+                "%s: %d of %d proteins have completeness error above %g: the integral is not converged; "
+                "raise attribution.%s", method, bad, len(g), a["completeness_tolerance"],
+                "n_steps" if method == "embedding_ig" else "head_steps",
+            )  # fmt: skip
+
+
+def faithfulness(cfg: dict, model_dir, tokens_path, relevance_path, completeness_path, out_runs, out_summary,
+                 threads: int = 1) -> None:  # fmt: skip
+    """Alanine replacement of the most relevant residues against random residues."""
+    from .faithfulness import alanine_scan, faithfulness_summary
+    from .io import read_partitioned
+
+    torch.set_num_threads(max(1, threads))
+    f = cfg["faithfulness"]
+    relevance = read_partitioned(relevance_path, "layer", [f["layer"]])
+    if relevance.empty:
+        raise ValueError(f"{relevance_path}: no relevance of layer {f['layer']!r} (faithfulness.layer); "
+                         "head-level layers need attribution.heads")  # fmt: skip
+    if f["layer"] != "embedding":
+        relevance = relevance[relevance["head"] == f["head"]]
+    comp = pd.read_parquet(completeness_path)
+    targets = comp[comp["method"] == "embedding_ig"].set_index("accession")["target_id"]
+    tokens = pd.read_parquet(tokens_path)
+    tokens = tokens[tokens["accession"].isin(set(relevance["accession"]))].reset_index(drop=True)
+    model = load_model(model_dir, pick_device(cfg["model"]["device"]))
+    t0 = time.perf_counter()
+    runs = alanine_scan(model, tokens, relevance, targets, f["ks"], f["n_random"], cfg["seed"], f["batch_size"])
+    summary = faithfulness_summary(runs, f["bootstrap"], seed=cfg["seed"])
+    prov = {"stage": "faithfulness", "config_hash": config_hash(f)}
+    write_parquet(runs, out_runs, prov)
+    write_parquet(summary, out_summary, prov)
+    log.info("alanine scan of %d proteins (%s%s) in %.1f s", len(tokens), f["layer"],
+             "" if f["layer"] == "embedding" else f" head {f['head']}", time.perf_counter() - t0)  # fmt: skip
+    for r in summary[summary["selection"] == "relevant - random"].itertuples():
+        log.info("k=%d: drop relevant - random %.3f [%.3f, %.3f] over %d proteins", r.k, r.mean_drop, r.ci_low,
+                 r.ci_high, r.n_proteins)  # fmt: skip
 
 
 def statistics(cfg: dict, relevance_path, annotations_path, proteins_path, out_stats, out_correlations) -> None:
-    from .stats import protein_correlations, test_correlations
+    """Relevance against annotations for every layer and head, one layer partition at a time
+    (memory holds one layer), BH over every test of every layer."""
+    from .io import partitions, read_partitioned
+    from .stats import adjust, group_tests, protein_correlations
 
     s = cfg["statistics"]
-    relevance = pd.read_parquet(relevance_path)
     annotations = pd.read_parquet(annotations_path)
     proteins = pd.read_parquet(proteins_path, columns=["accession", "label"])
     labels = proteins.set_index("accession")["label"]
-    corr = protein_correlations(relevance, annotations, labels, s["relevance"])
-    table = test_correlations(corr, s["fdr"], s["min_proteins"], s["per_class"])
+    corrs, tests = [], []
+    for layer in partitions(relevance_path, "layer"):
+        relevance = read_partitioned(relevance_path, "layer", [layer])
+        corr, null = protein_correlations(relevance, annotations, labels, s["relevance"], s["n_shifts"],
+                                          cfg.get("seed", 0))  # fmt: skip
+        tests.append(group_tests(corr, null if s["n_shifts"] else None, s["min_proteins"], s["per_class"]))
+        corrs.append(corr)
+    corr = pd.concat(corrs, ignore_index=True)
+    table = adjust(pd.concat(tests, ignore_index=True), s["fdr"])
     prov = {"stage": "statistics", "config_hash": config_hash(s)}
     write_parquet(corr, out_correlations, prov)
     write_parquet(table, out_stats, prov)
-    log.info("%d tests, %d significant at FDR %g", int(table["p_value"].notna().sum()),
-             int(table["significant"].sum()), s["fdr"])  # fmt: skip
+    log.info("%d tests over %d layer partitions, %d significant at FDR %g (Wilcoxon), %d by the "
+             "circular-shift null", int(table["p_value"].notna().sum()), len(corrs),
+             int(table["significant"].sum()), s["fdr"], int(table["significant_shift"].sum()))  # fmt: skip
 
 
 def write_report(cfg: dict, inputs: dict, out_html) -> None:

@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from .evaluate import confusion  # noqa: E402
-from .io import sha256_file  # noqa: E402
+from .io import read_partitioned, sha256_file  # noqa: E402
 from .modeling import SITES  # noqa: E402
 
 PACKAGES = ["plmxai", "torch", "transformers", "captum", "snakemake", "pandas", "pyarrow",
@@ -163,6 +163,43 @@ def track_figure(rel: pd.DataFrame, ann: pd.DataFrame, title: str) -> str:
     return _fig_to_img(fig, title)
 
 
+def faithfulness_figure(summary: pd.DataFrame, title: str) -> str:
+    """Mean drop of the target probability against k, relevant vs random residues, CI bands."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    for sel, color in (("relevant", "#d62728"), ("random", "#7f7f7f")):
+        g = summary[summary["selection"] == sel].sort_values("k")
+        ax.plot(g["k"], g["mean_drop"], marker="o", color=color, label=f"{sel} residues")
+        ax.fill_between(g["k"], g["ci_low"], g["ci_high"], color=color, alpha=0.2)
+    ax.set_xscale("log", base=2)
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set(xlabel="residues replaced by alanine (k)", ylabel="drop in target probability", title=title)
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=8)
+    return _fig_to_img(fig, title)
+
+
+def head_heatmap(tests: pd.DataFrame, title: str) -> str:
+    """Layer x head median r, significant cells starred; the embedding level in the title."""
+    heads = tests[tests["layer"] != "embedding"].astype({"layer": int})
+    grid = heads.pivot(index="layer", columns="head", values="median_r").sort_index()
+    sig = heads.pivot(index="layer", columns="head", values="significant").reindex_like(grid)
+    emb = tests[tests["layer"] == "embedding"]
+    if len(emb):
+        e = emb.iloc[0]
+        title += f"; embedding: r {e['median_r']:.2f}{' *' if e['significant'] else ''}"
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * grid.shape[1], 1.0 + 0.35 * grid.shape[0]))
+    lim = max(0.05, float(np.nanmax(np.abs(grid.to_numpy()))))
+    im = ax.imshow(grid.to_numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    for (i, j), v in np.ndenumerate(sig.to_numpy()):
+        if v is True or v == 1:
+            ax.text(j, i, "*", ha="center", va="center", fontsize=10)
+    ax.set(xticks=range(grid.shape[1]), xticklabels=grid.columns, yticks=range(grid.shape[0]),
+           yticklabels=grid.index, xlabel="head", ylabel="layer", title=title)  # fmt: skip
+    ax.title.set_fontsize(8)
+    fig.colorbar(im, ax=ax, label="median r")
+    return _fig_to_img(fig, title)
+
+
 # ---- the report ----------------------------------------------------------------------------
 
 
@@ -256,16 +293,25 @@ def _comparison_section(files: dict[str, dict]) -> str:
         ax.plot(h["epoch"], h["val_accuracy"], label=v)
         st = pd.read_parquet(f["statistics"])
         if len(st):
-            for r in st[st["class"] == "all"].itertuples():
-                stat_rows.append({"variant": v, "layer": r.layer, "annotation_type": r.annotation_type,
-                                  "n_proteins": r.n_proteins, "median_r": r.median_r,
-                                  "q_value": r.q_value, "significant": r.significant})  # fmt: skip
+            st = st[st["class"] == "all"]
+            for typ, g in st.groupby("annotation_type"):
+                heads = g[g["layer"] != "embedding"].sort_values(["q_value", "median_r"], ascending=[True, False])
+                for label, r in [("embedding", g[g["layer"] == "embedding"]), ("best head", heads.head(1))]:
+                    if len(r):
+                        r = r.iloc[0]
+                        where = "embedding" if label == "embedding" else f"layer {r['layer']} head {r['head']}"
+                        stat_rows.append({"variant": v, "annotation_type": typ, "relevance": where,
+                                          "n_proteins": r["n_proteins"], "median_r": r["median_r"],
+                                          "q_value": r["q_value"], "q_shift": r["q_shift"],
+                                          "significant": r["significant"],
+                                          "significant heads": f"{int(heads['significant'].sum())} of {len(heads)}"})  # fmt: skip
     ax.set(xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1.02), title="Validation accuracy per variant")
     ax.legend(fontsize=8)
     parts.append(_table(pd.DataFrame(rows)))
     parts.append(_fig_to_img(fig, "validation accuracy per variant"))
     if stat_rows:
-        parts.append("<p>Residue relevance against annotations, all classes pooled:</p>")
+        parts.append("<p>Residue relevance against annotations, all classes pooled: the embedding "
+                     "level and the head with the smallest q of each variant:</p>")
         parts.append(_table(pd.DataFrame(stat_rows), row_class=lambda r: "sig" if r["significant"] else ""))
     return "\n".join(parts)
 
@@ -277,8 +323,10 @@ def _variant_section(config, variant, f, annotations, labels, n_tracks, open_) -
     preds = pd.read_parquet(f["predictions"])
     mt = pd.read_parquet(f["metrics"])
     neurons = pd.read_parquet(f["neurons"])
-    relevance = pd.read_parquet(f["relevance"])
+    relevance = read_partitioned(f["relevance"], "layer", ["embedding"])
     completeness = pd.read_parquet(f["completeness"])
+    head_comp = completeness[completeness["method"] == "head_conductance"]
+    completeness = completeness[completeness["method"] == "embedding_ig"]
     stats = pd.read_parquet(f["statistics"])
     parts = [f'<h2 id="v-{variant}">Variant: {variant}</h2>',
              f"<details{' open' if open_ else ''}><summary>details of the {variant} model</summary>"]  # fmt: skip
@@ -318,13 +366,36 @@ def _variant_section(config, variant, f, annotations, labels, n_tracks, open_) -
         "completeness relative error median / 95th pct": f"{completeness['relative_error'].median():.3g} / "
                                                          f"{completeness['relative_error'].quantile(0.95):.3g}",
         f"proteins above tolerance {a['completeness_tolerance']:g}": int((~completeness["complete"]).sum()),
+        "baseline option": a["baseline"] + (f" ({a['n_baselines']} shuffles)" if a["baseline"] == "shuffled" else ""),
+        "only correctly classified": a["only_correct"],
     }))  # fmt: skip
+    if len(head_comp):
+        parts.append(
+            f'<p class="note">Head-level relevance: conductance at every layer\'s attention context, '
+            f"all layers from one integration of {a['head_steps']} steps; its embedding-output sum against "
+            f"F(x) - F(baseline): relative error median {head_comp['relative_error'].median():.3g}, "
+            f"max {head_comp['relative_error'].max():.3g}.</p>"
+        )
     for acc in _track_choice(relevance, annotations, preds, n_tracks):
         lab = preds.loc[preds["accession"] == acc, "label"].iat[0]
         parts.append(track_figure(
             relevance[relevance["accession"] == acc], annotations[annotations["accession"] == acc],
             f"{acc} (class {lab}, {variant}): relevance per residue, annotations shaded",
         ))  # fmt: skip
+
+    if "faithfulness" in f:
+        fa = pd.read_parquet(f["faithfulness"])
+        fc = config["faithfulness"]
+        track = "embedding-level" if fc["layer"] == "embedding" else f"layer {fc['layer']} head {fc['head']}"
+        parts.append("<h3>Faithfulness: alanine replacement</h3>")
+        parts.append(
+            f'<p class="note">The k most relevant residues ({track} relevance) replaced by alanine, '
+            f"against k random residues ({fc['n_random']} draws per protein); mean drop of the "
+            f"attributed class's probability with 95% bootstrap intervals over proteins.</p>"
+        )
+        if len(fa):
+            parts.append(faithfulness_figure(fa, f"{variant}: faithfulness of {track} relevance"))
+            parts.append(_table(fa))
 
     parts.append("<h3>Statistics: relevance against annotations</h3>")
     s = config["statistics"]
@@ -335,11 +406,23 @@ def _variant_section(config, variant, f, annotations, labels, n_tracks, open_) -
         f"tests of this variant; significant rows (q &lt; {s['fdr']}) shaded.</p>"
     )
     if len(stats):
+        parts.append(
+            '<p class="note">Also a permutation null per protein that keeps the relevance '
+            f"autocorrelation: the annotation mask circularly shifted ({s['n_shifts']} shifts), "
+            "p_shift of the median r, BH-adjusted as q_shift.</p>"
+        )
+        pooled = stats[stats["class"] == "all"]
+        for typ, g in pooled.groupby("annotation_type"):
+            if (g["layer"] != "embedding").any():
+                parts.append(head_heatmap(g, f"{variant}: median r per head, {typ} (* q < {s['fdr']})"))
         shown_cols = ["layer", "head", "annotation_type", "class", "n_proteins", "median_r",
-                      "fraction_positive", "rank_biserial", "p_value", "q_value", "significant"]  # fmt: skip
-        parts.append(_table(stats[shown_cols], row_class=lambda r: "sig" if r["significant"] else ""))
-        parts.append('<p class="note">All columns (mean r, W statistic, proteins excluded for an '
-                     "undefined r, number of tests) are in statistics/statistics.parquet.</p>")
+                      "fraction_positive", "rank_biserial", "p_value", "q_value", "p_shift", "q_shift",
+                      "significant"]  # fmt: skip
+        shown = stats[shown_cols].head(60)
+        parts.append(_table(shown, row_class=lambda r: "sig" if r["significant"] else ""))
+        parts.append(f'<p class="note">The {len(shown)} tests with the smallest q of {len(stats)}; all tests '
+                     "and columns (mean r, W statistic, proteins excluded for an undefined r, number of "
+                     "tests) are in statistics/statistics.parquet.</p>")
     else:
         parts.append("<p>No test could be made (no attributed protein carries an annotation).</p>")
     if "preservation" in f:

@@ -7,6 +7,8 @@ matched-pairs rank-biserial correlation) and n. Benjamini-Hochberg over every te
 """
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
@@ -47,44 +49,65 @@ def transform(rel: np.ndarray, how: str) -> np.ndarray:
     raise ValueError(f"relevance transform must be one of {TRANSFORMS}, got {how!r}")
 
 
+def shifted_correlations(x: np.ndarray, mask: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Point-biserial r of each row of x (tracks x n) with the mask circularly shifted by each
+    of `shifts`: (tracks x len(shifts)). A circular shift keeps the mask's run lengths and the
+    relevance autocorrelation, so the null keeps what makes neighbouring residues alike.
+    All n shifts come from one FFT cross-correlation per track."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(mask, dtype=np.float64)
+    xc = x - x.mean(1, keepdims=True)
+    yc = y - y.mean()
+    n = x.shape[1]
+    # cross[k, s] = sum_i xc[k, i] * yc[i - s]: the mask shifted right by s
+    cross = np.fft.irfft(np.fft.rfft(xc, axis=1) * np.conj(np.fft.rfft(yc))[None], n=n, axis=1)
+    norm = np.sqrt((xc * xc).sum(1) * (yc @ yc))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return cross[:, shifts] / norm[:, None]
+
+
 def protein_correlations(
     relevance: pd.DataFrame,
     annotations: pd.DataFrame,
     labels: pd.Series,
     how: str = "signed",
-) -> pd.DataFrame:
-    """r per (protein, layer, head, annotation type).
+    n_shifts: int = 0,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """r per (protein, layer, head, annotation type), and its circular-shift null.
 
     relevance: accession, layer, head, position, relevance; labels: accession -> class label.
     Proteins whose mask is all or nothing, or whose relevance is constant, get r = NaN and are
-    left out of the tests (they are counted).
+    left out of the tests (they are counted). The null (rows x n_shifts) holds r with the mask
+    shifted by offsets drawn uniformly from 1..n-1, seeded per protein by its accession, the
+    same offsets for every track of the protein.
     """
     ann_by_acc = {a: g for a, g in annotations.groupby("accession", sort=False)}
-    rows = []
-    for (acc, layer, head), g in relevance.groupby(["accession", "layer", "head"], sort=False):
+    rows, nulls = [], []
+    for acc, g in relevance.groupby("accession", sort=False):
         if acc not in ann_by_acc:
             continue
-        g = g.sort_values("position")
-        rel = transform(g["relevance"].to_numpy(), how)
-        length = int(g["position"].max())
+        wide = g.pivot_table(index=["layer", "head"], columns="position", values="relevance", sort=True,
+                             observed=True)  # fmt: skip
+        x = transform(wide.to_numpy(dtype=np.float64), how)
+        length = int(wide.columns.max())
+        if np.isnan(x).any() or list(wide.columns) != list(range(1, length + 1)):
+            raise ValueError(f"relevance of {acc}: positions are not 1..{length} for every layer and head")
+        rng = np.random.default_rng([seed, zlib.crc32(str(acc).encode())])
+        shifts = rng.integers(1, length, size=n_shifts) if length > 1 else np.zeros(n_shifts, dtype=int)
         for typ, mask in annotation_masks(ann_by_acc[acc], length).items():
-            rows.append(
-                {
-                    "accession": acc,
-                    "label": labels.get(acc),
-                    "layer": layer,
-                    "head": head,
-                    "annotation_type": typ,
-                    "n_residues": length,
-                    "n_annotated": int(mask.sum()),
-                    "r": point_biserial(rel, mask),
-                }
-            )
-    return pd.DataFrame(
-        rows,
-        columns=["accession", "label", "layer", "head", "annotation_type", "n_residues",
-                 "n_annotated", "r"],
-    )  # fmt: skip
+            constant = mask.min() == mask.max()
+            r = np.full(len(x), np.nan) if constant else shifted_correlations(x, mask, np.array([0]))[:, 0]
+            r[np.ptp(x, axis=1) == 0] = np.nan
+            if n_shifts:
+                nulls.append(np.full((len(x), n_shifts), np.nan) if constant
+                             else shifted_correlations(x, mask, shifts))  # fmt: skip
+            for (layer, head), value in zip(wide.index, r):
+                rows.append((acc, labels.get(acc), layer, head, typ, length, int(mask.sum()), float(value)))
+    corr = pd.DataFrame(rows, columns=["accession", "label", "layer", "head", "annotation_type", "n_residues",
+                                       "n_annotated", "r"])  # fmt: skip
+    null = np.concatenate(nulls) if nulls else np.empty((0, n_shifts))
+    return corr, null
 
 
 def rank_biserial(x: np.ndarray) -> float:
@@ -115,41 +138,56 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
     return q
 
 
-def test_correlations(
-    correlations: pd.DataFrame, fdr: float = 0.05, min_proteins: int = 5, per_class: bool = True
-) -> pd.DataFrame:
-    """One test per (layer, head, annotation type, class) and for all classes pooled ("all")."""
-    pc = correlations.dropna(subset=["r"])
-    groups = [("all", pc)]
+def group_tests(
+    correlations: pd.DataFrame, null: np.ndarray | None = None, min_proteins: int = 5, per_class: bool = True,
+) -> pd.DataFrame:  # fmt: skip
+    """One test per (layer, head, annotation type, class) and for all classes pooled ("all"),
+    without multiple-testing correction. With `null` (rows of `correlations` x shifts), also
+    the circular-shift permutation p-value of the median r: draw b takes each protein's r
+    under its b-th shift; p = (1 + draws with median >= observed) / (1 + draws)."""
+    groups = [("all", correlations)]
     if per_class:
-        groups += [(str(c), g) for c, g in pc.groupby("label", sort=True)]
+        groups += [(str(c), g) for c, g in correlations.groupby("label", sort=True)]
     rows = []
     for cls, sub in groups:
         for (layer, head, typ), g in sub.groupby(["layer", "head", "annotation_type"], sort=True):
-            r = g["r"].to_numpy()
-            n_excluded = int(
-                correlations[
-                    (correlations["layer"] == layer) & (correlations["head"] == head)
-                    & (correlations["annotation_type"] == typ)
-                    & ((correlations["label"].astype(str) == cls) | (cls == "all"))
-                ]["r"].isna().sum()
-            )  # fmt: skip
+            ok = g["r"].notna().to_numpy()
+            r = g["r"].to_numpy()[ok]
             row = {
                 "layer": layer, "head": head, "annotation_type": typ, "class": cls,
-                "n_proteins": len(r), "n_excluded": n_excluded,
+                "n_proteins": len(r), "n_excluded": int((~ok).sum()),
                 "median_r": float(np.median(r)) if len(r) else np.nan,
                 "mean_r": float(np.mean(r)) if len(r) else np.nan,
                 "fraction_positive": float(np.mean(r > 0)) if len(r) else np.nan,
                 "rank_biserial": rank_biserial(r) if len(r) else np.nan,
-                "statistic": np.nan, "p_value": np.nan,
+                "statistic": np.nan, "p_value": np.nan, "p_shift": np.nan,
             }  # fmt: skip
             if len(r) >= min_proteins:
                 row["statistic"], row["p_value"] = wilcoxon_greater(r)
+                if null is not None and null.shape[1]:
+                    draws = np.median(null[g.index.to_numpy()[ok]], axis=0)
+                    row["p_shift"] = float((1 + np.sum(draws >= row["median_r"])) / (1 + len(draws)))
             rows.append(row)
-    out = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def adjust(tests: pd.DataFrame, fdr: float = 0.05) -> pd.DataFrame:
+    """Benjamini-Hochberg over every test made, separately for the Wilcoxon and the shift
+    p-values; `significant` is the Wilcoxon call, `significant_shift` the shift-null call."""
+    out = tests.copy()
     if out.empty:
         return out
     out["q_value"] = benjamini_hochberg(out["p_value"].to_numpy())
     out["significant"] = out["q_value"] < fdr
+    out["q_shift"] = benjamini_hochberg(out["p_shift"].to_numpy())
+    out["significant_shift"] = out["q_shift"] < fdr
     out["n_tests"] = int(out["p_value"].notna().sum())
     return out.sort_values(["q_value", "layer", "head"], na_position="last").reset_index(drop=True)
+
+
+def test_correlations(
+    correlations: pd.DataFrame, fdr: float = 0.05, min_proteins: int = 5, per_class: bool = True,
+    null: np.ndarray | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """Group tests, then BH over all of them."""
+    return adjust(group_tests(correlations.reset_index(drop=True), null, min_proteins, per_class), fdr)

@@ -1,10 +1,13 @@
-rule attribution:
+rule attribution_chunk:
     input:
         model=R("{variant}/model/finetuned"),
         tokens=R("tokens/tokens.parquet"),
+        predictions=R("{variant}/model/predictions.parquet"),
     output:
-        relevance=R("{variant}/attribution/relevance.parquet"),
-        completeness=R("{variant}/attribution/completeness.parquet"),
+        relevance=temp(R("{variant}/attribution/chunks/relevance_{chunk}.parquet")),
+        completeness=temp(R("{variant}/attribution/chunks/completeness_{chunk}.parquet")),
+    wildcard_constraints:
+        chunk=r"\d+",
     params:
         attribution=config["attribution"],
         device=config["model"]["device"],
@@ -14,18 +17,35 @@ rule attribution:
         mem_mb=8000,
         runtime=480,
     log:
-        LOG("attribution_{variant}"),
+        LOG("attribution_{variant}_{chunk}"),
     benchmark:
-        R("benchmarks/attribution_{variant}.tsv")
+        R("benchmarks/attribution_{variant}_{chunk}.tsv")
     conda:
         "../../envs/plmxai.yaml"
     script:
-        "../scripts/attribution.py"
+        "../scripts/attribution_chunk.py"
+
+
+rule attribution:
+    input:
+        relevance=attribution_chunks("relevance"),
+        completeness=attribution_chunks("completeness"),
+    output:
+        relevance=directory(R("{variant}/attribution/relevance")),
+        completeness=R("{variant}/attribution/completeness.parquet"),
+    params:
+        attribution=config["attribution"],
+    log:
+        LOG("attribution_{variant}"),
+    conda:
+        "../../envs/plmxai.yaml"
+    script:
+        "../scripts/attribution_gather.py"
 
 
 rule statistics:
     input:
-        relevance=R("{variant}/attribution/relevance.parquet"),
+        relevance=R("{variant}/attribution/relevance"),
         annotations=R("data/annotations.parquet"),
         proteins=R("data/proteins.parquet"),
     output:
@@ -33,9 +53,37 @@ rule statistics:
         correlations=R("{variant}/statistics/protein_correlations.parquet"),
     params:
         statistics=config["statistics"],
+        seed=config["seed"],
     log:
         LOG("statistics_{variant}"),
     conda:
         "../../envs/plmxai.yaml"
     script:
         "../scripts/statistics.py"
+
+
+rule faithfulness:
+    input:
+        model=R("{variant}/model/finetuned"),
+        tokens=R("tokens/tokens.parquet"),
+        relevance=R("{variant}/attribution/relevance"),
+        completeness=R("{variant}/attribution/completeness.parquet"),
+    output:
+        runs=R("{variant}/attribution/faithfulness_runs.parquet"),
+        summary=R("{variant}/attribution/faithfulness.parquet"),
+    params:
+        faithfulness=config["faithfulness"],
+        device=config["model"]["device"],
+        seed=config["seed"],
+    threads: variant_threads()
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    log:
+        LOG("faithfulness_{variant}"),
+    benchmark:
+        R("benchmarks/faithfulness_{variant}.tsv")
+    conda:
+        "../../envs/plmxai.yaml"
+    script:
+        "../scripts/faithfulness.py"

@@ -45,3 +45,9 @@ def raw_tsv(wildcards=None):
 
 wildcard_constraints:
     variant="|".join(config["variants"]),
+
+
+def attribution_chunks(kind):
+    """The chunk files of a variant's attribution (attribution.chunks of them)."""
+    n = config["attribution"]["chunks"]
+    return lambda wc: [R(f"{wc.variant}/attribution/chunks/{kind}_{i}.parquet") for i in range(n)]

@@ -6,8 +6,13 @@ rule init_model:
     params:
         model=config["model"],
         seed=config["seed"],
+        # the demo's pretraining task is drawn with the same generator settings
+        synthetic=config["data"]["synthetic"],
+    threads: workflow.cores
     log:
         LOG("init_model"),
+    benchmark:
+        R("benchmarks/init_model.tsv")
     conda:
         "../../envs/plmxai.yaml"
     script:

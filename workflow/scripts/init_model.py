@@ -3,4 +3,7 @@ from plmxai.runlog import job_log
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0], sm.output):
-    init_model({"model": sm.params.model, "seed": sm.params.seed}, sm.input.tokens, sm.output.initial)
+    init_model(
+        {"model": sm.params.model, "seed": sm.params.seed, "data": {"synthetic": sm.params.synthetic}},
+        sm.input.tokens, sm.output.initial, threads=sm.threads,
+    )  # fmt: skip

@@ -4,7 +4,7 @@ from plmxai.runlog import job_log
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0], sm.output):
     statistics(
-        {"statistics": sm.params.statistics},
+        {"statistics": sm.params.statistics, "seed": sm.params.seed},
         sm.input.relevance, sm.input.annotations, sm.input.proteins,
         sm.output.statistics, sm.output.correlations,
     )  # fmt: skip
