@@ -125,7 +125,8 @@ def test_demo_pretraining_learns_other_motifs_and_keeps_the_head():
         pretraining_tokens(DemoSpec(seed=0, **syn), demo_motifs(syn, 0), seed=0)
     spec = {"source": "random", "architecture": {"hidden_size": 16, "num_layers": 1, "num_heads": 2,
                                                  "intermediate_size": 32}}  # fmt: skip
-    pre = {"seed": 3, "n_proteins": 400, "n_classes": 2, "epochs": 20, "learning_rate": 0.01, "batch_size": 16}
+    pre = {"seed": 3, "n_proteins": 400, "n_classes": 2, "epochs": 20, "learning_rate": 0.01, "batch_size": 16,
+           "motif_alphabet": None}
     runs = []
     for _ in range(2):
         model = build_model(spec, ["a", "b", "c"], seed=0)

@@ -53,8 +53,9 @@ def pretrain_encoder(model, synthetic: dict, pretrain: dict, demo_motifs: list[s
 
     The pretraining classifier head is discarded: `model` keeps its own (random) head.
     """
+    alphabet = {"motif_alphabet": pretrain["motif_alphabet"]} if pretrain.get("motif_alphabet") else {}
     spec = DemoSpec(**{**synthetic, "seed": pretrain["seed"], "n_proteins": pretrain["n_proteins"],
-                       "n_classes": pretrain["n_classes"]})  # fmt: skip
+                       "n_classes": pretrain["n_classes"], **alphabet})  # fmt: skip
     tokens, motifs = pretraining_tokens(spec, demo_motifs, seed)
     labels = [str(i + 1) for i in range(spec.n_classes)]
     config = copy.deepcopy(model.config)  # the demo architecture with a head for this task

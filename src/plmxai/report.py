@@ -376,12 +376,26 @@ def _variant_section(config, variant, f, annotations, labels, n_tracks, open_) -
             f"F(x) - F(baseline): relative error median {head_comp['relative_error'].median():.3g}, "
             f"max {head_comp['relative_error'].max():.3g}.</p>"
         )
+    # beside each embedding-level track, the head with the strongest association (smallest q)
+    heads = stats[(stats["class"] == "all") & (stats["layer"] != "embedding")].dropna(subset=["q_value"])
+    best = heads.sort_values(["q_value", "median_r"], ascending=[True, False]).head(1)
+    head_rel = None
+    if len(best):
+        bl, bh = str(best["layer"].iat[0]), int(best["head"].iat[0])
+        head_rel = read_partitioned(f["relevance"], "layer", [bl])
+        head_rel = head_rel[head_rel["head"] == bh]
     for acc in _track_choice(relevance, annotations, preds, n_tracks):
         lab = preds.loc[preds["accession"] == acc, "label"].iat[0]
+        ann = annotations[annotations["accession"] == acc]
         parts.append(track_figure(
-            relevance[relevance["accession"] == acc], annotations[annotations["accession"] == acc],
-            f"{acc} (class {lab}, {variant}): relevance per residue, annotations shaded",
+            relevance[relevance["accession"] == acc], ann,
+            f"{acc} (class {lab}, {variant}): embedding-level relevance per residue, annotations shaded",
         ))  # fmt: skip
+        if head_rel is not None:
+            parts.append(track_figure(
+                head_rel[head_rel["accession"] == acc], ann,
+                f"{acc}: layer {bl} head {bh} (smallest q, {best['annotation_type'].iat[0]})",
+            ))  # fmt: skip
 
     if "faithfulness" in f:
         fa = pd.read_parquet(f["faithfulness"])
