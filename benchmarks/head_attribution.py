@@ -27,6 +27,7 @@ from training_throughput import ESM2_8M  # noqa: E402
 
 from plmxai.heads import baseline_ids, head_relevance  # noqa: E402
 from plmxai.io import ParquetStreamWriter, write_partitioned  # noqa: E402
+from plmxai.knowledge import from_embedding_output  # noqa: E402
 from plmxai.modeling import build_model  # noqa: E402
 from plmxai.tokenize import ESM2_ALPHABET  # noqa: E402
 
@@ -76,13 +77,7 @@ def main():
     with torch.no_grad():
         x = model.esm.embeddings(input_ids=ids, attention_mask=mask)
         b = model.esm.embeddings(input_ids=base[0], attention_mask=mask)
-
-    def forward(emb):
-        h = model.esm.embeddings.register_forward_hook(lambda m, i, o: emb)
-        try:
-            return model(input_ids=ids.expand(len(emb), -1), attention_mask=mask.expand(len(emb), -1)).logits
-        finally:
-            h.remove()
+    forward = from_embedding_output(model, ids)
 
     # warm-up: the first passes of a process pay for allocation and kernel selection
     head_relevance(model, ids, 3, base, 25)

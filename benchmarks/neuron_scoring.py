@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from training_throughput import ESM2_8M, matmul_peak, train_flops  # noqa: E402
 
 from plmxai.attribution import pad_baseline  # noqa: E402
-from plmxai.knowledge import conductance_all_sites  # noqa: E402
+from plmxai.knowledge import conductance_all_sites, from_embedding_output  # noqa: E402
 from plmxai.modeling import build_model, site_modules  # noqa: E402
 
 
@@ -47,13 +47,7 @@ def main():
     with torch.no_grad():
         x = model.esm.embeddings(input_ids=ids, attention_mask=mask)
         b = model.esm.embeddings(input_ids=pad_baseline(ids, mask), attention_mask=mask)
-
-    def forward(emb):
-        h = model.esm.embeddings.register_forward_hook(lambda m, i, o: emb)
-        try:
-            return model(input_ids=ids.expand(len(emb), -1), attention_mask=mask.expand(len(emb), -1)).logits
-        finally:
-            h.remove()
+    forward = from_embedding_output(model, ids)
 
     # warm-up: the first passes of a process pay for allocation and kernel selection
     conductance_all_sites(model, ids, target=3, n_steps=25)

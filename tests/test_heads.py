@@ -5,19 +5,7 @@ import torch
 from captum.attr import LayerConductance
 
 from plmxai.heads import baseline_ids, head_attribution, head_relevance
-
-
-def _embedding_forward(model, ids):
-    mask = torch.ones_like(ids)
-
-    def forward(emb):  # the model from the embedding output on
-        h = model.esm.embeddings.register_forward_hook(lambda m, i, o: emb)
-        try:
-            return model(input_ids=ids.expand(len(emb), -1), attention_mask=mask.expand(len(emb), -1)).logits
-        finally:
-            h.remove()
-
-    return forward
+from plmxai.knowledge import from_embedding_output
 
 
 def test_all_layers_in_one_pass_match_captum_per_layer(tiny_model, tiny_tokens):
@@ -31,7 +19,7 @@ def test_all_layers_in_one_pass_match_captum_per_layer(tiny_model, tiny_tokens):
         with torch.no_grad():
             x = model.esm.embeddings(input_ids=ids, attention_mask=mask)
             b = model.esm.embeddings(input_ids=base[0], attention_mask=mask)
-        forward = _embedding_forward(model, ids)
+        forward = from_embedding_output(model, ids)
         for i, layer in enumerate(model.esm.encoder.layer):
             ref = LayerConductance(forward, layer.attention.output.dense).attribute(
                 x, baselines=b, target=2, n_steps=20, method="gausslegendre", attribute_to_layer_input=True)

@@ -9,6 +9,7 @@ from plmxai.knowledge import (
     agreement,
     conductance_all_sites,
     density,
+    from_embedding_output,
     ig_scores,
     knowledge_attribution_all_sites,
     select_top,
@@ -25,13 +26,7 @@ def test_one_pass_conductance_matches_captum_per_site(tiny_model, tiny_tokens):
         with torch.no_grad():
             x = model.esm.embeddings(input_ids=ids, attention_mask=mask)
             b = model.esm.embeddings(input_ids=pad_baseline(ids, mask), attention_mask=mask)
-
-        def forward(emb):  # the model from the embedding output on
-            h = model.esm.embeddings.register_forward_hook(lambda m, i, o: emb)
-            try:
-                return model(input_ids=ids.expand(len(emb), -1), attention_mask=mask.expand(len(emb), -1)).logits
-            finally:
-                h.remove()
+        forward = from_embedding_output(model, ids)
 
         for key, module in site_modules(model).items():
             ref = LayerConductance(forward, module).attribute(x, baselines=b, target=1, n_steps=20,

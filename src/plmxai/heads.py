@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from .attribution import pad_baseline
-from .knowledge import path_conductance
+from .knowledge import path_conductance, target_class
 from .tokenize import ESM2_ALPHABET
 
 BASELINES = ("pad", "shuffled")
@@ -80,13 +80,7 @@ def head_attribution(
     for rec in tokens.itertuples(index=False):
         ids = torch.as_tensor(np.asarray(rec.input_ids, dtype=np.int64), device=device)[None]
         n_res = int(rec.n_residues)
-        if target == "true":
-            t = int(rec.label_id)
-        elif target == "predicted":
-            with torch.no_grad():
-                t = int(model(input_ids=ids).logits.argmax(-1))
-        else:
-            raise ValueError(f"attribution target must be 'true' or 'predicted', got {target!r}")
+        t = target_class(model, ids, rec.label_id, target)
         bases = baseline_ids(ids, baseline, n_baselines, seed, rec.accession, model.config.pad_token_id)
         rel, comp = head_relevance(model, ids, t, bases, n_steps, method, output)
         rel = rel[:, :, 1 : n_res + 1]  # residues only: <cls> and <eos> are not residues

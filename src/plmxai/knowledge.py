@@ -42,6 +42,31 @@ def _embedding_path_hook(model, path: torch.Tensor):
     return model.esm.embeddings.register_forward_hook(hook)
 
 
+def from_embedding_output(model, ids: torch.Tensor):
+    """The model from its embedding output on, for one protein (ids: 1 x T, no padding):
+    emb (n x T x D) -> logits (n x C). Also the forward function to give Captum."""
+    mask = torch.ones_like(ids)
+
+    def forward(emb: torch.Tensor) -> torch.Tensor:
+        h = _embedding_path_hook(model, emb)
+        try:
+            return model(input_ids=ids.expand(len(emb), -1), attention_mask=mask.expand(len(emb), -1)).logits
+        finally:
+            h.remove()
+
+    return forward
+
+
+def target_class(model, ids: torch.Tensor, label_id: int, target: str) -> int:
+    """The class attributed for one protein: its label ("true") or the model's prediction."""
+    if target == "true":
+        return int(label_id)
+    if target == "predicted":
+        with torch.no_grad():
+            return int(model(input_ids=ids).logits.argmax(-1))
+    raise ValueError(f"target must be 'true' or 'predicted', got {target!r}")
+
+
 def conductance_all_sites(
     model, ids: torch.Tensor, target: int, n_steps: int = 50, method: str = "gausslegendre",
     step_chunk: int = 26, output: str = "logit", completeness: dict | None = None,
@@ -80,6 +105,7 @@ def path_conductance(
         b = model.esm.embeddings(input_ids=baseline_ids, attention_mask=mask)
     _, alphas_fn = approximation_parameters(method)
     alphas = torch.tensor(alphas_fn(n_steps + 1), dtype=x.dtype, device=x.device)
+    forward = from_embedding_output(model, ids)
     captured: dict = {}
 
     def keep(key, t):
@@ -107,12 +133,7 @@ def path_conductance(
         for c0 in range(0, n_steps + 1, step_chunk):
             a = alphas[c0 : c0 + step_chunk]
             path = (b + a.view(-1, 1, 1) * (x - b)).detach().requires_grad_(True)
-            h = _embedding_path_hook(model, path)
-            try:
-                logits = model(input_ids=ids.expand(len(a), -1), attention_mask=mask.expand(len(a), -1)).logits
-            finally:
-                h.remove()
-            target_output(logits, target, output).sum().backward()
+            target_output(forward(path), target, output).sum().backward()
             p, g = path.detach(), path.grad
             if prev_path is not None:
                 path_sum += float((prev_path[1] * (p[0] - prev_path[0])).double().sum())
@@ -134,13 +155,7 @@ def path_conductance(
             p.requires_grad_(True)
     if completeness is not None:
         with torch.no_grad():
-            both = torch.cat([x, b])
-            h = _embedding_path_hook(model, both)
-            try:
-                f = target_output(model(input_ids=ids.expand(2, -1), attention_mask=mask.expand(2, -1)).logits,
-                                  target, output).double()  # fmt: skip
-            finally:
-                h.remove()
+            f = target_output(forward(torch.cat([x, b])), target, output).double()
         completeness.update(f_input=float(f[0]), f_baseline=float(f[1]), attribution_sum=path_sum)
     return out
 
@@ -172,13 +187,7 @@ def ig_scores(
     progress = tqdm(total=len(tokens), desc="IG neuron scores", mininterval=10)
     for rec in tokens.itertuples(index=False):
         ids = torch.as_tensor(np.asarray(rec.input_ids, dtype=np.int64), device=device)[None]
-        if target == "true":
-            t = int(rec.label_id)
-        elif target == "predicted":
-            with torch.no_grad():
-                t = int(model(input_ids=ids).logits.argmax(-1))
-        else:
-            raise ValueError(f"target must be 'true' or 'predicted', got {target!r}")
+        t = target_class(model, ids, rec.label_id, target)
         rmask = residue_mask(ids, torch.ones_like(ids))[0].cpu()
         base = {"accession": rec.accession, "label_id": int(rec.label_id), "target_id": t}
         for est in estimators:
