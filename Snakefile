@@ -15,6 +15,7 @@ include: "workflow/rules/model.smk"
 include: "workflow/rules/neurons.smk"
 include: "workflow/rules/knowledge.smk"
 include: "workflow/rules/attribution.smk"
+include: "workflow/rules/attention.smk"
 include: "workflow/rules/report.smk"
 
 

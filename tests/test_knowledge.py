@@ -238,6 +238,12 @@ def test_preservation_curves_find_the_moved_neurons(tiny_model):
                                         ["preserve", "ablate_revert"], n_random=6, n_boot=200)  # fmt: skip
     acc = summary[summary["metric"] == "accuracy"].set_index(["mode", "method"])
     assert acc.loc[("preserve", "weight_change"), "value"] == 1.0 == acc.loc[("preserve", "all"), "value"]
+    prob = summary[summary["metric"] == "true_class_probability"].set_index(["mode", "method"])
+    p_ft = torch.softmax(torch.as_tensor(predict_logits(model, tokens), dtype=torch.float64), 1).numpy()
+    expected = p_ft[np.arange(len(tokens)), tokens["label_id"]].mean()
+    assert prob.loc[("preserve", "weight_change"), "value"] == pytest.approx(expected)
+    assert prob.loc[("preserve", "all"), "value"] == pytest.approx(expected)
+    assert prob.loc[("preserve", "weight_change"), "ci_low"] < expected < prob.loc[("preserve", "weight_change"), "ci_high"]
     none = acc.loc[("preserve", "none"), "value"]
     assert none < 0.9 and acc.loc[("ablate_revert", "weight_change"), "value"] == none
     row = acc.loc[("preserve", "weight_change")]
@@ -262,7 +268,7 @@ def test_frozen_encoder_needs_one_evaluation(tiny_model, tiny_tokens):
     ev = HybridEvaluator(tiny_model, sd, sd, tiny_tokens)
     _, summary = preservation_curves(ev, index, {"weight_change": weight_change(tiny_model, sd, sd, index)},
                                      [0.05, 0.5], ["preserve"], n_random=5, n_boot=0)  # fmt: skip
-    assert ev.evaluations == 1 and summary["value"].nunique() <= 3  # one model, three metrics
+    assert ev.evaluations == 1 and summary["value"].nunique() <= 4  # one model, four metrics
 
 
 def test_mean_ablation_holds_the_neuron_at_its_mean(tiny_model, tiny_tokens):

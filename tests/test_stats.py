@@ -89,3 +89,31 @@ def test_shifted_correlations_equal_rolled_masks():
     got = shifted_correlations(x, mask, shifts)
     want = [[point_biserial(row, np.roll(mask, s)) for s in shifts] for row in x]
     np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_contrast_finds_added_alignment_and_not_an_inherited_one():
+    from plmxai.stats import contrast_tests
+
+    rng = np.random.default_rng(3)
+    n = 40
+    base = pd.DataFrame({"accession": [f"P{i}" for i in range(n)], "label": ["a"] * 20 + ["b"] * 20,
+                         "layer": "embedding", "head": -1, "annotation_type": "active_site"})  # fmt: skip
+    inherited = rng.normal(0.2, 0.05, n)  # both models align a little (the encoder before fine-tuning)
+    control = base.assign(r=inherited + rng.normal(0, 0.02, n))
+    # fine-tuning adds 0.3 for class a only; class b differs from the control by noise that is
+    # symmetric about zero (each difference and its negative), so its median difference is 0
+    noise = rng.normal(0, 0.02, n // 4)
+    added = np.where(base["label"] == "a", 0.3 + rng.normal(0, 0.02, n), np.tile(np.r_[noise, -noise], 2))
+    reference = base.assign(r=control["r"] + added)
+    reference.loc[0, "r"] = np.nan  # undefined in one model: left out, counted
+    t = contrast_tests(reference, control, min_proteins=5).set_index("class")
+    assert t.loc["a", "significant"] and not t.loc["b", "significant"]
+    assert t.loc["b", "median_difference"] == pytest.approx(0, abs=1e-12) and t.loc["b", "p_value"] > 0.4
+    assert t.loc["a", "n_proteins"] == 19 and t.loc["a", "n_excluded"] == 1
+    d = (reference["r"] - control["r"])[1:20]
+    assert t.loc["a", "median_difference"] == pytest.approx(d.median())
+    w = sps.wilcoxon(d, alternative="greater")
+    assert t.loc["a", "p_value"] == pytest.approx(w.pvalue)
+    assert t.loc["a", "n_tests"] == 3  # a, b and pooled
+    with pytest.raises(pd.errors.MergeError):
+        contrast_tests(pd.concat([reference, reference]), control)

@@ -97,6 +97,12 @@ def test_demo_tables(demo_run):
     # the shuffled-label control: nothing significant at FDR 0.05, in any layer or head
     sh_stats = pd.read_parquet(sh / "statistics" / "statistics.parquet")
     assert not sh_stats.loc[sh_stats["annotation_type"] == "active_site", "significant"].any()
+    # and the fine-tuned model's alignment exceeds the control's, protein by protein
+    contrast = pd.read_parquet(out / "comparison" / "attribution_contrast.parquet")
+    c = contrast[(contrast["layer"] == "embedding") & (contrast["annotation_type"] == "active_site")
+                 & (contrast["class"] == "all")].iloc[0]  # fmt: skip
+    assert c["control"] == "shuffled" and c["significant"] and c["n_proteins"] == 120
+    assert c["median_r_reference"] == pytest.approx(motif["median_r"])
     neurons = pd.read_parquet(ft / "neurons" / "neuron_activation.parquet")
     assert len(neurons) == 4 * 2 * (4 * 64 + 128 + 64)
     comp = pd.read_parquet(ft / "attribution" / "completeness.parquet")
@@ -113,11 +119,16 @@ def test_demo_tables(demo_run):
     for k in (1, 4):
         assert faith.loc[(k, "relevant - random"), "ci_low"] > 0.1, k
     assert faith.loc[(4, "relevant"), "n_proteins"] == 120
+    # attention: some head attends to the planted motif above background, significant after BH
+    att = pd.read_parquet(ft / "attention" / "properties.parquet")
+    assert len(att) == 2 * 4 * (2 + 20)  # heads x (active_site, site, 20 amino acids)
+    motif_heads = att[(att["property"] == "active_site") & att["significant"]]
+    assert len(motif_heads) and (motif_heads["ratio"] > 2).all() and (motif_heads["q_permutation"] < 0.05).all()
     html = (out / "report.html").read_text()
     for section in ["Data", "Variants compared", "Variant: finetuned", "Variant: shuffled", "Training",
                     "Test metrics", "Knowledge neurons", "Residue attributions", "Statistics",
                     "Knowledge neurons: preservation, ablation, density", "density heatmap",
-                    "median r per head, active_site", "Faithfulness: alanine replacement",
+                    "median r per head, active_site", "Faithfulness: alanine replacement", "Fine-tuned against each control", "Attention: what the heads attend to", "BLOSUM62",
                     "Provenance", "data:image/png;base64,"]:  # fmt: skip
         assert section in html
     assert not re.search(r'(src|href)="https?://', html)
@@ -167,13 +178,15 @@ def test_incremental_reruns(demo_run):
     work, cfg = demo_run
     assert planned_jobs(snakemake(work, cfg, "-n")) == {}
     stats_only = write_config(work / "fdr.yaml", {**CONFIG, "statistics": {"fdr": 0.01}})
-    assert planned_jobs(snakemake(work, stats_only, "-n")) == {"statistics": 2, "report": 1, "all": 1}
+    assert planned_jobs(snakemake(work, stats_only, "-n")) == {
+        "statistics": 2, "attribution_contrast": 1, "attention": 2, "report": 1, "all": 1}
     tests_only = write_config(work / "kn.yaml", {**CONFIG, "knowledge": {**CONFIG["knowledge"], "n_random": 6}})
     assert planned_jobs(snakemake(work, tests_only, "-n")) == {"knowledge_tests": 2, "report": 1, "all": 1}
     bigger = write_config(work / "model.yaml", {**CONFIG, "model": {"architecture": {"hidden_size": 96}}})
     assert planned_jobs(snakemake(work, bigger, "-n")) == {
         "init_model": 1, "finetune": 2, "neuron_activation": 2, "knowledge_scores": 2, "knowledge_tests": 2,
-        "attribution_chunk": 4, "attribution": 2, "faithfulness": 2, "statistics": 2, "report": 1, "all": 1}
+        "attribution_chunk": 4, "attribution": 2, "faithfulness": 2, "statistics": 2, "attribution_contrast": 1,
+        "attention": 2, "report": 1, "all": 1}
 
 
 def test_same_config_same_tables(demo_run, tmp_path):

@@ -28,7 +28,7 @@ from .io import (
 from .lengths import apply_length_policy
 from .modeling import build_model, load_model, pick_device, save_model, tokenizer_source
 from .neurons import activation_scores
-from .splits import stratified_split
+from .splits import balanced_shuffle, stratified_split
 from .synthetic import DemoSpec, generate, write_tsv
 from .tokenize import load_tokenizer, tokenize_proteins
 from .training import TrainOptions, finetune, predictions_table
@@ -187,14 +187,14 @@ def init_model(cfg: dict, tokens_path, out_initial, threads: int = 1) -> None:
 
 def variant_data(tokens: pd.DataFrame, variant: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training and validation proteins of a variant; `shuffled` permutes their labels within
-    each split (a seeded control: same proteins and budget, no label information)."""
+    each split (a seeded control: same proteins and budget, no label information), balanced so
+    that the permuted labels are independent of the true ones in the sample itself."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     train, val = _select(tokens, "train"), _select(tokens, "val")
     if variant == "shuffled":
-        rng = np.random.default_rng([seed, 7])
-        for part in (train, val):
-            part["label_id"] = rng.permutation(part["label_id"].to_numpy())
+        for k, part in enumerate((train, val)):
+            part["label_id"] = balanced_shuffle(part["label_id"].to_numpy(), [seed, 7, k])
     return train, val if not val.empty else train
 
 
@@ -497,3 +497,106 @@ def write_report(cfg: dict, inputs: dict, out_html) -> None:
     r = cfg["report"]
     write_text(build_report(cfg, inputs, r["n_tracks"], r["title"]), out_html)
 
+
+
+def attribution_contrast(cfg: dict, reference: str, correlation_paths: dict, out_contrast) -> None:
+    """The reference variant's per-protein r against each control's: paired one-sided tests,
+    BH over every test of every control together."""
+    from .stats import benjamini_hochberg, contrast_tests
+
+    s = cfg["statistics"]
+    ref = pd.read_parquet(correlation_paths[reference])
+    parts = []
+    for control, path in correlation_paths.items():
+        if control == reference:
+            continue
+        t = contrast_tests(ref, pd.read_parquet(path), s["min_proteins"], s["per_class"], s["fdr"])
+        parts.append(t.assign(reference=reference, control=control))
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if not table.empty:  # one family: every test against every control
+        table["q_value"] = benjamini_hochberg(table["p_value"].to_numpy())
+        table["significant"] = table["q_value"] < s["fdr"]
+        table["n_tests"] = int(table["p_value"].notna().sum())
+        table = table.sort_values(["q_value", "control"], na_position="last").reset_index(drop=True)
+    write_parquet(table, out_contrast, {"stage": "attribution_contrast", "config_hash": config_hash(s)})
+    for control, g in table.groupby("control") if not table.empty else []:
+        log.info("%s vs %s: %d of %d tests significant at FDR %g (relevance more aligned in %s)", reference, control,
+                 int(g["significant"].sum()), int(g["p_value"].notna().sum()), s["fdr"], reference)  # fmt: skip
+
+
+def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotations_path, out_properties,
+                       out_profiles, out_blosum, out_structures, threads: int = 1) -> None:  # fmt: skip
+    """Attention to annotation types, amino acids and (where structures are mapped) contacts,
+    per head, with layer profiles and the BLOSUM62 correlation; streams over proteins."""
+    from tqdm.auto import tqdm
+
+    from .attention import (
+        AMINO_ACIDS,
+        PropertyCounts,
+        attention_maps,
+        blosum_correlation,
+        layer_profiles,
+        residue_properties,
+    )
+    from .stats import annotation_masks
+    from .structures import best_chain, read_chains, sequence_contacts, structure_files
+
+    torch.set_num_threads(max(1, threads))
+    a, st = cfg["attention"], cfg["attention"]["structures"]
+    tokens = _subset(_select(pd.read_parquet(tokens_path), a["split"]), a["max_proteins"], cfg["seed"])
+    seqs = pd.read_parquet(proteins_path, columns=["accession", "sequence"]).set_index("accession")["sequence"]
+    annotations = pd.read_parquet(annotations_path)
+    ann_by_acc = {acc: g for acc, g in annotations.groupby("accession", sort=False)}
+    types = sorted(annotations["type"].unique())
+    files = structure_files(st["folder"], st["mapping"]) if st["folder"] else structure_files("/nonexistent")
+    files = files[files["accession"].isin(set(tokens["accession"]))].drop_duplicates("accession")
+    by_acc = files.set_index("accession")
+    model = load_model(model_dir, pick_device(cfg["model"]["device"]))
+    n_layers, n_heads = model.config.num_hidden_layers, model.config.num_attention_heads
+    counts = PropertyCounts(n_layers, n_heads, types + list(AMINO_ACIDS), a["theta"], a["n_shifts"], cfg["seed"])
+    struct_rows = []
+    t0 = time.perf_counter()
+    for row, att in tqdm(attention_maps(model, tokens, a["batch_size"]), total=len(tokens), desc="attention",
+                         mininterval=10):  # fmt: skip
+        acc = tokens["accession"].iloc[row]
+        seq = seqs[acc]
+        masks = annotation_masks(ann_by_acc[acc], len(seq)) if acc in ann_by_acc else {}
+        contacts = considered = None
+        if acc in by_acc.index:
+            rec = by_acc.loc[acc]
+            m = best_chain(seq, read_chains(rec["path"]), rec["chain"])
+            used = m.identity >= st["min_identity"] and m.coverage >= st["min_coverage"]
+            struct_rows.append({"accession": acc, "path": rec["path"], "chain": m.chain, "identity": m.identity,
+                                "coverage": m.coverage, "used": used})  # fmt: skip
+            if used:
+                chains = read_chains(rec["path"])
+                contacts, resolved = sequence_contacts(seq, chains[m.chain], m, st["contact_cutoff"],
+                                                       st["min_separation"])  # fmt: skip
+                idx = np.arange(len(seq))
+                considered = resolved[:, None] & resolved[None, :] & (
+                    np.abs(idx[:, None] - idx[None, :]) >= st["min_separation"])  # fmt: skip
+        counts.add(acc, att, residue_properties(seq, masks, types), contacts, considered)
+    kinds = {t: "annotation" for t in types} | {aa: "amino_acid" for aa in AMINO_ACIDS}
+    table = counts.table(a["min_pairs"], cfg["statistics"]["fdr"], kinds)
+    prof = layer_profiles(table)
+    summary, _ = blosum_correlation(table, a["blosum_permutations"], cfg["seed"])
+    prov = {"stage": "attention", "config_hash": config_hash(a), "proteins": counts.proteins,
+            "structures": counts.structures}  # fmt: skip
+    write_parquet(table, out_properties, prov)
+    write_parquet(prof, out_profiles, prov)
+    write_parquet(pd.DataFrame([{**summary, "proteins": counts.proteins}]), out_blosum, prov)
+    write_parquet(pd.DataFrame(struct_rows, columns=["accession", "path", "chain", "identity", "coverage", "used"]),
+                  out_structures, prov)  # fmt: skip
+    log.info("attention of %d proteins (%d with a mapped structure of %d found) in %.1f s; %d of %d heads tested",
+             counts.proteins, counts.structures, len(struct_rows), time.perf_counter() - t0,
+             int(table.loc[table["property"] == table["property"].iloc[0], "tested"].sum()), n_layers * n_heads)  # fmt: skip
+    sig = table[table["significant"]]
+    for prop in types + (["contact"] if counts.structures else []):
+        g = table[(table["property"] == prop) & table["tested"]]
+        if len(g):
+            best = g.sort_values("ratio", ascending=False).iloc[0]
+            log.info("%s: %d heads significant (permutation, BH %g); best layer %d head %d: %.3f of high-confidence "
+                     "attention vs background %.3f", prop, int((sig["property"] == prop).sum()),
+                     cfg["statistics"]["fdr"], best["layer"], best["head"], best["proportion"], best["background"])  # fmt: skip
+    log.info("BLOSUM62 correlation of the heads' amino-acid attention: r %.3f (Mantel p %.4f, %d heads)",
+             summary["pearson_r"], summary["p_mantel"], summary["n_heads"])  # fmt: skip

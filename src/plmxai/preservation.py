@@ -26,7 +26,9 @@ from .training import predict_logits
 log = logging.getLogger(__name__)
 
 ABLATION_MODES = ("revert", "zero", "mean")
-METRICS = ("accuracy", "macro_f1", "mcc")
+# true_class_probability (mean softmax probability of the true class) is threshold-free: a
+# hybrid whose argmax collapses to one class can still rank the classes better than chance
+METRICS = ("accuracy", "macro_f1", "mcc", "true_class_probability")
 
 
 def _site_param_names(model) -> dict[tuple[int, str], str]:
@@ -129,6 +131,7 @@ class HybridEvaluator:
         self.evaluations = 0
 
     def predict(self, selected: dict, keep: str = "selected", mode: str = "revert") -> np.ndarray:
+        """Class probabilities (proteins x classes) of the hybrid."""
         changes = {k: (~np.asarray(s) if keep == "selected" else np.asarray(s)) for k, s in selected.items()}
         effective = mode if keep == "unselected" and mode != "revert" else "revert"
         if effective == "revert":
@@ -144,7 +147,7 @@ class HybridEvaluator:
                         self.params[name].copy_(_hybrid_rows(self.finetuned[name], self.initial[name], change,
                                                              keep, mode, part, mean))  # fmt: skip
             logits = predict_logits(self.model, self.tokens, self.batch_size)
-            self.cache[cache_key] = logits.argmax(1)
+            self.cache[cache_key] = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), 1).numpy()
             self.evaluations += 1
         return self.cache[cache_key]
 
@@ -186,9 +189,12 @@ def preservation_curves(
     mode_args = {m: _mode_args(m) for m in modes}
 
     def evaluate(chosen: np.ndarray, mode: str):
-        pred = evaluator.predict(as_site_masks(model, chosen), *mode_args[mode])
+        prob = evaluator.predict(as_site_masks(model, chosen), *mode_args[mode])
+        pred, p_true = prob.argmax(1), prob[np.arange(len(y)), y]
         point = metrics_from_confusions(confusions(y, pred, n_classes, np.ones((1, len(y)))))
         boot = metrics_from_confusions(confusions(y, pred, n_classes, weights))
+        point["true_class_probability"] = np.array([p_true.mean()])
+        boot["true_class_probability"] = weights @ p_true / np.maximum(weights.sum(1), 1)
         return {m: float(point[m][0]) for m in METRICS}, boot
 
     runs, summary = [], []

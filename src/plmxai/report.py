@@ -230,13 +230,15 @@ def build_report(
     parts.append("<nav>" + "".join(f'<a href="#{a}">{t}</a>' for a, t in nav) + "</nav>")
     parts.append(_data_section(config, data_summary))
     parts.append(_comparison_section(inputs["variants"]))
+    if inputs.get("contrast"):
+        parts.append(_contrast_section(pd.read_parquet(inputs["contrast"])))
     for i, v in enumerate(variants):
         parts.append(_variant_section(config, v, inputs["variants"][v], annotations, labels,
                                       n_tracks, open_=i == 0))  # fmt: skip
 
     parts.append('<h2 id="provenance">Provenance</h2>')
     parts.append("<h3>Package versions</h3>" + _kv(package_versions()))
-    flat = {k: v for k, v in inputs.items() if k != "variants"}
+    flat = {k: v for k, v in inputs.items() if k != "variants" and v}
     for v, files in inputs["variants"].items():
         flat.update({f"{v}/{k}": p for k, p in files.items()})
     parts.append("<h3>Input checksums (sha256)</h3>" + _kv(checksums(flat)))
@@ -314,6 +316,33 @@ def _comparison_section(files: dict[str, dict]) -> str:
                      "level and the head with the smallest q of each variant:</p>")
         parts.append(_table(pd.DataFrame(stat_rows), row_class=lambda r: "sig" if r["significant"] else ""))
     return "\n".join(parts)
+
+
+def _contrast_section(table: pd.DataFrame) -> str:
+    """The fine-tuned model's relevance-annotation alignment against each control's."""
+    parts = ["<p>Fine-tuned against each control: per protein, r of the fine-tuned model minus r of "
+             "the control (same protein, layer, head, annotation type); one-sided Wilcoxon of a "
+             "positive median difference, BH over every test against every control. A control "
+             "can align with the annotations a little on its own (its encoder's features are "
+             "those of the model before fine-tuning); this asks whether fine-tuning added to it. "
+             "All classes pooled: the embedding level and the head with the smallest q:</p>"]
+    rows = []
+    pooled = table[table["class"] == "all"] if len(table) else table
+    for (control, typ), g in pooled.groupby(["control", "annotation_type"], sort=True):
+        heads = g[g["layer"] != "embedding"].sort_values(["q_value", "median_difference"], ascending=[True, False])
+        for label, r in [("embedding", g[g["layer"] == "embedding"]), ("best head", heads.head(1))]:
+            if len(r):
+                r = r.iloc[0]
+                rows.append({"control": control, "annotation_type": typ,
+                             "relevance": "embedding" if label == "embedding" else f"layer {r['layer']} head {r['head']}",
+                             "n_proteins": r["n_proteins"], "median r fine-tuned": r["median_r_reference"],
+                             "median r control": r["median_r_control"],
+                             "median difference": r["median_difference"], "q_value": r["q_value"],
+                             "significant": r["significant"],
+                             "significant heads": f"{int(heads['significant'].sum())} of {len(heads)}"})  # fmt: skip
+    if not rows:
+        return ""
+    return "\n".join(parts) + _table(pd.DataFrame(rows), row_class=lambda r: "sig" if r["significant"] else "")
 
 
 def _variant_section(config, variant, f, annotations, labels, n_tracks, open_) -> str:
@@ -439,6 +468,10 @@ def _variant_section(config, variant, f, annotations, labels, n_tracks, open_) -
                      "tests) are in statistics/statistics.parquet.</p>")
     else:
         parts.append("<p>No test could be made (no attributed protein carries an annotation).</p>")
+    if "attention" in f:
+        from .report_attention import attention_section
+
+        parts.append(attention_section(config, variant, f, _fig_to_img, _table))
     if "preservation" in f:
         from .report_knowledge import knowledge_section
 

@@ -40,3 +40,49 @@ def stratified_split(
         for j, name in enumerate(names):
             out.loc[idx[bounds[j] : bounds[j + 1]]] = name
     return out.astype(str)
+
+
+def independent_table(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Integer contingency table (class x class) with the label counts on both margins and cells
+    as close as integers allow to independence, n_i * n_j / n.
+
+    Floors the expected counts, then hands out the missing units by largest fractional part to
+    cells whose row and column still lack units; any units left go to the first cell whose row
+    and column both lack one (there always is one while units are missing)."""
+    counts = np.array([(labels == c).sum() for c in classes])
+    expected = np.outer(counts, counts) / counts.sum()
+    table = np.floor(expected).astype(int)
+    row_short = counts - table.sum(axis=1)
+    col_short = counts - table.sum(axis=0)
+    for flat in np.argsort(-(expected - table), axis=None, kind="stable"):
+        i, j = divmod(int(flat), len(classes))
+        if row_short[i] > 0 and col_short[j] > 0:
+            table[i, j] += 1
+            row_short[i] -= 1
+            col_short[j] -= 1
+    while row_short.sum():
+        i, j = int(np.flatnonzero(row_short)[0]), int(np.flatnonzero(col_short)[0])
+        table[i, j] += 1
+        row_short[i] -= 1
+        col_short[j] -= 1
+    return table
+
+
+def balanced_shuffle(labels: np.ndarray, seed) -> np.ndarray:
+    """Labels permuted so that the permuted label is independent of the original one in this
+    very sample, not just in expectation.
+
+    A plain permutation leaves a chance association between true and permuted labels (about
+    n / k^2 proteins per cell, give or take its square root); a model trained on the permuted
+    labels can learn that association and then look as if it had learned the true signal a
+    little. Here every true class gives its proteins to the permuted classes in the
+    proportions of `independent_table`, at random positions within the class (seeded)."""
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    table = independent_table(labels, classes)
+    rng = np.random.default_rng(seed)
+    out = np.empty_like(labels)
+    for i, c in enumerate(classes):
+        idx = np.flatnonzero(labels == c)
+        out[idx] = rng.permutation(np.repeat(classes, table[i]))
+    return out

@@ -191,3 +191,49 @@ def test_correlations(
 ) -> pd.DataFrame:  # fmt: skip
     """Group tests, then BH over all of them."""
     return adjust(group_tests(correlations.reset_index(drop=True), null, min_proteins, per_class), fdr)
+
+
+CONTRAST_KEYS = ["layer", "head", "annotation_type"]
+
+
+def contrast_tests(
+    reference: pd.DataFrame, control: pd.DataFrame, min_proteins: int = 5, per_class: bool = True,
+    fdr: float = 0.05,
+) -> pd.DataFrame:  # fmt: skip
+    """Is the reference model's relevance more aligned with the annotations than a control's?
+
+    Pairs the per-protein r of the two models (same protein, layer, head, annotation type;
+    proteins with r undefined in either are left out and counted) and tests the differences
+    with the one-sided Wilcoxon signed-rank test (median difference > 0), per class and pooled,
+    BH over every test. This is the question a control answers: a pretrained encoder's features
+    can make a label-free model's relevance follow the annotations a little on its own, so a
+    significant control alone does not tell whether fine-tuning added to it."""
+    keys = ["accession"] + CONTRAST_KEYS
+    pair = reference[keys + ["label", "r"]].merge(control[keys + ["r"]], on=keys, suffixes=("_reference", "_control"),
+                                                 validate="one_to_one")  # fmt: skip
+    groups = [("all", pair)]
+    if per_class:
+        groups += [(str(c), g) for c, g in pair.groupby("label", sort=True)]
+    rows = []
+    for cls, sub in groups:
+        for key, g in sub.groupby(CONTRAST_KEYS, sort=True):
+            ok = g["r_reference"].notna() & g["r_control"].notna()
+            d = (g["r_reference"] - g["r_control"]).to_numpy()[ok.to_numpy()]
+            row = dict(zip(CONTRAST_KEYS, key), **{
+                "class": cls, "n_proteins": len(d), "n_excluded": int((~ok).sum()),
+                "median_r_reference": float(g["r_reference"][ok].median()) if len(d) else np.nan,
+                "median_r_control": float(g["r_control"][ok].median()) if len(d) else np.nan,
+                "median_difference": float(np.median(d)) if len(d) else np.nan,
+                "rank_biserial": rank_biserial(d) if len(d) else np.nan,
+                "statistic": np.nan, "p_value": np.nan,
+            })  # fmt: skip
+            if len(d) >= min_proteins:
+                row["statistic"], row["p_value"] = wilcoxon_greater(d)
+            rows.append(row)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["q_value"] = benjamini_hochberg(out["p_value"].to_numpy())
+    out["significant"] = out["q_value"] < fdr
+    out["n_tests"] = int(out["p_value"].notna().sum())
+    return out.sort_values(["q_value", "layer", "head"], na_position="last").reset_index(drop=True)

@@ -87,3 +87,19 @@ rule faithfulness:
         "../../envs/plmxai.yaml"
     script:
         "../scripts/faithfulness.py"
+
+
+rule attribution_contrast:
+    input:
+        unpack(contrast_inputs),
+    output:
+        contrast=R("comparison/attribution_contrast.parquet"),
+    params:
+        statistics=config["statistics"],
+        reference="finetuned",
+    log:
+        LOG("attribution_contrast"),
+    conda:
+        "../../envs/plmxai.yaml"
+    script:
+        "../scripts/attribution_contrast.py"

@@ -51,3 +51,16 @@ def attribution_chunks(kind):
     """The chunk files of a variant's attribution (attribution.chunks of them)."""
     n = config["attribution"]["chunks"]
     return lambda wc: [R(f"{wc.variant}/attribution/chunks/{kind}_{i}.parquet") for i in range(n)]
+
+
+def has_contrast():
+    return "finetuned" in config["variants"] and len(config["variants"]) > 1
+
+
+def contrast_inputs(wildcards=None):
+    return {v: R(f"{v}/statistics/protein_correlations.parquet") for v in config["variants"]}
+
+
+def contrast_output():
+    """The fine-tuned model against its controls, where the run has both."""
+    return [R("comparison/attribution_contrast.parquet")] if has_contrast() else []

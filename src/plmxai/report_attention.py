@@ -1,0 +1,77 @@
+"""The attention part of the report: layer x head heatmaps of attention-to-property over
+background, layer profiles with centres of gravity, the BLOSUM62 correlation."""
+from __future__ import annotations
+
+import html
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+
+def ratio_heatmap(t: pd.DataFrame, prop: str, fdr: float, fig_to_img) -> str:
+    """Layer x head proportion / background (log2), significant heads starred, untested blank."""
+    g = t[t["property"] == prop]
+    grid = g.pivot(index="layer", columns="head", values="ratio").sort_index()
+    tested = g.pivot(index="layer", columns="head", values="tested").reindex_like(grid).astype(bool)
+    sig = g.pivot(index="layer", columns="head", values="significant").reindex_like(grid).astype(bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.where(tested.to_numpy(), np.log2(grid.to_numpy(dtype=float)), np.nan)
+    bg = g["background"].iloc[0]
+    title = f"{prop}: log2(attention / background {bg:.3f}); * q < {fdr}"
+    fig, ax = plt.subplots(figsize=(1.4 + 0.45 * grid.shape[1], 1.0 + 0.35 * grid.shape[0]))
+    finite = values[np.isfinite(values)]
+    lim = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
+    im = ax.imshow(values, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    for (i, j), v in np.ndenumerate(sig.to_numpy()):
+        if v:
+            ax.text(j, i, "*", ha="center", va="center", fontsize=10)
+    ax.set(xticks=range(grid.shape[1]), xticklabels=grid.columns, yticks=range(grid.shape[0]),
+           yticklabels=grid.index, xlabel="head", ylabel="layer", title=title)  # fmt: skip
+    ax.title.set_fontsize(8)
+    fig.colorbar(im, ax=ax, label="log2 ratio")
+    return fig_to_img(fig, title)
+
+
+def profile_figure(prof: pd.DataFrame, props: list[str], fig_to_img) -> str:
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    for prop in props:
+        g = prof[prof["property"] == prop].sort_values("layer")
+        if len(g):
+            ax.plot(g["layer"], g["mean_ratio"], marker="o",
+                    label=f"{prop} (centre of gravity {g['centre_of_gravity'].iloc[0]:.2f})")  # fmt: skip
+    ax.axhline(1, color="black", lw=0.5)
+    ax.set(xlabel="layer", ylabel="mean over heads / background", title="Attention to properties per layer")
+    ax.legend(fontsize=7)
+    return fig_to_img(fig, "attention to properties per layer")
+
+
+def attention_section(config: dict, variant: str, f: dict, fig_to_img, table) -> str:
+    a, fdr = config["attention"], config["statistics"]["fdr"]
+    t = pd.read_parquet(f["attention"])
+    prof = pd.read_parquet(f["attention_profiles"])
+    blosum = pd.read_parquet(f["blosum"]).iloc[0]
+    parts = ["<h3>Attention: what the heads attend to</h3>", (
+        f'<p class="note">Proportion of high-confidence attention (weight &gt; {a["theta"]}, special tokens '
+        f"dropped) that goes to annotated residues, to each amino acid and to C-alpha contacts "
+        f"(where structures are mapped), against the property's background frequency. Heads with "
+        f"fewer than {a['min_pairs']} high-confidence pairs are not tested. Significance: permutation "
+        f"null per head ({a['n_shifts']} circular shifts of each protein's property track; diagonal "
+        f"shifts of contact maps), BH over all {int(t['n_tests'].iloc[0]) if len(t) else 0} head x "
+        f"property tests; the original's two-proportion z-test is in the table too.</p>")]  # fmt: skip
+    if not len(t):
+        return "\n".join(parts + ["<p>No protein analysed.</p>"])
+    props = [p for p in dict.fromkeys(t.loc[t["kind"].isin(["annotation", "contact"]), "property"])]
+    for prop in props:
+        parts.append(ratio_heatmap(t, prop, fdr, fig_to_img))
+    parts.append(profile_figure(prof, props, fig_to_img))
+    top = t[t["kind"].isin(["annotation", "contact"]) & t["tested"]].sort_values(
+        ["q_permutation", "ratio"], ascending=[True, False]).head(20)  # fmt: skip
+    parts.append(table(top[["layer", "head", "property", "n_high_pairs", "proportion", "background", "ratio",
+                            "p_permutation", "q_permutation", "q_z", "significant"]],
+                       row_class=lambda r: "sig" if r["significant"] else ""))  # fmt: skip
+    r = "n/a" if pd.isna(blosum["pearson_r"]) else f"{blosum['pearson_r']:.3f} (Mantel p {blosum['p_mantel']:.4f})"
+    parts.append(f"<p>BLOSUM62: Pearson r between the heads' amino-acid attention similarity and BLOSUM62 over "
+                 f"{int(blosum['n_pairs'])} amino-acid pairs, {int(blosum['n_heads'])} heads: "
+                 f"<b>{html.escape(r)}</b>.</p>")  # fmt: skip
+    return "\n".join(parts)
