@@ -6,7 +6,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# the demo's settings only when no other config is given: Snakemake would otherwise merge the
+# demo's keys (pretraining, step counts, fractions) into a real analysis's config
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -180,3 +180,48 @@ def test_binding_site_masks_from_pdb_numbering(shared_data):
             n_chains += 1
             n_sites += int(mask.sum())
     assert n_chains == 1418 and n_sites > 0
+
+
+@pytest.mark.realdata
+def test_attention_and_probes_on_real_structures(shared_data, tiny_model, tmp_path):
+    """Chains of real complexes as proteins, structures found through a mapping table: the
+    contact background is the contact density in chains.tsv, and a contact probe is fitted."""
+    from plmxai.config import validate_config
+    from plmxai.modeling import save_model
+    from plmxai.pipeline import attention_analysis, probe_analysis
+    from plmxai.tokenize import esm2_tokenizer, tokenize_proteins
+
+    chains = pd.read_csv(shared_data / "structures" / "chains.tsv", sep="\t")
+    chains = chains[chains["n_ca"].between(60, 160)].sort_values(["n_ca", "file", "chain"]).head(16)
+    chains = chains.assign(accession=[f"S{i:02d}" for i in range(len(chains))],
+                           split=["train", "test"] * (len(chains) // 2))  # fmt: skip
+    prot = pd.DataFrame({"accession": chains["accession"], "sequence": chains["sequence_from_CA_records"],
+                         "label": "1", "label_id": 0, "split": chains["split"]})  # fmt: skip
+    tokens, _ = tokenize_proteins(prot, esm2_tokenizer())
+    tokens.to_parquet(tmp_path / "tokens.parquet")
+    prot.to_parquet(tmp_path / "proteins.parquet")
+    pd.DataFrame(columns=["accession", "type", "pair", "start", "end"]).to_parquet(tmp_path / "ann.parquet")
+    chains[["accession", "file", "chain"]].to_csv(tmp_path / "map.tsv", sep="\t", index=False)
+    save_model(tiny_model, tmp_path / "model")
+    cfg = validate_config({"attention": {"n_shifts": 19, "blosum_permutations": 0, "min_pairs": 1,
+                                         "structures": {"folder": str(shared_data / "structures" / "pdb"),
+                                                        "mapping": str(tmp_path / "map.tsv")}}})  # fmt: skip
+    out = {k: tmp_path / f"{k}.parquet" for k in ("props", "prof", "blosum", "structs", "probes")}
+    attention_analysis(cfg, tmp_path / "model", tmp_path / "tokens.parquet", tmp_path / "proteins.parquet",
+                       tmp_path / "ann.parquet", out["props"], out["prof"], out["blosum"], out["structs"])  # fmt: skip
+    test = chains[chains["split"] == "test"]
+    structs = pd.read_parquet(out["structs"])
+    assert len(structs) == len(test) and structs["used"].all() and (structs["identity"] == 1.0).all()
+    props = pd.read_parquet(out["props"])
+    contact = props[props["property"] == "contact"]
+    assert len(contact) == 2 * 4
+    n = test["n_ca"].to_numpy()
+    density = (2 * test["n_ca_contacts_sep6_8A"]).sum() / ((n - 6) * (n - 5)).sum()
+    assert contact["background"].iloc[0] == pytest.approx(density)
+    probe_analysis(cfg, tmp_path / "model", tmp_path / "tokens.parquet", tmp_path / "proteins.parquet",
+                   tmp_path / "ann.parquet", out["probes"])  # fmt: skip
+    probes = pd.read_parquet(out["probes"])
+    assert probes["probe"].unique().tolist() == ["contact"] and probes["layer"].tolist() == [0, 1, 2]
+    assert (probes["n_test_proteins"] == len(test)).all() and (probes["n_train_proteins"] == 8).all()
+    assert (probes["n_test_positive"] == test["n_ca_contacts_sep6_8A"].sum()).all()
+    assert probes["precision"].between(0, 1).all() and probes["auprc"].between(0, 1).all()

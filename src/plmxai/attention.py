@@ -165,7 +165,7 @@ def _rows(layer, head, prop, kind, hits, high, bg_hits, bg_pairs, null_hits, nul
     return pd.DataFrame({
         "layer": layer, "head": head, "property": prop, "kind": kind, "n_high_pairs": high.astype(np.int64),
         "proportion": p, "background": bg, "ratio": p / bg if bg else np.nan,
-        "null_mean": np.nanmean(p_null, axis=1) if null_hits.shape[1] else np.nan, "z": np.where(tested, z, np.nan),
+        "null_mean": np.where(high > 0, p_null.mean(axis=1), np.nan) if null_hits.shape[1] else np.nan, "z": np.where(tested, z, np.nan),
         "p_z": np.where(tested, p_z, np.nan), "p_permutation": np.where(tested, p_perm, np.nan), "tested": tested,
     })  # fmt: skip
 
@@ -187,10 +187,10 @@ def layer_profiles(table: pd.DataFrame) -> pd.DataFrame:
         mean_proportion=("proportion", "mean"), background=("background", "first"),
         n_heads=("head", "size"), n_significant=("significant", "sum")).reset_index()  # fmt: skip
     prof["mean_ratio"] = prof["mean_proportion"] / prof["background"]
-    cog = prof.groupby("property").apply(
-        lambda g: float((g["layer"] * g["mean_proportion"]).sum() / g["mean_proportion"].sum()),
-        include_groups=False).rename("centre_of_gravity")  # fmt: skip
-    return prof.merge(cog, left_on="property", right_index=True)
+    weighted = (prof["layer"] * prof["mean_proportion"]).groupby(prof["property"]).sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cog = (weighted / prof.groupby("property")["mean_proportion"].sum()).rename("centre_of_gravity")
+    return prof.merge(cog, left_on="property", right_index=True, how="left")
 
 
 def blosum_correlation(table: pd.DataFrame, n_permutations: int = 9999, seed: int = 0) -> tuple[dict, pd.DataFrame]:

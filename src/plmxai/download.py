@@ -55,6 +55,10 @@ class DownloadError(RuntimeError):
     """The download could not be completed; nothing was written to the output path."""
 
 
+class NotFoundError(DownloadError):
+    """HTTP 404: the resource does not exist (for AlphaFold DB: no model of that accession)."""
+
+
 class _TransientError(Exception):
     """One failed attempt that is worth retrying; `retry_after` is the server's requested wait."""
 
@@ -307,7 +311,8 @@ def _raise_for_status(response: requests.Response, url: str) -> None:
         if status in RETRY_AFTER_STATUSES:
             retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
         raise _TransientError(f"HTTP {status} {response.reason}", retry_after)
-    raise DownloadError(f"HTTP {status} {response.reason} from {url}: {_error_message(response)}")
+    cls = NotFoundError if status == 404 else DownloadError
+    raise cls(f"HTTP {status} {response.reason} from {url}: {_error_message(response)}")
 
 
 def _error_message(response: requests.Response) -> str:

@@ -539,7 +539,7 @@ def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotat
         residue_properties,
     )
     from .stats import annotation_masks
-    from .structures import best_chain, read_chains, sequence_contacts, structure_files
+    from .structures import mapped_contacts
 
     torch.set_num_threads(max(1, threads))
     a, st = cfg["attention"], cfg["attention"]["structures"]
@@ -548,9 +548,7 @@ def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotat
     annotations = pd.read_parquet(annotations_path)
     ann_by_acc = {acc: g for acc, g in annotations.groupby("accession", sort=False)}
     types = sorted(annotations["type"].unique())
-    files = structure_files(st["folder"], st["mapping"]) if st["folder"] else structure_files("/nonexistent")
-    files = files[files["accession"].isin(set(tokens["accession"]))].drop_duplicates("accession")
-    by_acc = files.set_index("accession")
+    by_acc = _structure_lookup(st, tokens["accession"])
     model = load_model(model_dir, pick_device(cfg["model"]["device"]))
     n_layers, n_heads = model.config.num_hidden_layers, model.config.num_attention_heads
     counts = PropertyCounts(n_layers, n_heads, types + list(AMINO_ACIDS), a["theta"], a["n_shifts"], cfg["seed"])
@@ -564,17 +562,10 @@ def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotat
         contacts = considered = None
         if acc in by_acc.index:
             rec = by_acc.loc[acc]
-            m = best_chain(seq, read_chains(rec["path"]), rec["chain"])
-            used = m.identity >= st["min_identity"] and m.coverage >= st["min_coverage"]
-            struct_rows.append({"accession": acc, "path": rec["path"], "chain": m.chain, "identity": m.identity,
-                                "coverage": m.coverage, "used": used})  # fmt: skip
-            if used:
-                chains = read_chains(rec["path"])
-                contacts, resolved = sequence_contacts(seq, chains[m.chain], m, st["contact_cutoff"],
-                                                       st["min_separation"])  # fmt: skip
-                idx = np.arange(len(seq))
-                considered = resolved[:, None] & resolved[None, :] & (
-                    np.abs(idx[:, None] - idx[None, :]) >= st["min_separation"])  # fmt: skip
+            info, contacts, considered = mapped_contacts(seq, rec["path"], rec["chain"], st["contact_cutoff"],
+                                                         st["min_separation"], st["min_identity"],
+                                                         st["min_coverage"])  # fmt: skip
+            struct_rows.append({"accession": acc, **info})
         counts.add(acc, att, residue_properties(seq, masks, types), contacts, considered)
     kinds = {t: "annotation" for t in types} | {aa: "amino_acid" for aa in AMINO_ACIDS}
     table = counts.table(a["min_pairs"], cfg["statistics"]["fdr"], kinds)
@@ -600,3 +591,100 @@ def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotat
                      cfg["statistics"]["fdr"], best["layer"], best["head"], best["proportion"], best["background"])  # fmt: skip
     log.info("BLOSUM62 correlation of the heads' amino-acid attention: r %.3f (Mantel p %.4f, %d heads)",
              summary["pearson_r"], summary["p_mantel"], summary["n_heads"])  # fmt: skip
+
+
+def _structure_lookup(st: dict, accessions) -> pd.DataFrame:
+    """accession -> (path, chain) of the structures available: the local folder first, then
+    AlphaFold DB models already fetched."""
+    from .alphafold import cached_model
+    from .structures import structure_files
+
+    wanted = set(accessions)
+    files = structure_files(st["folder"], st["mapping"]) if st["folder"] else pd.DataFrame(
+        columns=["accession", "path", "chain"])  # fmt: skip
+    files = files[files["accession"].isin(wanted)]
+    if st.get("alphafold"):
+        folder = Path(st["alphafold_folder"])
+        af = [{"accession": a, "path": str(p), "chain": None} for a in sorted(wanted - set(files["accession"]))
+              if (p := cached_model(folder, a)) is not None]  # fmt: skip
+        files = pd.concat([files, pd.DataFrame(af, columns=files.columns)], ignore_index=True)
+    return files.drop_duplicates("accession").set_index("accession")
+
+
+def structure_accessions(cfg: dict, tokens: pd.DataFrame) -> list[str]:
+    """The proteins whose structures the attention analysis and the probes use."""
+    a = cfg["attention"]
+    parts = [_subset(_select(tokens, a["split"]), a["max_proteins"], cfg["seed"])]
+    if a["probes"]["enabled"]:
+        parts += [_subset(_select(tokens, "train"), a["probes"]["train_proteins"], cfg["seed"]),
+                  _subset(_select(tokens, "test"), a["probes"]["test_proteins"], cfg["seed"])]  # fmt: skip
+    return sorted(set(pd.concat(parts)["accession"]))
+
+
+def fetch_alphafold(cfg: dict, tokens_path, out_table) -> None:
+    """AlphaFold DB models of the proteins analysed, into the shared folder; a table of what
+    was downloaded, found already there, or is absent from the database."""
+    from .alphafold import download_alphafold
+
+    st = cfg["attention"]["structures"]
+    accs = structure_accessions(cfg, pd.read_parquet(tokens_path, columns=["accession", "split"]))
+    table = download_alphafold(accs, st["alphafold_folder"], st["alphafold_api"])
+    write_parquet(table, out_table, {"stage": "alphafold", "folder": str(st["alphafold_folder"])})
+
+
+def probe_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotations_path, out_probes,
+                   threads: int = 1) -> None:  # fmt: skip
+    """Per layer, logistic probes for each annotation type (and contacts where structures are
+    mapped): fitted on training proteins, tested on test proteins, streaming over proteins."""
+    from .probes import ProbeData, ProbeScores, hidden_states
+    from .stats import annotation_masks
+    from .structures import mapped_contacts
+
+    torch.set_num_threads(max(1, threads))
+    a, st = cfg["attention"], cfg["attention"]["structures"]
+    p = a["probes"]
+    tokens = pd.read_parquet(tokens_path)
+    train = _subset(_select(tokens, "train"), p["train_proteins"], cfg["seed"])
+    test = _subset(_select(tokens, "test"), p["test_proteins"], cfg["seed"])
+    seqs = pd.read_parquet(proteins_path, columns=["accession", "sequence"]).set_index("accession")["sequence"]
+    annotations = pd.read_parquet(annotations_path)
+    ann_by_acc = {acc: g for acc, g in annotations.groupby("accession", sort=False)}
+    types = sorted(annotations["type"].unique())
+    lookup = _structure_lookup(st, pd.concat([train["accession"], test["accession"]]))
+    model = load_model(model_dir, pick_device(cfg["model"]["device"]))
+    n_states = model.config.num_hidden_layers + 1
+
+    def protein(tokens_, row):
+        acc = tokens_["accession"].iloc[row]
+        seq = seqs[acc]
+        masks = annotation_masks(ann_by_acc[acc], len(seq)) if acc in ann_by_acc else {}
+        contacts = considered = None
+        if acc in lookup.index:
+            rec = lookup.loc[acc]
+            _, contacts, considered = mapped_contacts(seq, rec["path"], rec["chain"], st["contact_cutoff"],
+                                                      st["min_separation"], st["min_identity"], st["min_coverage"])  # fmt: skip
+        return masks, contacts, considered
+
+    t0 = time.perf_counter()
+    data = ProbeData(n_states, cfg["seed"], p["negatives_per_positive"], p["max_pairs"])
+    for row, states in hidden_states(model, train, a["batch_size"]):
+        masks, contacts, considered = protein(train, row)
+        data.add_residues(states, masks, types)
+        if contacts is not None:
+            data.add_contacts(states, contacts, considered)
+    probes = data.fit(p["C"], cfg["seed"])
+    scores = ProbeScores(probes)
+    for row, states in hidden_states(model, test, a["batch_size"]):
+        masks, contacts, considered = protein(test, row)
+        scores.add_residues(states, masks)
+        if contacts is not None:
+            scores.add_contacts(states, contacts, considered)
+    table = scores.table(data)
+    write_parquet(table, out_probes, {"stage": "probes", "config_hash": config_hash(a)})
+    log.info("probes fitted on %d and tested on %d proteins in %.1f s", len(train), len(test),
+             time.perf_counter() - t0)  # fmt: skip
+    for name, g in table.groupby("probe"):
+        best = g.sort_values("auprc", ascending=False).iloc[0]
+        log.info("%s probe: best layer %d (0 = embeddings), AUPRC %.3f (baseline %.3f), precision at %s %.3f",
+                 name, best["layer"], best["auprc"], best["auprc_baseline"], best["precision_at"],
+                 best["precision"])  # fmt: skip

@@ -41,6 +41,7 @@ def profile_figure(prof: pd.DataFrame, props: list[str], fig_to_img) -> str:
             ax.plot(g["layer"], g["mean_ratio"], marker="o",
                     label=f"{prop} (centre of gravity {g['centre_of_gravity'].iloc[0]:.2f})")  # fmt: skip
     ax.axhline(1, color="black", lw=0.5)
+    ax.set_xticks(sorted(prof["layer"].unique()))
     ax.set(xlabel="layer", ylabel="mean over heads / background", title="Attention to properties per layer")
     ax.legend(fontsize=7)
     return fig_to_img(fig, "attention to properties per layer")
@@ -74,4 +75,28 @@ def attention_section(config: dict, variant: str, f: dict, fig_to_img, table) ->
     parts.append(f"<p>BLOSUM62: Pearson r between the heads' amino-acid attention similarity and BLOSUM62 over "
                  f"{int(blosum['n_pairs'])} amino-acid pairs, {int(blosum['n_heads'])} heads: "
                  f"<b>{html.escape(r)}</b>.</p>")  # fmt: skip
+    if f.get("probes"):
+        probes = pd.read_parquet(f["probes"])
+        if len(probes):
+            parts.append(f'<p class="note">Linear probes on frozen residue embeddings per layer (0 = embedding '
+                         f"output): logistic regression (C {a['probes']['C']}) fitted on training proteins, "
+                         "AUPRC and precision at L/20 (residues) or L/5 (contacts, separation &ge; "
+                         f"{a['structures']['min_separation']}) on test proteins.</p>")  # fmt: skip
+            parts.append(probe_figure(probes, fig_to_img))
+            parts.append(table(probes))
     return "\n".join(parts)
+
+
+def probe_figure(probes: pd.DataFrame, fig_to_img) -> str:
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for name, g in probes.groupby("probe"):
+        g = g.sort_values("layer")
+        line = axes[0].plot(g["layer"], g["auprc"], marker="o", label=name)[0]
+        axes[0].axhline(g["auprc_baseline"].iloc[0], color=line.get_color(), ls=":", lw=1)
+        axes[1].plot(g["layer"], g["precision"], marker="o", label=f"{name} ({g['precision_at'].iloc[0]})")
+    axes[0].set(xlabel="layer (0 = embeddings)", ylabel="AUPRC (dotted: baseline)", title="Probe AUPRC per layer")
+    axes[1].set(xlabel="layer (0 = embeddings)", ylabel="precision", title="Probe precision at L/20 or L/5")
+    for ax in axes:
+        ax.set_xticks(sorted(probes["layer"].unique()))
+        ax.legend(fontsize=7)
+    return fig_to_img(fig, "probe curves per layer")

@@ -94,7 +94,7 @@ def align_to_chain(sequence: str, chain: Chain) -> Mapping:
 
     aligner = PairwiseAligner(mode="global", substitution_matrix=substitution_matrices.load("BLOSUM62"),
                               open_gap_score=-10, extend_gap_score=-0.5)  # fmt: skip
-    aligner.target_end_gap_score = aligner.query_end_gap_score = 0.0
+    aligner.end_insertion_score = aligner.end_deletion_score = 0.0  # free end gaps
     seq = sequence.replace("U", "C").replace("O", "K")
     chain_seq = chain.sequence.replace("X", "A") if chain.sequence else "A"
     aln = aligner.align(seq, chain_seq)[0]
@@ -182,3 +182,21 @@ def binding_site_mask(positions: list, sites: list) -> tuple[np.ndarray, int]:
         else:
             missing += 1
     return mask, missing
+
+
+def mapped_contacts(sequence: str, path: str, chain: str | None, cutoff: float = 8.0, min_separation: int = 6,
+                    min_identity: float = 0.9, min_coverage: float = 0.5) -> tuple[dict, np.ndarray | None,
+                                                                                 np.ndarray | None]:  # fmt: skip
+    """(mapping summary, contacts, considered pairs) of a protein and its structure file;
+    contacts are None when the alignment is below `min_identity` or `min_coverage` (the
+    summary says so: `used` False)."""
+    chains = read_chains(path)
+    m = best_chain(sequence, chains, chain)
+    info = {"path": str(path), "chain": m.chain, "identity": m.identity, "coverage": m.coverage,
+            "used": m.identity >= min_identity and m.coverage >= min_coverage}  # fmt: skip
+    if not info["used"]:
+        return info, None, None
+    contacts, resolved = sequence_contacts(sequence, chains[m.chain], m, cutoff, min_separation)
+    idx = np.arange(len(sequence))
+    considered = resolved[:, None] & resolved[None, :] & (np.abs(idx[:, None] - idx[None, :]) >= min_separation)
+    return info, contacts, considered

@@ -64,3 +64,25 @@ def contrast_inputs(wildcards=None):
 def contrast_output():
     """The fine-tuned model against its controls, where the run has both."""
     return [R("comparison/attribution_contrast.parquet")] if has_contrast() else []
+
+
+def attention_params():
+    """The attention options less the probes': a probe option reruns only the probes."""
+    return {k: v for k, v in config["attention"].items() if k != "probes"}
+
+
+def probe_params():
+    return {k: config["attention"][k] for k in ("probes", "structures", "batch_size")}
+
+
+def structure_inputs(wildcards=None):
+    """The structure sources of the attention analysis and probes, where configured."""
+    st = config["attention"]["structures"]
+    out = {}
+    if st["folder"]:
+        out["structures"] = st["folder"]
+    if st["mapping"]:
+        out["structure_mapping"] = st["mapping"]
+    if st["alphafold"]:
+        out["alphafold"] = R("structures/alphafold.parquet")
+    return out

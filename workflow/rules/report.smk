@@ -21,6 +21,7 @@ rule report:
         attention=per_variant("attention/properties.parquet"),
         attention_profiles=per_variant("attention/layer_profiles.parquet"),
         blosum=per_variant("attention/blosum62.parquet"),
+        probes=per_variant("attention/probes.parquet") if config["attention"]["probes"]["enabled"] else [],
         faithfulness=per_variant("attribution/faithfulness.parquet"),
         knowledge_completeness=per_variant("knowledge/completeness.parquet"),
         preservation=per_variant("knowledge/preservation.parquet"),

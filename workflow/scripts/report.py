@@ -6,7 +6,7 @@ shared = ("data_summary", "annotations", "raw", "initial")
 inputs = {k: sm.input[k] for k in shared}
 inputs["contrast"] = sm.input.contrast[0] if len(sm.input.contrast) else None
 inputs["variants"] = {
-    v: {k: sm.input[k][i] for k in sm.input.keys() if k not in shared + ("contrast",)}
+    v: {k: sm.input[k][i] for k in sm.input.keys() if k not in shared + ("contrast",) and len(sm.input[k])}
     for i, v in enumerate(sm.params.config["variants"])
 }
 with job_log(sm.log[0], sm.output):
