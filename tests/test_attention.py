@@ -225,3 +225,25 @@ def test_attention_and_probes_on_real_structures(shared_data, tiny_model, tmp_pa
     assert (probes["n_test_proteins"] == len(test)).all() and (probes["n_train_proteins"] == 8).all()
     assert (probes["n_test_positive"] == test["n_ca_contacts_sep6_8A"].sum()).all()
     assert probes["precision"].between(0, 1).all() and probes["auprc"].between(0, 1).all()
+
+
+def test_composition_null_separates_the_site_from_its_amino_acid():
+    """Every annotated residue is a W among four W's: a head on the annotated W attends beyond
+    its amino acid; a head on any W is enriched for the annotation only through the W."""
+    rng = np.random.default_rng(4)
+    counts = PropertyCounts(1, 2, ["active_site"], theta=0.3, draws=199, seed=0, composition_columns=1)
+    for p in range(40):
+        n = 40
+        seq = np.array(list("".join(rng.choice(list("ACDEFGHIKLMNPQRSTVY"), n))))
+        ws = rng.choice(n, 4, replace=False)
+        seq[ws] = "W"
+        mask = np.zeros(n, bool)
+        mask[ws[0]] = True
+        att = np.full((1, 2, n, n), 0.1 / n, dtype=np.float32)
+        att[0, 0, :, ws[0]] += 0.9
+        att[0, 1, :, rng.choice(ws)] += 0.9
+        counts.add(f"P{p}", att, mask[:, None].astype(float), residues=np.frombuffer("".join(seq).encode(), np.uint8))
+    t = counts.table(min_pairs=100).set_index("head")
+    assert t.loc[0, "significant"] and t.loc[0, "significant_composition"]
+    assert t.loc[1, "significant"] and not t.loc[1, "significant_composition"]
+    assert t.loc[1, "p_composition"] > 0.05

@@ -74,14 +74,18 @@ class PropertyCounts:
     """Streaming counts for attention-to-property over a data set."""
 
     def __init__(self, n_layers: int, n_heads: int, properties: list[str], theta: float = 0.3, draws: int = 199,
-                 seed: int = 0):  # fmt: skip
+                 seed: int = 0, composition_columns: int = 0):  # fmt: skip
         self.shape = (n_layers, n_heads)
+        # the first `composition_columns` properties (annotations) also get a null that keeps
+        # each residue's amino acid: is the attention beyond what the residues' identity explains?
+        self.n_comp = composition_columns
         self.props = list(properties)
         self.theta, self.draws, self.seed = theta, draws, seed
         nh, p = n_layers * n_heads, len(self.props)
         self.n_high = np.zeros(nh)  # high-confidence residue pairs per head
         self.hits = np.zeros((nh, p))
         self.null_hits = np.zeros((nh, p, draws))
+        self.comp_null_hits = np.zeros((nh, composition_columns, draws))
         self.bg_hits = np.zeros(p)  # pairs with the property, over all pairs
         self.bg_pairs = 0.0
         # contacts: their own pair set (separation >= 6, both residues resolved)
@@ -95,9 +99,11 @@ class PropertyCounts:
         self.structures = 0
 
     def add(self, accession: str, att: np.ndarray, props: np.ndarray,
-            contacts: np.ndarray | None = None, considered: np.ndarray | None = None) -> None:  # fmt: skip
+            contacts: np.ndarray | None = None, considered: np.ndarray | None = None,
+            residues: np.ndarray | None = None) -> None:  # fmt: skip
         """att: layers x heads x L x L; props: L x P (0/1) residue properties (attention TO
-        residue j); contacts/considered: L x L booleans where a structure is mapped."""
+        residue j); contacts/considered: L x L booleans where a structure is mapped; residues:
+        L amino-acid codes (needed with composition columns)."""
         n = att.shape[-1]
         high = (att > self.theta).reshape(-1, n, n)  # heads x L x L
         col = high.sum(1).astype(np.float64)  # heads x L: high-confidence attention into residue j
@@ -110,6 +116,10 @@ class PropertyCounts:
         if self.draws:
             idx = (np.arange(n)[:, None] - shifts[None, :]) % n  # L x draws: the property moved by s
             self.null_hits += np.einsum("hl,ldp->hpd", col, props[idx])
+            if self.n_comp:
+                self.comp_null_hits += np.einsum("hl,dlk->hkd", col,
+                                                 _within_groups(props[:, : self.n_comp], residues, shifts, self.seed,
+                                                                accession))  # fmt: skip
         self.proteins += 1
         if contacts is None:
             return
@@ -132,16 +142,24 @@ class PropertyCounts:
         parts = []
         with np.errstate(invalid="ignore", divide="ignore"):
             for k, prop in enumerate(self.props):
-                parts.append(_rows(layer, head, prop, (kinds or {}).get(prop, "residue"), self.hits[:, k],
-                                   self.n_high, self.bg_hits[k], self.bg_pairs, self.null_hits[:, k, :],
-                                   np.broadcast_to(self.n_high[:, None], (len(self.n_high), self.draws)),
-                                   min_pairs))  # fmt: skip
+                part = _rows(layer, head, prop, (kinds or {}).get(prop, "residue"), self.hits[:, k],
+                             self.n_high, self.bg_hits[k], self.bg_pairs, self.null_hits[:, k, :],
+                             np.broadcast_to(self.n_high[:, None], (len(self.n_high), self.draws)), min_pairs)  # fmt: skip
+                if k < self.n_comp and self.draws:
+                    null = self.comp_null_hits[:, k, :] / self.n_high[:, None]
+                    part["p_composition"] = np.where(part["tested"], _perm_p(null, part["proportion"].to_numpy()),
+                                                     np.nan)  # fmt: skip
+                parts.append(part)
             if self.structures:
                 parts.append(_rows(layer, head, "contact", "contact", self.c_hits, self.c_high, self.c_bg_hits,
                                    self.c_bg_pairs, self.c_null_hits, self.c_null_high, min_pairs))  # fmt: skip
         out = pd.concat(parts, ignore_index=True)
         out["q_z"] = benjamini_hochberg(out["p_z"].to_numpy())
         out["q_permutation"] = benjamini_hochberg(out["p_permutation"].to_numpy())
+        if "p_composition" not in out:
+            out["p_composition"] = np.nan
+        out["q_composition"] = benjamini_hochberg(out["p_composition"].to_numpy())
+        out["significant_composition"] = out["q_composition"] < fdr
         out["significant"] = out["q_permutation"] < fdr
         out["significant_z"] = out["q_z"] < fdr
         out["n_tests"] = int(out["p_permutation"].notna().sum())
@@ -158,16 +176,33 @@ def _rows(layer, head, prop, kind, hits, high, bg_hits, bg_pairs, null_hits, nul
     p_z = sps.norm.sf(z)
     p_null = null_hits / null_high
     tested = high >= min_pairs
-    if null_hits.shape[1]:
-        p_perm = (1 + np.sum(p_null >= p[:, None] - 1e-12, axis=1)) / (1 + null_hits.shape[1])
-    else:
-        p_perm = np.full(len(p), np.nan)
+    p_perm = _perm_p(p_null, p) if null_hits.shape[1] else np.full(len(p), np.nan)
     return pd.DataFrame({
         "layer": layer, "head": head, "property": prop, "kind": kind, "n_high_pairs": high.astype(np.int64),
         "proportion": p, "background": bg, "ratio": p / bg if bg else np.nan,
         "null_mean": np.where(high > 0, p_null.mean(axis=1), np.nan) if null_hits.shape[1] else np.nan, "z": np.where(tested, z, np.nan),
         "p_z": np.where(tested, p_z, np.nan), "p_permutation": np.where(tested, p_perm, np.nan), "tested": tested,
     })  # fmt: skip
+
+
+def _perm_p(null: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """(1 + draws at least as large) / (1 + draws), per row."""
+    with np.errstate(invalid="ignore"):
+        return (1 + np.sum(null >= observed[:, None] - 1e-12, axis=1)) / (1 + null.shape[1])
+
+
+def _within_groups(masks: np.ndarray, groups: np.ndarray, shifts: np.ndarray, seed: int, accession: str) -> np.ndarray:
+    """draws x L x k: the masks permuted among positions of the same group (amino acid), one
+    permutation per draw, seeded by the protein."""
+    draws, n = len(shifts), len(groups)
+    rng = np.random.default_rng([seed, zlib.crc32(str(accession).encode()), 13])
+    keys = rng.random((draws, n))
+    g = np.broadcast_to(groups, (draws, n))
+    order = np.lexsort((keys, g), axis=-1)  # per draw: by group, random within it
+    base = np.lexsort((np.arange(n), groups))  # by group, in sequence order
+    out = np.empty((draws, n, masks.shape[1]), dtype=masks.dtype)
+    out[:, base] = masks[order]
+    return out
 
 
 def residue_properties(sequence: str, masks: dict[str, np.ndarray], types: list[str]) -> np.ndarray:

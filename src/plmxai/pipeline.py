@@ -551,7 +551,8 @@ def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotat
     by_acc = _structure_lookup(st, tokens["accession"])
     model = load_model(model_dir, pick_device(cfg["model"]["device"]))
     n_layers, n_heads = model.config.num_hidden_layers, model.config.num_attention_heads
-    counts = PropertyCounts(n_layers, n_heads, types + list(AMINO_ACIDS), a["theta"], a["n_shifts"], cfg["seed"])
+    counts = PropertyCounts(n_layers, n_heads, types + list(AMINO_ACIDS), a["theta"], a["n_shifts"], cfg["seed"],
+                            composition_columns=len(types))  # fmt: skip
     struct_rows = []
     t0 = time.perf_counter()
     for row, att in tqdm(attention_maps(model, tokens, a["batch_size"]), total=len(tokens), desc="attention",
@@ -566,7 +567,8 @@ def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotat
                                                          st["min_separation"], st["min_identity"],
                                                          st["min_coverage"])  # fmt: skip
             struct_rows.append({"accession": acc, **info})
-        counts.add(acc, att, residue_properties(seq, masks, types), contacts, considered)
+        counts.add(acc, att, residue_properties(seq, masks, types), contacts, considered,
+                   np.frombuffer(seq.encode(), dtype=np.uint8))  # fmt: skip
     kinds = {t: "annotation" for t in types} | {aa: "amino_acid" for aa in AMINO_ACIDS}
     table = counts.table(a["min_pairs"], cfg["statistics"]["fdr"], kinds)
     prof = layer_profiles(table)

@@ -59,7 +59,10 @@ def attention_section(config: dict, variant: str, f: dict, fig_to_img, table) ->
         f"fewer than {a['min_pairs']} high-confidence pairs are not tested. Significance: permutation "
         f"null per head ({a['n_shifts']} circular shifts of each protein's property track; diagonal "
         f"shifts of contact maps), BH over all {int(t['n_tests'].iloc[0]) if len(t) else 0} head x "
-        f"property tests; the original's two-proportion z-test is in the table too.</p>")]  # fmt: skip
+        f"property tests; the original's two-proportion z-test is in the table too. For annotations "
+        f"also a null that keeps every residue's amino acid (the annotation permuted among residues of "
+        f"the same amino acid in each protein): q_composition &lt; {fdr} says the head attends to the "
+        f"annotated residues beyond what their amino acids explain.</p>")]  # fmt: skip
     if not len(t):
         return "\n".join(parts + ["<p>No protein analysed.</p>"])
     props = [p for p in dict.fromkeys(t.loc[t["kind"].isin(["annotation", "contact"]), "property"])]
@@ -69,7 +72,7 @@ def attention_section(config: dict, variant: str, f: dict, fig_to_img, table) ->
     top = t[t["kind"].isin(["annotation", "contact"]) & t["tested"]].sort_values(
         ["q_permutation", "ratio"], ascending=[True, False]).head(20)  # fmt: skip
     parts.append(table(top[["layer", "head", "property", "n_high_pairs", "proportion", "background", "ratio",
-                            "p_permutation", "q_permutation", "q_z", "significant"]],
+                            "p_permutation", "q_permutation", "q_z", "q_composition", "significant"]],
                        row_class=lambda r: "sig" if r["significant"] else ""))  # fmt: skip
     r = "n/a" if pd.isna(blosum["pearson_r"]) else f"{blosum['pearson_r']:.3f} (Mantel p {blosum['p_mantel']:.4f})"
     parts.append(f"<p>BLOSUM62: Pearson r between the heads' amino-acid attention similarity and BLOSUM62 over "
