@@ -4,7 +4,9 @@ import pytest
 from scipy import stats as sps
 
 from plmxai.stats import (
+    adjust,
     benjamini_hochberg,
+    group_tests,
     point_biserial,
     protein_correlations,
     rank_biserial,
@@ -63,9 +65,10 @@ def test_planted_signal_is_found_and_null_is_not():
         ann_rows.append({"accession": acc, "type": "active_site", "start": 11, "end": 15})
         ann_rows.append({"accession": acc, "type": "site", "start": 40, "end": 44})  # null
         labels[acc] = "1" if i % 2 else "2"
-    corr, null = protein_correlations(pd.concat(rel_rows), pd.DataFrame(ann_rows), pd.Series(labels),
-                                      n_shifts=999)  # fmt: skip
+    corr, null, comp = protein_correlations(pd.concat(rel_rows), pd.DataFrame(ann_rows), pd.Series(labels),
+                                            n_shifts=999)  # fmt: skip
     assert len(corr) == 60 and corr["r"].notna().all() and null.shape == (60, 999)
+    assert np.isnan(comp).all()  # no residue column: no composition-matched null
     table = run_tests(corr, fdr=0.01, min_proteins=5, null=null)
     assert len(table) == 6 and (table["n_tests"] == 6).all()
     act = table[(table["annotation_type"] == "active_site") & (table["class"] == "all")].iloc[0]
@@ -117,3 +120,28 @@ def test_contrast_finds_added_alignment_and_not_an_inherited_one():
     assert t.loc["a", "n_tests"] == 3  # a, b and pooled
     with pytest.raises(pd.errors.MergeError):
         contrast_tests(pd.concat([reference, reference]), control)
+
+
+def test_composition_null_separates_a_site_from_its_residues():
+    """Sites are W residues among other W's. Relevance on the annotated W is beyond residue
+    identity; relevance on every W follows identity alone: significant by Wilcoxon and by the
+    shift null, not by the composition-matched null."""
+    rng = np.random.default_rng(5)
+    rows, ann, labels = [], [], {}
+    for i in range(30):
+        acc, n = f"P{i}", 60
+        seq = rng.choice(list("ACDEFGHIKLMNPQRSTVY"), n)
+        ws = rng.choice(n, 6, replace=False)
+        seq[ws] = "W"
+        base = rng.normal(size=n)
+        for layer, rel in (("site", base + 3.0 * (np.arange(n) == ws[0])), ("identity", base + 3.0 * (seq == "W"))):
+            rows.append(pd.DataFrame({"accession": acc, "layer": layer, "head": -1, "position": np.arange(1, n + 1),
+                                      "residue": seq, "relevance": rel}))  # fmt: skip
+        ann.append({"accession": acc, "type": "active_site", "start": ws[0] + 1, "end": ws[0] + 1})
+        labels[acc] = "1"
+    corr, null, comp = protein_correlations(pd.concat(rows), pd.DataFrame(ann), pd.Series(labels), n_shifts=199)
+    assert comp.shape == null.shape == (60, 199) and not np.isnan(comp).any()
+    t = adjust(group_tests(corr, null, 5, False, comp)).set_index("layer")
+    assert t.loc["site", "significant"] and t.loc["site", "significant_composition"]
+    assert t.loc["identity", "significant"] and t.loc["identity", "significant_shift"]
+    assert not t.loc["identity", "significant_composition"] and t.loc["identity", "p_composition"] > 0.05

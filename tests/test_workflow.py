@@ -97,6 +97,8 @@ def test_demo_tables(demo_run):
     # the shuffled-label control: nothing significant at FDR 0.05, in any layer or head
     sh_stats = pd.read_parquet(sh / "statistics" / "statistics.parquet")
     assert not sh_stats.loc[sh_stats["annotation_type"] == "active_site", "significant"].any()
+    assert not sh_stats["significant_composition"].any()
+    assert motif["significant_composition"]  # beyond what the motif residues' identity explains
     # and the fine-tuned model's alignment exceeds the control's, protein by protein
     contrast = pd.read_parquet(out / "comparison" / "attribution_contrast.parquet")
     c = contrast[(contrast["layer"] == "embedding") & (contrast["annotation_type"] == "active_site")

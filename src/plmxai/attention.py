@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 from scipy import stats as sps
 
-from .stats import benjamini_hochberg
+from .stats import benjamini_hochberg, permute_within_groups
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +117,9 @@ class PropertyCounts:
             idx = (np.arange(n)[:, None] - shifts[None, :]) % n  # L x draws: the property moved by s
             self.null_hits += np.einsum("hl,ldp->hpd", col, props[idx])
             if self.n_comp:
-                self.comp_null_hits += np.einsum("hl,dlk->hkd", col,
-                                                 _within_groups(props[:, : self.n_comp], residues, shifts, self.seed,
-                                                                accession))  # fmt: skip
+                rng = np.random.default_rng([self.seed, zlib.crc32(str(accession).encode()), 13])
+                moved = permute_within_groups(props[:, : self.n_comp], residues, self.draws, rng)
+                self.comp_null_hits += np.einsum("hl,dlk->hkd", col, moved)
         self.proteins += 1
         if contacts is None:
             return
@@ -189,20 +189,6 @@ def _perm_p(null: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """(1 + draws at least as large) / (1 + draws), per row."""
     with np.errstate(invalid="ignore"):
         return (1 + np.sum(null >= observed[:, None] - 1e-12, axis=1)) / (1 + null.shape[1])
-
-
-def _within_groups(masks: np.ndarray, groups: np.ndarray, shifts: np.ndarray, seed: int, accession: str) -> np.ndarray:
-    """draws x L x k: the masks permuted among positions of the same group (amino acid), one
-    permutation per draw, seeded by the protein."""
-    draws, n = len(shifts), len(groups)
-    rng = np.random.default_rng([seed, zlib.crc32(str(accession).encode()), 13])
-    keys = rng.random((draws, n))
-    g = np.broadcast_to(groups, (draws, n))
-    order = np.lexsort((keys, g), axis=-1)  # per draw: by group, random within it
-    base = np.lexsort((np.arange(n), groups))  # by group, in sequence order
-    out = np.empty((draws, n, masks.shape[1]), dtype=masks.dtype)
-    out[:, base] = masks[order]
-    return out
 
 
 def residue_properties(sequence: str, masks: dict[str, np.ndarray], types: list[str]) -> np.ndarray:

@@ -476,9 +476,10 @@ def statistics(cfg: dict, relevance_path, annotations_path, proteins_path, out_s
     corrs, tests = [], []
     for layer in partitions(relevance_path, "layer"):
         relevance = read_partitioned(relevance_path, "layer", [layer])
-        corr, null = protein_correlations(relevance, annotations, labels, s["relevance"], s["n_shifts"],
-                                          cfg.get("seed", 0))  # fmt: skip
-        tests.append(group_tests(corr, null if s["n_shifts"] else None, s["min_proteins"], s["per_class"]))
+        corr, null, comp_null = protein_correlations(relevance, annotations, labels, s["relevance"],
+                                                     s["n_shifts"], cfg.get("seed", 0))  # fmt: skip
+        tests.append(group_tests(corr, null if s["n_shifts"] else None, s["min_proteins"], s["per_class"],
+                                 comp_null if s["n_shifts"] else None))  # fmt: skip
         corrs.append(corr)
     corr = pd.concat(corrs, ignore_index=True)
     table = adjust(pd.concat(tests, ignore_index=True), s["fdr"])
@@ -486,8 +487,9 @@ def statistics(cfg: dict, relevance_path, annotations_path, proteins_path, out_s
     write_parquet(corr, out_correlations, prov)
     write_parquet(table, out_stats, prov)
     log.info("%d tests over %d layer partitions, %d significant at FDR %g (Wilcoxon), %d by the "
-             "circular-shift null", int(table["p_value"].notna().sum()), len(corrs),
-             int(table["significant"].sum()), s["fdr"], int(table["significant_shift"].sum()))  # fmt: skip
+             "circular-shift null, %d by the composition-matched null", int(table["p_value"].notna().sum()),
+             len(corrs), int(table["significant"].sum()), s["fdr"], int(table["significant_shift"].sum()),
+             int(table["significant_composition"].sum()))  # fmt: skip
 
 
 def write_report(cfg: dict, inputs: dict, out_html) -> None:

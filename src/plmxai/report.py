@@ -305,6 +305,7 @@ def _comparison_section(files: dict[str, dict]) -> str:
                         stat_rows.append({"variant": v, "annotation_type": typ, "relevance": where,
                                           "n_proteins": r["n_proteins"], "median_r": r["median_r"],
                                           "q_value": r["q_value"], "q_shift": r["q_shift"],
+                                          "q_composition": r.get("q_composition", np.nan),
                                           "significant": r["significant"],
                                           "significant heads": f"{int(heads['significant'].sum())} of {len(heads)}"})  # fmt: skip
     ax.set(xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1.02), title="Validation accuracy per variant")
@@ -452,7 +453,9 @@ def _variant_section(config, variant, f, annotations, labels, n_tracks, open_) -
         parts.append(
             '<p class="note">Also a permutation null per protein that keeps the relevance '
             f"autocorrelation: the annotation mask circularly shifted ({s['n_shifts']} shifts), "
-            "p_shift of the median r, BH-adjusted as q_shift.</p>"
+            "p_shift of the median r, BH-adjusted as q_shift; and a composition-matched null (the mask "
+            "permuted among residues of the same amino acid, as many draws): q_composition &lt; FDR "
+            "says the relevance follows the annotation beyond what the residues' identity explains.</p>"
         )
         pooled = stats[stats["class"] == "all"]
         for typ, g in pooled.groupby("annotation_type"):
@@ -460,7 +463,7 @@ def _variant_section(config, variant, f, annotations, labels, n_tracks, open_) -
                 parts.append(head_heatmap(g, f"{variant}: median r per head, {typ} (* q < {s['fdr']})"))
         shown_cols = ["layer", "head", "annotation_type", "class", "n_proteins", "median_r",
                       "fraction_positive", "rank_biserial", "p_value", "q_value", "p_shift", "q_shift",
-                      "significant"]  # fmt: skip
+                      "q_composition", "significant"]  # fmt: skip
         shown = stats[shown_cols].head(60)
         parts.append(_table(shown, row_class=lambda r: "sig" if r["significant"] else ""))
         parts.append(f'<p class="note">The {len(shown)} tests with the smallest q of {len(stats)}; all tests '

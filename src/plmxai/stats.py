@@ -66,6 +66,18 @@ def shifted_correlations(x: np.ndarray, mask: np.ndarray, shifts: np.ndarray) ->
         return cross[:, shifts] / norm[:, None]
 
 
+def permute_within_groups(values: np.ndarray, groups: np.ndarray, draws: int, rng) -> np.ndarray:
+    """draws x L (x k): `values` (L, or L x k) permuted among positions of the same group (the
+    amino acid), one permutation per draw: a null that keeps every residue's identity."""
+    n = len(groups)
+    keys = rng.random((draws, n))
+    order = np.lexsort((keys, np.broadcast_to(groups, (draws, n))), axis=-1)  # by group, random within
+    base = np.lexsort((np.arange(n), groups))  # by group, in sequence order
+    out = np.empty((draws, *values.shape), dtype=values.dtype)
+    out[:, base] = values[order]
+    return out
+
+
 def protein_correlations(
     relevance: pd.DataFrame,
     annotations: pd.DataFrame,
@@ -73,17 +85,20 @@ def protein_correlations(
     how: str = "signed",
     n_shifts: int = 0,
     seed: int = 0,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """r per (protein, layer, head, annotation type), and its circular-shift null.
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """r per (protein, layer, head, annotation type), its circular-shift null and its
+    composition-matched null.
 
     relevance: accession, layer, head, position, relevance; labels: accession -> class label.
     Proteins whose mask is all or nothing, or whose relevance is constant, get r = NaN and are
     left out of the tests (they are counted). The null (rows x n_shifts) holds r with the mask
     shifted by offsets drawn uniformly from 1..n-1, seeded per protein by its accession, the
-    same offsets for every track of the protein.
+    same offsets for every track of the protein. The composition-matched null (rows x n_shifts)
+    holds r with the mask permuted among residues of the same amino acid (seeded per protein):
+    relevance that follows residue identity alone is not significant under it.
     """
     ann_by_acc = {a: g for a, g in annotations.groupby("accession", sort=False)}
-    rows, nulls = [], []
+    rows, nulls, comp_nulls = [], [], []
     for acc, g in relevance.groupby("accession", sort=False):
         if acc not in ann_by_acc:
             continue
@@ -95,6 +110,10 @@ def protein_correlations(
             raise ValueError(f"relevance of {acc}: positions are not 1..{length} for every layer and head")
         rng = np.random.default_rng([seed, zlib.crc32(str(acc).encode())])
         shifts = rng.integers(1, length, size=n_shifts) if length > 1 else np.zeros(n_shifts, dtype=int)
+        residues = None
+        if n_shifts and "residue" in g:
+            first = g.drop_duplicates("position").sort_values("position")
+            residues = np.frombuffer("".join(first["residue"].astype(str)).encode(), dtype=np.uint8)
         for typ, mask in annotation_masks(ann_by_acc[acc], length).items():
             constant = mask.min() == mask.max()
             r = np.full(len(x), np.nan) if constant else shifted_correlations(x, mask, np.array([0]))[:, 0]
@@ -102,12 +121,26 @@ def protein_correlations(
             if n_shifts:
                 nulls.append(np.full((len(x), n_shifts), np.nan) if constant
                              else shifted_correlations(x, mask, shifts))  # fmt: skip
+                comp_nulls.append(np.full((len(x), n_shifts), np.nan) if constant or residues is None
+                                  else _permuted_correlations(x, mask, residues, n_shifts, rng))  # fmt: skip
             for (layer, head), value in zip(wide.index, r):
                 rows.append((acc, labels.get(acc), layer, head, typ, length, int(mask.sum()), float(value)))
     corr = pd.DataFrame(rows, columns=["accession", "label", "layer", "head", "annotation_type", "n_residues",
                                        "n_annotated", "r"])  # fmt: skip
     null = np.concatenate(nulls) if nulls else np.empty((0, n_shifts))
-    return corr, null
+    comp_null = np.concatenate(comp_nulls) if comp_nulls else np.empty((0, n_shifts))
+    return corr, null, comp_null
+
+
+def _permuted_correlations(x: np.ndarray, mask: np.ndarray, residues: np.ndarray, draws: int, rng) -> np.ndarray:
+    """tracks x draws: r of every track with the mask permuted within amino acids (the mask's
+    mean and norm are kept, so one matrix product gives them all)."""
+    moved = permute_within_groups(mask.astype(np.float64), residues, draws, rng)  # draws x L
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = moved - mask.mean()
+    norm = np.sqrt((xc * xc).sum(1))[:, None] * np.sqrt((yc * yc).sum(1))[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (xc @ yc.T) / norm
 
 
 def rank_biserial(x: np.ndarray) -> float:
@@ -140,6 +173,7 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
 
 def group_tests(
     correlations: pd.DataFrame, null: np.ndarray | None = None, min_proteins: int = 5, per_class: bool = True,
+    composition_null: np.ndarray | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """One test per (layer, head, annotation type, class) and for all classes pooled ("all"),
     without multiple-testing correction. With `null` (rows of `correlations` x shifts), also
@@ -160,13 +194,14 @@ def group_tests(
                 "mean_r": float(np.mean(r)) if len(r) else np.nan,
                 "fraction_positive": float(np.mean(r > 0)) if len(r) else np.nan,
                 "rank_biserial": rank_biserial(r) if len(r) else np.nan,
-                "statistic": np.nan, "p_value": np.nan, "p_shift": np.nan,
+                "statistic": np.nan, "p_value": np.nan, "p_shift": np.nan, "p_composition": np.nan,
             }  # fmt: skip
             if len(r) >= min_proteins:
                 row["statistic"], row["p_value"] = wilcoxon_greater(r)
-                if null is not None and null.shape[1]:
-                    draws = np.median(null[g.index.to_numpy()[ok]], axis=0)
-                    row["p_shift"] = float((1 + np.sum(draws >= row["median_r"])) / (1 + len(draws)))
+                for name, nl in (("p_shift", null), ("p_composition", composition_null)):
+                    if nl is not None and nl.shape[1]:
+                        draws = np.median(nl[g.index.to_numpy()[ok]], axis=0)
+                        row[name] = float((1 + np.sum(draws >= row["median_r"])) / (1 + len(draws)))
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -181,6 +216,10 @@ def adjust(tests: pd.DataFrame, fdr: float = 0.05) -> pd.DataFrame:
     out["significant"] = out["q_value"] < fdr
     out["q_shift"] = benjamini_hochberg(out["p_shift"].to_numpy())
     out["significant_shift"] = out["q_shift"] < fdr
+    if "p_composition" not in out:
+        out["p_composition"] = np.nan
+    out["q_composition"] = benjamini_hochberg(out["p_composition"].to_numpy())
+    out["significant_composition"] = out["q_composition"] < fdr
     out["n_tests"] = int(out["p_value"].notna().sum())
     return out.sort_values(["q_value", "layer", "head"], na_position="last").reset_index(drop=True)
 
