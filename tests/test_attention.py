@@ -247,3 +247,17 @@ def test_composition_null_separates_the_site_from_its_amino_acid():
     assert t.loc[0, "significant"] and t.loc[0, "significant_composition"]
     assert t.loc[1, "significant"] and not t.loc[1, "significant_composition"]
     assert t.loc[1, "p_composition"] > 0.05
+
+
+def test_diagonal_shift_counts_equal_rolled_maps():
+    from plmxai.attention import diagonal_shift_counts
+
+    rng = np.random.default_rng(6)
+    n = 37
+    high = rng.random((5, n, n)) > 0.8
+    mat = (rng.random((n, n)) > 0.7).astype(np.float32)
+    shifts = np.array([0, 1, 5, 36, 17])
+    fast = diagonal_shift_counts(high, [mat, 1 - mat], shifts)
+    for m, f in zip([mat, 1 - mat], fast):
+        slow = np.array([[(h * np.roll(m, (s, s), (0, 1))).sum() for s in shifts] for h in high])
+        np.testing.assert_array_equal(f, slow)
