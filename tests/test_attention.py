@@ -156,6 +156,7 @@ def test_contact_maps_match_the_counts_of_real_structures(shared_data):
     seq = "MHHHHHH" + chain.sequence[:50] + chain.sequence[51:]
     m = best_chain(seq, files[r.file])
     assert m.chain == r.chain and m.identity == 1.0
+    assert best_chain(seq, files[r.file], float("nan")).chain == r.chain  # a table's empty chain cell
     assert (m.to_chain[7:57] == np.arange(50)).all() and m.to_chain[57] == 51 and (m.to_chain[:7] == -1).all()
     contacts, resolved = sequence_contacts(seq, chain, m)
     assert resolved.sum() == len(chain.sequence) - 1 and not contacts[:7].any()
@@ -261,3 +262,42 @@ def test_diagonal_shift_counts_equal_rolled_maps():
     for m, f in zip([mat, 1 - mat], fast):
         slow = np.array([[(h * np.roll(m, (s, s), (0, 1))).sum() for s in shifts] for h in high])
         np.testing.assert_array_equal(f, slow)
+
+
+@pytest.mark.realdata
+def test_mmcif_and_pdb_give_the_same_chain(shared_data, tmp_path):
+    import biotite.structure.io as strucio
+    import biotite.structure.io.pdbx as pdbx
+
+    from plmxai.structures import read_chains, structure_files
+
+    src = shared_data / "structures" / "pdb" / "1AVX_l_b_COMPLEX.pdb"
+    cif = pdbx.CIFFile()
+    pdbx.set_structure(cif, strucio.load_structure(str(src)))
+    cif.write(str(tmp_path / "Q12345.cif"))
+    a, b = read_chains(src), read_chains(tmp_path / "Q12345.cif")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].sequence == b[k].sequence
+        np.testing.assert_allclose(a[k].ca, b[k].ca, atol=1e-3)
+    (tmp_path / "AF-P99999-F1-model_v4.pdb").write_text(src.read_text())
+    (tmp_path / "notes.txt").write_text("not a structure")
+    files = structure_files(tmp_path)
+    assert files["accession"].tolist() == ["P99999", "Q12345"]
+    with pytest.raises(ValueError, match="cannot read structure"):
+        read_chains(tmp_path / "notes.txt")
+
+
+def test_structure_mapping_table_errors_name_the_line(tmp_path):
+    from plmxai.structures import structure_files
+
+    (tmp_path / "a.pdb").write_text("END\n")
+    (tmp_path / "map.tsv").write_text("accession\tfile\tchain\nP1\ta.pdb\tA\nP2\tmissing.cif\t\n")
+    with pytest.raises(FileNotFoundError, match=r"map.tsv, line 3: structure file 'missing.cif'"):
+        structure_files(tmp_path, tmp_path / "map.tsv")
+    (tmp_path / "map.tsv").write_text("accession\tfile\tchain\nP1\ta.pdb\tA\nP2\ta.pdb\t\n")
+    files = structure_files(tmp_path, tmp_path / "map.tsv")
+    assert files["chain"].iloc[0] == "A" and pd.isna(files["chain"].iloc[1])
+    (tmp_path / "bad.tsv").write_text("id\tpath\n")
+    with pytest.raises(ValueError, match="missing column"):
+        structure_files(tmp_path, tmp_path / "bad.tsv")

@@ -110,8 +110,9 @@ def align_to_chain(sequence: str, chain: Chain) -> Mapping:
 
 
 def best_chain(sequence: str, chains: dict[str, Chain], chain: str | None = None) -> Mapping:
-    """The given chain's mapping, or that of the chain with the most identical aligned pairs."""
-    if chain is not None:
+    """The given chain's mapping, or that of the chain with the most identical aligned pairs
+    (no chain given: None, NaN or empty, as a table's missing value reads)."""
+    if isinstance(chain, str) and chain:
         if chain not in chains:
             raise ValueError(f"chain {chain!r} not in the structure (chains: {', '.join(chains)})")
         return align_to_chain(sequence, chains[chain])
