@@ -5,23 +5,25 @@ rule attribution_chunk:
         predictions=R("{variant}/model/predictions.parquet"),
     output:
         relevance=temp(R("{variant}/attribution/chunks/relevance_{chunk}.parquet")),
-        completeness=temp(R("{variant}/attribution/chunks/completeness_{chunk}.parquet")),
-    wildcard_constraints:
-        chunk=r"\d+",
-    params:
-        attribution=config["attribution"],
-        device=config["model"]["device"],
-        seed=config["seed"],
-    threads: variant_threads()
-    resources:
-        mem_mb=8000,
-        runtime=480,
+        completeness=temp(
+            R("{variant}/attribution/chunks/completeness_{chunk}.parquet")
+        ),
     log:
         LOG("attribution_{variant}_{chunk}"),
     benchmark:
         R("benchmarks/attribution_{variant}_{chunk}.tsv")
+    wildcard_constraints:
+        chunk=r"\d+",
     conda:
         "../../envs/plmxai.yaml"
+    threads: variant_threads()
+    resources:
+        mem_mb=8000,
+        runtime=480,
+    params:
+        attribution=config["attribution"],
+        device=config["model"]["device"],
+        seed=config["seed"],
     script:
         "../scripts/attribution_chunk.py"
 
@@ -33,12 +35,12 @@ rule attribution:
     output:
         relevance=directory(R("{variant}/attribution/relevance")),
         completeness=R("{variant}/attribution/completeness.parquet"),
-    params:
-        attribution=config["attribution"],
     log:
         LOG("attribution_{variant}"),
     conda:
         "../../envs/plmxai.yaml"
+    params:
+        attribution=config["attribution"],
     script:
         "../scripts/attribution_gather.py"
 
@@ -51,13 +53,13 @@ rule statistics:
     output:
         statistics=R("{variant}/statistics/statistics.parquet"),
         correlations=R("{variant}/statistics/protein_correlations.parquet"),
-    params:
-        statistics=config["statistics"],
-        seed=config["seed"],
     log:
         LOG("statistics_{variant}"),
     conda:
         "../../envs/plmxai.yaml"
+    params:
+        statistics=config["statistics"],
+        seed=config["seed"],
     script:
         "../scripts/statistics.py"
 
@@ -71,20 +73,20 @@ rule faithfulness:
     output:
         runs=R("{variant}/attribution/faithfulness_runs.parquet"),
         summary=R("{variant}/attribution/faithfulness.parquet"),
-    params:
-        faithfulness=config["faithfulness"],
-        device=config["model"]["device"],
-        seed=config["seed"],
-    threads: variant_threads()
-    resources:
-        mem_mb=4000,
-        runtime=240,
     log:
         LOG("faithfulness_{variant}"),
     benchmark:
         R("benchmarks/faithfulness_{variant}.tsv")
     conda:
         "../../envs/plmxai.yaml"
+    threads: variant_threads()
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    params:
+        faithfulness=config["faithfulness"],
+        device=config["model"]["device"],
+        seed=config["seed"],
     script:
         "../scripts/faithfulness.py"
 
@@ -94,12 +96,12 @@ rule attribution_contrast:
         unpack(contrast_inputs),
     output:
         contrast=R("comparison/attribution_contrast.parquet"),
-    params:
-        statistics=config["statistics"],
-        reference="finetuned",
     log:
         LOG("attribution_contrast"),
     conda:
         "../../envs/plmxai.yaml"
+    params:
+        statistics=config["statistics"],
+        reference="finetuned",
     script:
         "../scripts/attribution_contrast.py"

@@ -22,8 +22,17 @@ def variant_threads():
 
 
 # the options of IG scoring: changing a test option (fractions, draws) reuses the scores
-KNOWLEDGE_SCORING = ("split", "max_proteins", "estimators", "ka_steps", "conductance_steps",
-                     "method", "target", "output", "completeness_tolerance")
+KNOWLEDGE_SCORING = (
+    "split",
+    "max_proteins",
+    "estimators",
+    "ka_steps",
+    "conductance_steps",
+    "method",
+    "target",
+    "output",
+    "completeness_tolerance",
+)
 
 
 def knowledge_scoring_params():
@@ -50,7 +59,9 @@ wildcard_constraints:
 def attribution_chunks(kind):
     """The chunk files of a variant's attribution (attribution.chunks of them)."""
     n = config["attribution"]["chunks"]
-    return lambda wc: [R(f"{wc.variant}/attribution/chunks/{kind}_{i}.parquet") for i in range(n)]
+    return lambda wc: [
+        R(f"{wc.variant}/attribution/chunks/{kind}_{i}.parquet") for i in range(n)
+    ]
 
 
 def has_contrast():
@@ -58,7 +69,9 @@ def has_contrast():
 
 
 def contrast_inputs(wildcards=None):
-    return {v: R(f"{v}/statistics/protein_correlations.parquet") for v in config["variants"]}
+    return {
+        v: R(f"{v}/statistics/protein_correlations.parquet") for v in config["variants"]
+    }
 
 
 def contrast_output():
@@ -86,3 +99,8 @@ def structure_inputs(wildcards=None):
     if st["alphafold"]:
         out["alphafold"] = R("structures/alphafold.parquet")
     return out
+
+
+def per_variant(path):
+    """The path in every variant's folder."""
+    return expand(R(f"{{variant}}/{path}"), variant=config["variants"])

@@ -2,13 +2,13 @@ rule synthetic:
     output:
         tsv=R("data/raw/uniprot.tsv"),
         provenance=R("data/raw/provenance.json"),
-    params:
-        synthetic=config["data"]["synthetic"],
-        seed=config["seed"],
     log:
         LOG("synthetic"),
     conda:
         "../../envs/plmxai.yaml"
+    params:
+        synthetic=config["data"]["synthetic"],
+        seed=config["seed"],
     script:
         "../scripts/synthetic.py"
 
@@ -17,14 +17,14 @@ rule download:
     output:
         tsv=R("data/raw/uniprot.tsv.gz"),
         provenance=R("data/raw/provenance.json"),
-    params:
-        rest=config["data"]["rest"],
-    resources:
-        runtime=240,
     log:
         LOG("download"),
     conda:
         "../../envs/plmxai.yaml"
+    resources:
+        runtime=240,
+    params:
+        rest=config["data"]["rest"],
     script:
         "../scripts/download.py"
 
@@ -36,14 +36,14 @@ rule data:
         proteins=R("data/proteins.parquet"),
         annotations=R("data/annotations.parquet"),
         summary=R("data/data_summary.json"),
-    params:
-        data={k: v for k, v in config["data"].items() if k not in ("synthetic", "rest")},
-        seed=config["seed"],
-    threads: workflow.cores
     log:
         LOG("data"),
     conda:
         "../../envs/plmxai.yaml"
+    threads: workflow.cores
+    params:
+        data={k: v for k, v in config["data"].items() if k not in ("synthetic", "rest")},
+        seed=config["seed"],
     script:
         "../scripts/data.py"
 
@@ -54,11 +54,11 @@ rule tokenize:
     output:
         tokens=R("tokens/tokens.parquet"),
         summary=R("tokens/tokenize_summary.json"),
-    params:
-        tokenizer=tokenizer_source(config["model"]),
     log:
         LOG("tokenize"),
     conda:
         "../../envs/plmxai.yaml"
+    params:
+        tokenizer=tokenizer_source(config["model"]),
     script:
         "../scripts/tokenize.py"

@@ -5,20 +5,20 @@ rule knowledge_scores:
     output:
         scores=R("{variant}/knowledge/ig_scores.parquet"),
         completeness=R("{variant}/knowledge/completeness.parquet"),
-    params:
-        knowledge=knowledge_scoring_params(),
-        device=config["model"]["device"],
-        seed=config["seed"],
-    threads: variant_threads()
-    resources:
-        mem_mb=8000,
-        runtime=480,
     log:
         LOG("knowledge_scores_{variant}"),
     benchmark:
         R("benchmarks/knowledge_scores_{variant}.tsv")
     conda:
         "../../envs/plmxai.yaml"
+    threads: variant_threads()
+    resources:
+        mem_mb=8000,
+        runtime=480,
+    params:
+        knowledge=knowledge_scoring_params(),
+        device=config["model"]["device"],
+        seed=config["seed"],
     script:
         "../scripts/knowledge_scores.py"
 
@@ -35,19 +35,19 @@ rule knowledge_tests:
         preservation=R("{variant}/knowledge/preservation.parquet"),
         density=R("{variant}/knowledge/density.parquet"),
         agreement=R("{variant}/knowledge/agreement.parquet"),
-    params:
-        knowledge=config["knowledge"],
-        device=config["model"]["device"],
-        seed=config["seed"],
-    threads: variant_threads()
-    resources:
-        mem_mb=8000,
-        runtime=240,
     log:
         LOG("knowledge_tests_{variant}"),
     benchmark:
         R("benchmarks/knowledge_tests_{variant}.tsv")
     conda:
         "../../envs/plmxai.yaml"
+    threads: variant_threads()
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    params:
+        knowledge=config["knowledge"],
+        device=config["model"]["device"],
+        seed=config["seed"],
     script:
         "../scripts/knowledge_tests.py"

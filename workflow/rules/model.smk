@@ -3,18 +3,18 @@ rule init_model:
         tokens=R("tokens/tokens.parquet"),
     output:
         initial=directory(R("model/initial")),
-    params:
-        model=config["model"],
-        seed=config["seed"],
-        # the demo's pretraining task is drawn with the same generator settings
-        synthetic=config["data"]["synthetic"],
-    threads: workflow.cores
     log:
         LOG("init_model"),
     benchmark:
         R("benchmarks/init_model.tsv")
     conda:
         "../../envs/plmxai.yaml"
+    threads: workflow.cores
+    params:
+        model=config["model"],
+        seed=config["seed"],
+        # the demo's pretraining task is drawn with the same generator settings
+        synthetic=config["data"]["synthetic"],
     script:
         "../scripts/init_model.py"
 
@@ -29,6 +29,17 @@ rule finetune:
         predictions=R("{variant}/model/predictions.parquet"),
         metrics=R("{variant}/model/metrics.parquet"),
         confusion=R("{variant}/model/confusion.parquet"),
+    log:
+        LOG("finetune_{variant}"),
+    benchmark:
+        R("benchmarks/finetune_{variant}.tsv")
+    conda:
+        "../../envs/plmxai.yaml"
+    threads: variant_threads()
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=720,
     params:
         model=config["model"],
         training=config["training"],
@@ -36,16 +47,5 @@ rule finetune:
         # not an output: Snakemake would delete it when the job fails, and it is what a
         # restarted job resumes from
         checkpoint_dir=lambda wc: R(f"{wc.variant}/model/checkpoint"),
-    threads: variant_threads()
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=720,
-    log:
-        LOG("finetune_{variant}"),
-    benchmark:
-        R("benchmarks/finetune_{variant}.tsv")
-    conda:
-        "../../envs/plmxai.yaml"
     script:
         "../scripts/finetune.py"

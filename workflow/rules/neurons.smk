@@ -4,18 +4,18 @@ rule neuron_activation:
         tokens=R("tokens/tokens.parquet"),
     output:
         scores=R("{variant}/neurons/neuron_activation.parquet"),
-    params:
-        neurons=config["neurons"],
-        device=config["model"]["device"],
-    threads: variant_threads()
-    resources:
-        mem_mb=8000,
-        runtime=120,
     log:
         LOG("neuron_activation_{variant}"),
     benchmark:
         R("benchmarks/neuron_activation_{variant}.tsv")
     conda:
         "../../envs/plmxai.yaml"
+    threads: variant_threads()
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        neurons=config["neurons"],
+        device=config["model"]["device"],
     script:
         "../scripts/neurons.py"

@@ -1,7 +1,3 @@
-def per_variant(path):
-    return expand(R("{variant}/" + path), variant=config["variants"])
-
-
 rule report:
     input:
         data_summary=R("data/data_summary.json"),
@@ -21,7 +17,11 @@ rule report:
         attention=per_variant("attention/properties.parquet"),
         attention_profiles=per_variant("attention/layer_profiles.parquet"),
         blosum=per_variant("attention/blosum62.parquet"),
-        probes=per_variant("attention/probes.parquet") if config["attention"]["probes"]["enabled"] else [],
+        probes=(
+            per_variant("attention/probes.parquet")
+            if config["attention"]["probes"]["enabled"]
+            else []
+        ),
         faithfulness=per_variant("attribution/faithfulness.parquet"),
         knowledge_completeness=per_variant("knowledge/completeness.parquet"),
         preservation=per_variant("knowledge/preservation.parquet"),
@@ -30,11 +30,11 @@ rule report:
         agreement=per_variant("knowledge/agreement.parquet"),
     output:
         html=R("report.html"),
-    params:
-        config=config,
     log:
         LOG("report"),
     conda:
         "../../envs/plmxai.yaml"
+    params:
+        config=config,
     script:
         "../scripts/report.py"
