@@ -139,6 +139,21 @@ def test_demo_tables(demo_run):
     assert "done in" in (out / "logs" / "finetune_finetuned.log").read_text().splitlines()[-1]
 
 
+def test_report_in_headless_chromium(demo_run):
+    """The report as a reader sees it: no console error, every image loads, nothing runs off a
+    laptop's screen (1366 px); the screenshot is kept beside the report."""
+    pytest.importorskip("playwright")
+    from plmxai.report_check import check_report, find_chromium, problems
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium (apt-get install chromium)")
+    work, _ = demo_run
+    out = work / "results" / "itest"
+    found = check_report(out / "report.html", out / "report.png", width=1366)
+    assert problems(found) == []
+    assert found["n_images"] > 20 and found["n_tables"] > 20 and (out / "report.png").stat().st_size > 10_000
+
+
 def test_knowledge_neuron_tables(demo_run):
     work, _ = demo_run
     out = work / "results" / "itest"
