@@ -154,6 +154,18 @@ def test_report_in_headless_chromium(demo_run):
     assert found["n_images"] > 20 and found["n_tables"] > 20 and (out / "report.png").stat().st_size > 10_000
 
 
+def test_snakemake_report_holds_the_figures(demo_run):
+    import zipfile
+
+    work, cfg = demo_run
+    snakemake(work, cfg, "--report", str(work / "smk_report.zip"))
+    names = zipfile.ZipFile(work / "smk_report.zip").namelist()
+    figures = sorted((work / "results" / "itest" / "figures").glob("*.png"))
+    assert len(figures) > 20 and figures[0].name.startswith("001-")
+    assert all(any(n.endswith(f.name) for n in names) for f in figures)
+    assert any(n.endswith("report.html") for n in names)
+
+
 def test_knowledge_neuron_tables(demo_run):
     work, _ = demo_run
     out = work / "results" / "itest"

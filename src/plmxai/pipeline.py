@@ -492,12 +492,18 @@ def statistics(cfg: dict, relevance_path, annotations_path, proteins_path, out_s
              int(table["significant_composition"].sum()))  # fmt: skip
 
 
-def write_report(cfg: dict, inputs: dict, out_html) -> None:
-    from .io import write_text
+def write_report(cfg: dict, inputs: dict, out_html, out_figures=None) -> None:
+    """The HTML report; with `out_figures`, its figures also as PNG files (a folder that appears
+    only when complete), for Snakemake's own report."""
+    import contextlib
+
+    from .io import atomic_path, write_text
     from .report import build_report
 
     r = cfg["report"]
-    write_text(build_report(cfg, inputs, r["n_tracks"], r["title"]), out_html)
+    with atomic_path(out_figures, is_dir=True) if out_figures else contextlib.nullcontext() as figures:
+        text = build_report(cfg, inputs, r["n_tracks"], r["title"], figures)
+    write_text(text, out_html)
 
 
 

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import base64
+import contextvars
 import datetime as _dt
 import html
 import io
 import platform
+import re
 from importlib import metadata
 from pathlib import Path
 
@@ -39,10 +41,19 @@ nav a{margin-right:1em}\nsummary{cursor:pointer;color:#345;margin:.4em 0}
 """
 
 
+# where figures are also saved as files (Snakemake's own report shows them), while a report is built
+_FIGURE_DIR: contextvars.ContextVar = contextvars.ContextVar("figure_dir", default=None)
+
+
 def _fig_to_img(fig, alt: str) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
+    target = _FIGURE_DIR.get()
+    if target is not None:  # numbered in report order: names repeat across variants
+        n = len(list(target.glob("*.png"))) + 1
+        slug = re.sub(r"[^a-z0-9]+", "-", alt.lower()).strip("-")[:80]
+        (target / f"{n:03d}-{slug}.png").write_bytes(buf.getvalue())
     data = base64.b64encode(buf.getvalue()).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
@@ -208,12 +219,21 @@ def build_report(
     inputs: dict,
     n_tracks: int = 4,
     title: str = "plmxai report",
+    figure_dir: Path | None = None,
 ) -> str:
-    """HTML text of the report.
+    """HTML text of the report; with `figure_dir`, every figure is also saved there as PNG.
 
     inputs: data_summary, annotations, raw, initial (paths) and variants: {variant: {training,
     predictions, metrics, confusion, model, neurons, relevance, completeness, statistics}}.
     """
+    token = _FIGURE_DIR.set(Path(figure_dir) if figure_dir is not None else None)
+    try:
+        return _build_report(config, inputs, n_tracks, title)
+    finally:
+        _FIGURE_DIR.reset(token)
+
+
+def _build_report(config: dict, inputs: dict, n_tracks: int, title: str) -> str:
     data_summary = yaml.safe_load(Path(inputs["data_summary"]).read_text())
     annotations = pd.read_parquet(inputs["annotations"])
     labels = [str(x) for x in data_summary["labels"]]

@@ -18,6 +18,7 @@ rule attribution_chunk:
         "../../envs/plmxai.yaml"
     threads: variant_threads()
     resources:
+        gpu=1,
         mem_mb=8000,
         runtime=480,
     params:

@@ -1,5 +1,7 @@
 import sys
 
+from snakemake.exceptions import WorkflowError
+
 from plmxai.config import ConfigError, validate_config
 from plmxai.modeling import tokenizer_source
 
@@ -16,9 +18,17 @@ def R(path):
     return f"{RUN}/{path}"
 
 
+def all_cores():
+    """The cores given to this run; 1 where none are (snakemake --report, --lint)."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 1
+
+
 def variant_threads():
     """Threads of a per-variant job: small models use cores better as parallel jobs."""
-    return max(1, workflow.cores // len(config["variants"]))
+    return max(1, all_cores() // len(config["variants"]))
 
 
 # the options of IG scoring: changing a test option (fractions, draws) reuses the scores

@@ -40,7 +40,7 @@ rule data:
         LOG("data"),
     conda:
         "../../envs/plmxai.yaml"
-    threads: workflow.cores
+    threads: all_cores()
     params:
         data={k: v for k, v in config["data"].items() if k not in ("synthetic", "rest")},
         seed=config["seed"],

@@ -13,6 +13,7 @@ rule knowledge_scores:
         "../../envs/plmxai.yaml"
     threads: variant_threads()
     resources:
+        gpu=1,
         mem_mb=8000,
         runtime=480,
     params:

@@ -9,7 +9,7 @@ rule init_model:
         R("benchmarks/init_model.tsv")
     conda:
         "../../envs/plmxai.yaml"
-    threads: workflow.cores
+    threads: all_cores()
     params:
         model=config["model"],
         seed=config["seed"],

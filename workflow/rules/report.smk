@@ -29,7 +29,17 @@ rule report:
         density=per_variant("knowledge/density.parquet"),
         agreement=per_variant("knowledge/agreement.parquet"),
     output:
-        html=R("report.html"),
+        html=report(
+            R("report.html"),
+            caption="../report/report_html.rst",
+            category="Report",
+        ),
+        figures=report(
+            directory(R("figures")),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
     log:
         LOG("report"),
     conda:

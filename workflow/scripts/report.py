@@ -10,4 +10,4 @@ inputs["variants"] = {
     for i, v in enumerate(sm.params.config["variants"])
 }
 with job_log(sm.log[0], sm.output):
-    write_report(sm.params.config, inputs, sm.output.html)
+    write_report(sm.params.config, inputs, sm.output.html, sm.output.figures)
