@@ -546,8 +546,6 @@ def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotat
         layer_profiles,
         residue_properties,
     )
-    from .stats import annotation_masks
-    from .structures import mapped_contacts
 
     torch.set_num_threads(max(1, threads))
     a, st = cfg["attention"], cfg["attention"]["structures"]
@@ -567,13 +565,8 @@ def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotat
                          mininterval=10):  # fmt: skip
         acc = tokens["accession"].iloc[row]
         seq = seqs[acc]
-        masks = annotation_masks(ann_by_acc[acc], len(seq)) if acc in ann_by_acc else {}
-        contacts = considered = None
-        if acc in by_acc.index:
-            rec = by_acc.loc[acc]
-            info, contacts, considered = mapped_contacts(seq, rec["path"], rec["chain"], st["contact_cutoff"],
-                                                         st["min_separation"], st["min_identity"],
-                                                         st["min_coverage"])  # fmt: skip
+        masks, info, contacts, considered = _protein_inputs(acc, seq, ann_by_acc, by_acc, st)
+        if info is not None:
             struct_rows.append({"accession": acc, **info})
         counts.add(acc, att, residue_properties(seq, masks, types), contacts, considered,
                    np.frombuffer(seq.encode(), dtype=np.uint8))  # fmt: skip
@@ -621,6 +614,21 @@ def _structure_lookup(st: dict, accessions) -> pd.DataFrame:
     return files.drop_duplicates("accession").set_index("accession")
 
 
+def _protein_inputs(acc: str, seq: str, ann_by_acc: dict, lookup: pd.DataFrame, st: dict):
+    """(annotation masks, structure mapping summary or None, contacts, pairs considered) of one
+    protein; contacts are None without a usable structure."""
+    from .stats import annotation_masks
+    from .structures import mapped_contacts
+
+    masks = annotation_masks(ann_by_acc[acc], len(seq)) if acc in ann_by_acc else {}
+    if acc not in lookup.index:
+        return masks, None, None, None
+    rec = lookup.loc[acc]
+    info, contacts, considered = mapped_contacts(seq, rec["path"], rec["chain"], st["contact_cutoff"],
+                                                 st["min_separation"], st["min_identity"], st["min_coverage"])  # fmt: skip
+    return masks, info, contacts, considered
+
+
 def structure_accessions(cfg: dict, tokens: pd.DataFrame) -> list[str]:
     """The proteins whose structures the attention analysis and the probes use."""
     a = cfg["attention"]
@@ -647,8 +655,6 @@ def probe_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotations
     """Per layer, logistic probes for each annotation type (and contacts where structures are
     mapped): fitted on training proteins, tested on test proteins, streaming over proteins."""
     from .probes import ProbeData, ProbeScores, hidden_states
-    from .stats import annotation_masks
-    from .structures import mapped_contacts
 
     torch.set_num_threads(max(1, threads))
     a, st = cfg["attention"], cfg["attention"]["structures"]
@@ -666,13 +672,7 @@ def probe_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotations
 
     def protein(tokens_, row):
         acc = tokens_["accession"].iloc[row]
-        seq = seqs[acc]
-        masks = annotation_masks(ann_by_acc[acc], len(seq)) if acc in ann_by_acc else {}
-        contacts = considered = None
-        if acc in lookup.index:
-            rec = lookup.loc[acc]
-            _, contacts, considered = mapped_contacts(seq, rec["path"], rec["chain"], st["contact_cutoff"],
-                                                      st["min_separation"], st["min_identity"], st["min_coverage"])  # fmt: skip
+        masks, _, contacts, considered = _protein_inputs(acc, seqs[acc], ann_by_acc, lookup, st)
         return masks, contacts, considered
 
     t0 = time.perf_counter()

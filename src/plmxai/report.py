@@ -198,16 +198,24 @@ def head_heatmap(tests: pd.DataFrame, title: str) -> str:
     if len(emb):
         e = emb.iloc[0]
         title += f"; embedding: r {e['median_r']:.2f}{' *' if e['significant'] else ''}"
-    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * grid.shape[1], 1.0 + 0.35 * grid.shape[0]))
-    lim = max(0.05, float(np.nanmax(np.abs(grid.to_numpy()))))
-    im = ax.imshow(grid.to_numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
-    for (i, j), v in np.ndenumerate(sig.to_numpy()):
-        if v is True or v == 1:
+    values = grid.to_numpy(dtype=float)
+    return star_heatmap(values, sig.to_numpy() == True, grid.index, grid.columns, title, "median r", 0.05)  # noqa: E712
+
+
+def star_heatmap(values: np.ndarray, stars: np.ndarray, layers, heads, title: str, label: str,
+                 min_lim: float) -> str:  # fmt: skip
+    """Layer x head values on a diverging scale centred at 0, starred cells, NaN blank."""
+    fig, ax = plt.subplots(figsize=(1.4 + 0.45 * values.shape[1], 1.0 + 0.35 * values.shape[0]))
+    finite = values[np.isfinite(values)]
+    lim = max(min_lim, float(np.abs(finite).max())) if finite.size else min_lim
+    im = ax.imshow(values, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    for (i, j), v in np.ndenumerate(stars):
+        if v:
             ax.text(j, i, "*", ha="center", va="center", fontsize=10)
-    ax.set(xticks=range(grid.shape[1]), xticklabels=grid.columns, yticks=range(grid.shape[0]),
-           yticklabels=grid.index, xlabel="head", ylabel="layer", title=title)  # fmt: skip
+    ax.set(xticks=range(values.shape[1]), xticklabels=heads, yticks=range(values.shape[0]),
+           yticklabels=layers, xlabel="head", ylabel="layer", title=title)  # fmt: skip
     ax.title.set_fontsize(8)
-    fig.colorbar(im, ax=ax, label="median r")
+    fig.colorbar(im, ax=ax, label=label)
     return _fig_to_img(fig, title)
 
 

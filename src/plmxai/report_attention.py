@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 
-def ratio_heatmap(t: pd.DataFrame, prop: str, fdr: float, fig_to_img) -> str:
+def ratio_heatmap(t: pd.DataFrame, prop: str, fdr: float) -> str:
     """Layer x head proportion / background (log2), significant heads starred, untested blank."""
     g = t[t["property"] == prop]
     grid = g.pivot(index="layer", columns="head", values="ratio").sort_index()
@@ -19,18 +19,9 @@ def ratio_heatmap(t: pd.DataFrame, prop: str, fdr: float, fig_to_img) -> str:
         values = np.where(tested.to_numpy(), np.log2(grid.to_numpy(dtype=float)), np.nan)
     bg = g["background"].iloc[0]
     title = f"{prop}: log2(attention / background {bg:.3f}); * q < {fdr}"
-    fig, ax = plt.subplots(figsize=(1.4 + 0.45 * grid.shape[1], 1.0 + 0.35 * grid.shape[0]))
-    finite = values[np.isfinite(values)]
-    lim = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
-    im = ax.imshow(values, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
-    for (i, j), v in np.ndenumerate(sig.to_numpy()):
-        if v:
-            ax.text(j, i, "*", ha="center", va="center", fontsize=10)
-    ax.set(xticks=range(grid.shape[1]), xticklabels=grid.columns, yticks=range(grid.shape[0]),
-           yticklabels=grid.index, xlabel="head", ylabel="layer", title=title)  # fmt: skip
-    ax.title.set_fontsize(8)
-    fig.colorbar(im, ax=ax, label="log2 ratio")
-    return fig_to_img(fig, title)
+    from .report import star_heatmap
+
+    return star_heatmap(values, sig.to_numpy(), grid.index, grid.columns, title, "log2 ratio", 1.0)
 
 
 def profile_figure(prof: pd.DataFrame, props: list[str], fig_to_img) -> str:
@@ -67,7 +58,7 @@ def attention_section(config: dict, variant: str, f: dict, fig_to_img, table) ->
         return "\n".join(parts + ["<p>No protein analysed.</p>"])
     props = [p for p in dict.fromkeys(t.loc[t["kind"].isin(["annotation", "contact"]), "property"])]
     for prop in props:
-        parts.append(ratio_heatmap(t, prop, fdr, fig_to_img))
+        parts.append(ratio_heatmap(t, prop, fdr))
     parts.append(profile_figure(prof, props, fig_to_img))
     top = t[t["kind"].isin(["annotation", "contact"]) & t["tested"]].sort_values(
         ["q_permutation", "ratio"], ascending=[True, False]).head(20)  # fmt: skip
