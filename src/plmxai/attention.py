@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 from scipy import stats as sps
 
-from .stats import benjamini_hochberg, permute_within_groups
+from .stats import bh_call, permute_within_groups
 
 log = logging.getLogger(__name__)
 
@@ -155,14 +155,9 @@ class PropertyCounts:
                 parts.append(_rows(layer, head, "contact", "contact", self.c_hits, self.c_high, self.c_bg_hits,
                                    self.c_bg_pairs, self.c_null_hits, self.c_null_high, min_pairs))  # fmt: skip
         out = pd.concat(parts, ignore_index=True)
-        out["q_z"] = benjamini_hochberg(out["p_z"].to_numpy())
-        out["q_permutation"] = benjamini_hochberg(out["p_permutation"].to_numpy())
-        if "p_composition" not in out:
-            out["p_composition"] = np.nan
-        out["q_composition"] = benjamini_hochberg(out["p_composition"].to_numpy())
-        out["significant_composition"] = out["q_composition"] < fdr
-        out["significant"] = out["q_permutation"] < fdr
-        out["significant_z"] = out["q_z"] < fdr
+        bh_call(out, "p_z", "q_z", "significant_z", fdr)
+        bh_call(out, "p_permutation", "q_permutation", "significant", fdr)
+        bh_call(out, "p_composition", "q_composition", "significant_composition", fdr)
         out["n_tests"] = int(out["p_permutation"].notna().sum())
         return out
 

@@ -510,7 +510,7 @@ def write_report(cfg: dict, inputs: dict, out_html, out_figures=None) -> None:
 def attribution_contrast(cfg: dict, reference: str, correlation_paths: dict, out_contrast) -> None:
     """The reference variant's per-protein r against each control's: paired one-sided tests,
     BH over every test of every control together."""
-    from .stats import benjamini_hochberg, contrast_tests
+    from .stats import bh_call, contrast_tests
 
     s = cfg["statistics"]
     ref = pd.read_parquet(correlation_paths[reference])
@@ -522,8 +522,7 @@ def attribution_contrast(cfg: dict, reference: str, correlation_paths: dict, out
         parts.append(t.assign(reference=reference, control=control))
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if not table.empty:  # one family: every test against every control
-        table["q_value"] = benjamini_hochberg(table["p_value"].to_numpy())
-        table["significant"] = table["q_value"] < s["fdr"]
+        bh_call(table, "p_value", "q_value", "significant", s["fdr"])
         table["n_tests"] = int(table["p_value"].notna().sum())
         table = table.sort_values(["q_value", "control"], na_position="last").reset_index(drop=True)
     write_parquet(table, out_contrast, {"stage": "attribution_contrast", "config_hash": config_hash(s)})

@@ -171,6 +171,16 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
     return q
 
 
+def bh_call(table: pd.DataFrame, p: str, q: str, significant: str, fdr: float) -> pd.DataFrame:
+    """Benjamini-Hochberg q of column `p` over every test in `table` (NaN: no test; a missing
+    column counts as no test) and the call q < fdr, in place."""
+    if p not in table:
+        table[p] = np.nan
+    table[q] = benjamini_hochberg(table[p].to_numpy())
+    table[significant] = table[q] < fdr
+    return table
+
+
 def group_tests(
     correlations: pd.DataFrame, null: np.ndarray | None = None, min_proteins: int = 5, per_class: bool = True,
     composition_null: np.ndarray | None = None,
@@ -212,14 +222,9 @@ def adjust(tests: pd.DataFrame, fdr: float = 0.05) -> pd.DataFrame:
     out = tests.copy()
     if out.empty:
         return out
-    out["q_value"] = benjamini_hochberg(out["p_value"].to_numpy())
-    out["significant"] = out["q_value"] < fdr
-    out["q_shift"] = benjamini_hochberg(out["p_shift"].to_numpy())
-    out["significant_shift"] = out["q_shift"] < fdr
-    if "p_composition" not in out:
-        out["p_composition"] = np.nan
-    out["q_composition"] = benjamini_hochberg(out["p_composition"].to_numpy())
-    out["significant_composition"] = out["q_composition"] < fdr
+    bh_call(out, "p_value", "q_value", "significant", fdr)
+    bh_call(out, "p_shift", "q_shift", "significant_shift", fdr)
+    bh_call(out, "p_composition", "q_composition", "significant_composition", fdr)
     out["n_tests"] = int(out["p_value"].notna().sum())
     return out.sort_values(["q_value", "layer", "head"], na_position="last").reset_index(drop=True)
 
@@ -272,7 +277,6 @@ def contrast_tests(
     out = pd.DataFrame(rows)
     if out.empty:
         return out
-    out["q_value"] = benjamini_hochberg(out["p_value"].to_numpy())
-    out["significant"] = out["q_value"] < fdr
+    bh_call(out, "p_value", "q_value", "significant", fdr)
     out["n_tests"] = int(out["p_value"].notna().sum())
     return out.sort_values(["q_value", "layer", "head"], na_position="last").reset_index(drop=True)
