@@ -16,7 +16,15 @@ from pathlib import Path
 import pandas as pd
 import requests
 
-from .download import DownloadError, NotFoundError, _atomic_path, _Deadline, _Fetcher, _sha256_of
+from .download import (
+    DownloadError,
+    NotFoundError,
+    _atomic_path,
+    _Deadline,
+    _Fetcher,
+    _sha256_of,
+    _TransientError,
+)
 
 log = logging.getLogger("plmxai.download")
 
@@ -76,12 +84,11 @@ def download_alphafold(
                 try:
                     _check_pdb(text, url)
                     break
-                except DownloadError:
+                except DownloadError as err:
                     if attempt == max_retries:
                         raise
-                    fetcher.retries += 1
-                    log.warning("retry %d/%d of %s: incomplete PDB file", attempt + 1, max_retries, url)
-                    sleep(min(backoff * 2**attempt, 60.0))
+                    # the UniProt download's backoff, retry count and total time budget
+                    fetcher._wait_before_retry(url, attempt, _TransientError(str(err)))
             with _atomic_path(folder / name) as tmp:
                 tmp.write_text(text, encoding="utf-8")
             rows.append({"accession": acc, "status": "downloaded", "file": name, "sha256": _sha256_of(folder / name)})
