@@ -19,7 +19,13 @@ def R(path):
 
 
 def all_cores():
-    """The cores given to this run; 1 where none are (snakemake --report, --lint)."""
+    """The cores given to this run; 1 where none are (snakemake --report, --lint).
+
+    On a cluster, 1: a job's threads must be the same when Snakemake submits it and inside the
+    job, where the cores are the job's own allocation. The profile's set-threads gives rules more.
+    """
+    if not workflow.local_exec or workflow.remote_exec:
+        return 1
     try:
         return workflow.cores
     except WorkflowError:

@@ -1,0 +1,126 @@
+"""The workflow on a real SLURM cluster through profiles/slurm, against a local run.
+
+Runs where a cluster answers (`scontrol ping`); CI starts a single-node one with
+.ci/slurm_cluster.sh. Every job must go through sbatch into the partition the profile gives its
+rule (the rules asking for gpu=1 with a GPU), and the result tables must equal the local run's.
+"""
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from tests.test_workflow import snakemake, write_config
+
+pytestmark = pytest.mark.integration
+
+GPU_RULES = {"finetune", "knowledge_scores", "attribution_chunk"}  # gpu=1 in the rules
+# a small demo: every stage runs, in about a minute on 2 cores
+CONFIG = {
+    "run": "slurm",
+    "seed": 0,
+    "data": {"source": "synthetic", "synthetic": {"n_proteins": 300}, "split": {"method": "random"}},
+    "variants": ["finetuned"],
+    "training": {"epochs": 4, "batch_size": 32, "learning_rate": 0.003, "bootstrap": 50},
+    "knowledge": {"max_proteins": 10, "ka_steps": 8, "conductance_steps": 8, "n_random": 5,
+                  "fractions": [0.05, 0.1], "bootstrap": 50},
+    "attribution": {"n_steps": 16, "max_proteins": 20, "head_steps": 16, "chunks": 2},
+    "statistics": {"n_shifts": 19, "min_proteins": 3},
+    "faithfulness": {"ks": [1, 4], "n_random": 2, "bootstrap": 50},
+    "attention": {"max_proteins": 30, "n_shifts": 19, "blosum_permutations": 99,
+                  "probes": {"train_proteins": 40, "test_proteins": 20}},
+}  # fmt: skip
+PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+# columns that time the run, not its results
+TIMING = {"seconds"}
+
+
+def cluster_up() -> bool:
+    if not shutil.which("scontrol"):
+        return False
+    proc = subprocess.run(["scontrol", "ping"], capture_output=True, text=True)
+    return proc.returncode == 0 and "UP" in proc.stdout
+
+
+pytest.importorskip("snakemake_executor_plugin_slurm")
+if not cluster_up():
+    pytest.skip("no SLURM cluster answers scontrol ping (start one: bash .ci/slurm_cluster.sh start)",
+                allow_module_level=True)  # fmt: skip
+
+
+def slurm_snakemake(workdir: Path, configfile: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(configfile), "--workflow-profile", str(ROOT / "profiles" / "slurm"), "--jobs", "4",
+           # without slurmdbd the plugin must ask squeue; the test cluster keeps finished jobs
+           # for 10 minutes (MinJobAge), so squeue sees them finish
+           "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+           "--slurm-keep-successful-logs",
+           # the threads of the local run (2 cores, one variant), on a node of 2 CPUs
+           "--set-threads", *(f"{rule}=2" for rule in PROFILE["set-threads"])]  # fmt: skip
+    # the plugin can ignore SIGTERM while it waits on the cluster: the timeout kills it
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def job_records(workdir: Path) -> pd.DataFrame:
+    """One row per SLURM job of the run: rule (from the plugin's kept logs), and the job's
+    state, partition and GPU request as slurmctld records them."""
+    rows = []
+    for log in sorted((workdir / ".snakemake" / "slurm_logs").rglob("*.log")):
+        rule = next(p.name.removeprefix("rule_") for p in log.parents if p.name.startswith("rule_"))
+        job_id = log.stem
+        show = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, check=True).stdout
+        fields = dict(re.findall(r"(\w+)=(\S*)", show))
+        rows.append({"rule": rule, "job_id": job_id, "state": fields.get("JobState"),
+                     "partition": fields.get("Partition"), "workdir": fields.get("WorkDir"),
+                     "gpu": "gpu" in fields.get("TresPerNode", "") + fields.get("TresPerJob", "")})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def result_tables(out: Path) -> dict[str, pd.DataFrame]:
+    tables = {}
+    for path in sorted(out.rglob("*.parquet")):
+        df = pd.read_parquet(path)
+        tables[str(path.relative_to(out))] = df.drop(columns=[c for c in TIMING if c in df.columns])
+    return tables
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    local, cluster = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("slurm")
+    snakemake(local, write_config(local / "config.yaml", CONFIG))
+    proc = slurm_snakemake(cluster, write_config(cluster / "config.yaml", CONFIG))
+    return local, cluster, proc
+
+
+def test_every_job_went_through_sbatch(runs):
+    _, cluster, proc = runs
+    jobs = job_records(cluster)
+    done = re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", proc.stdout + proc.stderr)
+    executed = {rule for rule in done if rule != "all"}
+    assert executed and set(jobs["rule"]) == executed
+    assert len(jobs) == len([r for r in done if r != "all"])
+    assert (jobs["state"] == "COMPLETED").all(), jobs
+    assert (jobs["workdir"] == str(cluster)).all()
+    # the profile sends the GPU rules to its gpu partition with a GPU, the rest to cpu without
+    gpu = jobs["rule"].isin(GPU_RULES)
+    assert set(jobs.loc[gpu, "rule"]) == GPU_RULES
+    assert (jobs.loc[gpu, "partition"] == "gpu").all() and jobs.loc[gpu, "gpu"].all(), jobs
+    assert (jobs.loc[~gpu, "partition"] == "cpu").all() and not jobs.loc[~gpu, "gpu"].any(), jobs
+
+
+def test_cluster_tables_equal_local_tables(runs):
+    local, cluster, _ = runs
+    a = result_tables(local / "results" / "slurm")
+    b = result_tables(cluster / "results" / "slurm")
+    assert len(a) >= 20 and a.keys() == b.keys()
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name], obj=name)
+    assert (cluster / "results" / "slurm" / "report.html").stat().st_size > 10_000
