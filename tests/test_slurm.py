@@ -15,26 +15,12 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.test_workflow import SMALL_CONFIG as CONFIG
 from tests.test_workflow import snakemake, write_config
 
 pytestmark = pytest.mark.integration
 
 GPU_RULES = {"finetune", "knowledge_scores", "attribution_chunk"}  # gpu=1 in the rules
-# a small demo: every stage runs, in about a minute on 2 cores
-CONFIG = {
-    "run": "slurm",
-    "seed": 0,
-    "data": {"source": "synthetic", "synthetic": {"n_proteins": 300}, "split": {"method": "random"}},
-    "variants": ["finetuned"],
-    "training": {"epochs": 4, "batch_size": 32, "learning_rate": 0.003, "bootstrap": 50},
-    "knowledge": {"max_proteins": 10, "ka_steps": 8, "conductance_steps": 8, "n_random": 5,
-                  "fractions": [0.05, 0.1], "bootstrap": 50},
-    "attribution": {"n_steps": 16, "max_proteins": 20, "head_steps": 16, "chunks": 2},
-    "statistics": {"n_shifts": 19, "min_proteins": 3},
-    "faithfulness": {"ks": [1, 4], "n_random": 2, "bootstrap": 50},
-    "attention": {"max_proteins": 30, "n_shifts": 19, "blosum_permutations": 99,
-                  "probes": {"train_proteins": 40, "test_proteins": 20}},
-}  # fmt: skip
 PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
 # columns that time the run, not its results
 TIMING = {"seconds"}
@@ -118,9 +104,9 @@ def test_every_job_went_through_sbatch(runs):
 
 def test_cluster_tables_equal_local_tables(runs):
     local, cluster, _ = runs
-    a = result_tables(local / "results" / "slurm")
-    b = result_tables(cluster / "results" / "slurm")
+    a = result_tables(local / "results" / "small")
+    b = result_tables(cluster / "results" / "small")
     assert len(a) >= 20 and a.keys() == b.keys()
     for name in a:
         pd.testing.assert_frame_equal(a[name], b[name], obj=name)
-    assert (cluster / "results" / "slurm" / "report.html").stat().st_size > 10_000
+    assert (cluster / "results" / "small" / "report.html").stat().st_size > 10_000

@@ -26,6 +26,22 @@ CONFIG = {
     "faithfulness": {"ks": [1, 4, 16], "n_random": 5, "bootstrap": 200},
 }
 
+# a small demo: every stage runs, in about a minute on 2 cores
+SMALL_CONFIG = {
+    "run": "small",
+    "seed": 0,
+    "data": {"source": "synthetic", "synthetic": {"n_proteins": 300}, "split": {"method": "random"}},
+    "variants": ["finetuned"],
+    "training": {"epochs": 4, "batch_size": 32, "learning_rate": 0.003, "bootstrap": 50},
+    "knowledge": {"max_proteins": 10, "ka_steps": 8, "conductance_steps": 8, "n_random": 5,
+                  "fractions": [0.05, 0.1], "bootstrap": 50},
+    "attribution": {"n_steps": 16, "max_proteins": 20, "head_steps": 16, "chunks": 2},
+    "statistics": {"n_shifts": 19, "min_proteins": 3},
+    "faithfulness": {"ks": [1, 4], "n_random": 2, "bootstrap": 50},
+    "attention": {"max_proteins": 30, "n_shifts": 19, "blosum_permutations": 99,
+                  "probes": {"train_proteins": 40, "test_proteins": 20}},
+}  # fmt: skip
+
 
 def snakemake(workdir, configfile, *args, check=True):
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
@@ -288,3 +304,35 @@ def test_real_swissprot_subset_with_esm2_8m_architecture(shared_data, tmp_path):
     assert set(pres.loc[pres["fraction"] == 0.1, "n_selected"]) == {1728}
     html = (out / "report.html").read_text()
     assert "swissprot_enzymes_sites.tsv" in html and "17280 neurons" in html.replace(",", "")
+
+
+def test_between_workflow_cache(tmp_path, monkeypatch):
+    """Another workflow with the same data, model and training settings takes the initial and
+    the fine-tuned models from Snakemake's between-workflow cache instead of training again."""
+    monkeypatch.setenv("SNAKEMAKE_OUTPUT_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    target = "results/small/finetuned/model/metrics.parquet"
+    first, second = tmp_path / "first", tmp_path / "second"
+    for work in (first, second):
+        work.mkdir()
+        proc = snakemake(work, write_config(work / "config.yaml", SMALL_CONFIG), target,
+                         "--cache", "init_model", "finetune")  # fmt: skip
+    text = proc.stdout + proc.stderr
+    # the second workflow ran the data stages but no model job (a cache hit leaves its log empty)
+    logs = second / "results/small/logs"
+    assert (logs / "tokenize.log").stat().st_size > 0
+    assert (logs / "finetune_finetuned.log").stat().st_size == 0 and (logs / "init_model.log").stat().st_size == 0
+    assert "Symlinking output file results/small/finetuned/model/metrics.parquet from cache" in text
+    cached = second / "results/small/finetuned/model/predictions.parquet"
+    assert cached.is_symlink() and str(tmp_path / "cache") in str(cached.resolve())
+    for name in ("predictions", "metrics", "training"):
+        a = pd.read_parquet(first / f"results/small/finetuned/model/{name}.parquet")
+        b = pd.read_parquet(second / f"results/small/finetuned/model/{name}.parquet")
+        pd.testing.assert_frame_equal(a, b)
+    # a change of the training settings is a different cache entry: the model is trained
+    third = tmp_path / "third"
+    third.mkdir()
+    other = {**SMALL_CONFIG, "training": {**SMALL_CONFIG["training"], "epochs": 3}}
+    snakemake(third, write_config(third / "config.yaml", other), target, "--cache", "init_model", "finetune")
+    assert "done in" in (third / "results/small/logs/finetune_finetuned.log").read_text()
+    assert (third / "results/small/logs/init_model.log").stat().st_size == 0

@@ -19,6 +19,9 @@ rule download:
         provenance=R("data/raw/provenance.json"),
     log:
         LOG("download"),
+    # the same query gives the same table whatever the software: shared by every workflow that
+    # asks it (snakemake --cache download)
+    cache: "omit-software"
     conda:
         "../../envs/plmxai.yaml"
     resources:

@@ -5,14 +5,15 @@ rule init_model:
         initial=directory(R("model/initial")),
     log:
         LOG("init_model"),
-    benchmark:
-        R("benchmarks/init_model.tsv")
+    # reusable by other workflows (snakemake --cache): no benchmark, which a cache hit cannot fill
+    cache: True
     conda:
         "../../envs/plmxai.yaml"
     threads: all_cores()
     params:
         model=config["model"],
         seed=config["seed"],
+        package=PACKAGE_VERSION,
         # the demo's pretraining task is drawn with the same generator settings
         synthetic=config["data"]["synthetic"],
     script:
@@ -31,8 +32,7 @@ rule finetune:
         confusion=R("{variant}/model/confusion.parquet"),
     log:
         LOG("finetune_{variant}"),
-    benchmark:
-        R("benchmarks/finetune_{variant}.tsv")
+    cache: True
     conda:
         "../../envs/plmxai.yaml"
     threads: variant_threads()
@@ -44,8 +44,7 @@ rule finetune:
         model=config["model"],
         training=config["training"],
         seed=config["seed"],
-        # not an output: Snakemake would delete it when the job fails, and it is what a
-        # restarted job resumes from
-        checkpoint_dir=lambda wc: R(f"{wc.variant}/model/checkpoint"),
+        # the cache key covers the rule, its script, params and inputs, not the package's code
+        package=PACKAGE_VERSION,
     script:
         "../scripts/finetune.py"
