@@ -474,13 +474,18 @@ def statistics(cfg: dict, relevance_path, annotations_path, proteins_path, out_s
     proteins = pd.read_parquet(proteins_path, columns=["accession", "label"])
     labels = proteins.set_index("accession")["label"]
     corrs, tests = [], []
-    for layer in partitions(relevance_path, "layer"):
+    layers = partitions(relevance_path, "layer")
+    t0 = time.perf_counter()
+    for i, layer in enumerate(layers, 1):
         relevance = read_partitioned(relevance_path, "layer", [layer])
         corr, null, comp_null = protein_correlations(relevance, annotations, labels, s["relevance"],
                                                      s["n_shifts"], cfg.get("seed", 0))  # fmt: skip
         tests.append(group_tests(corr, null if s["n_shifts"] else None, s["min_proteins"], s["per_class"],
                                  comp_null if s["n_shifts"] else None))  # fmt: skip
         corrs.append(corr)
+        # progress: a large model has dozens of layer partitions
+        log.info("layer partition %s (%d of %d): %d protein correlations, %.1f s so far", layer, i,
+                 len(layers), len(corr), time.perf_counter() - t0)  # fmt: skip
     corr = pd.concat(corrs, ignore_index=True)
     table = adjust(pd.concat(tests, ignore_index=True), s["fdr"])
     prov = {"stage": "statistics", "config_hash": config_hash(s)}

@@ -13,6 +13,7 @@ bootstrap resamples are shared, so intervals of methods and random draws are pai
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import pandas as pd
@@ -211,7 +212,11 @@ def preservation_curves(
                                 "ci_low": np.quantile(boot[m], a) if n_boot else np.nan,
                                 "ci_high": np.quantile(boot[m], 1 - a) if n_boot else np.nan,
                                 "n_selected": int(chosen.sum())})  # fmt: skip
-    for fraction in fractions:
+    t0 = time.perf_counter()
+    for i, fraction in enumerate(fractions, 1):
+        # progress: each hybrid is a pass over the test split, hours for a large model
+        log.info("fraction %g (%d of %d): %d hybrid models evaluated so far, %.1f s", fraction, i,
+                 len(fractions), evaluator.evaluations, time.perf_counter() - t0)  # fmt: skip
         selections = {name: select_top(s, index, fraction, per_layer) for name, s in scores.items()}
         k = int(next(iter(selections.values())).sum()) if selections else int(round(fraction * len(index)))
         draws: dict = {}
