@@ -109,3 +109,13 @@ def _merge(base: dict, new: dict) -> None:
             _merge(base[k], v)
         else:
             base[k] = v
+
+
+def tokenizer_source(model: dict) -> str | None:
+    """Where the tokenizer of `model` (the config's model section) comes from; None: ESM-2's.
+
+    Here, not in modeling, so that the workflow can read it without importing torch: every
+    cluster job parses the workflow twice."""
+    if model.get("source") == "pretrained":
+        return model["name_or_path"]
+    return model.get("config_dir") or None

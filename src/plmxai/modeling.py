@@ -87,12 +87,6 @@ def build_model(spec: dict, labels: list[str], seed: int) -> EsmForSequenceClass
     return model
 
 
-def tokenizer_source(spec: dict) -> str | None:
-    if spec.get("source") == "pretrained":
-        return spec["name_or_path"]
-    return spec.get("config_dir") or None
-
-
 def save_model(model, directory: str | os.PathLike, tokenizer_from: str | None = None) -> Path:
     """save_pretrained (safetensors) plus the tokenizer, atomically as a directory."""
     with atomic_path(directory, is_dir=True) as tmp:

@@ -16,6 +16,7 @@ import torch
 
 from . import __version__, homology
 from .attribution import COMPLETENESS_COLUMNS, embedding_ig
+from .config import tokenizer_source
 from .evaluate import confusion_table, metrics_table
 from .io import (
     ParquetStreamWriter,
@@ -26,7 +27,7 @@ from .io import (
     write_partitioned,
 )
 from .lengths import apply_length_policy
-from .modeling import build_model, load_model, pick_device, save_model, tokenizer_source
+from .modeling import build_model, load_model, pick_device, save_model
 from .neurons import activation_scores
 from .splits import balanced_shuffle, stratified_split
 from .synthetic import DemoSpec, generate, write_tsv

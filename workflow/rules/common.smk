@@ -3,8 +3,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 from plmxai import __version__ as PACKAGE_VERSION
-from plmxai.config import ConfigError, validate_config
-from plmxai.modeling import tokenizer_source
+from plmxai.config import ConfigError, tokenizer_source, validate_config
 
 try:
     validate_config(config)
