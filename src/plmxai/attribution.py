@@ -17,6 +17,7 @@ import torch
 from captum.attr import LayerIntegratedGradients
 from tqdm import tqdm
 
+from .modeling import fused_gelu_backward
 from .tokenize import ESM2_ALPHABET
 from .training import batches
 
@@ -96,16 +97,17 @@ def embedding_ig(
                 base[r, :n] = per_row[r][m][0]
             with torch.no_grad():
                 f_base = f_base + fwd(base, mask).float() / len(per_row[0])
-            a, d = lig.attribute(
-                inputs=ids,
-                baselines=base,
-                target=tgt,
-                additional_forward_args=(mask,),
-                n_steps=n_steps,
-                method=method,
-                internal_batch_size=internal_batch_size,
-                return_convergence_delta=True,
-            )
+            with fused_gelu_backward():  # not around the generator: it would leak to the caller
+                a, d = lig.attribute(
+                    inputs=ids,
+                    baselines=base,
+                    target=tgt,
+                    additional_forward_args=(mask,),
+                    n_steps=n_steps,
+                    method=method,
+                    internal_batch_size=internal_batch_size,
+                    return_convergence_delta=True,
+                )
             attr, delta = attr + a.detach() / len(per_row[0]), delta + d.detach() / len(per_row[0])
         per_token = attr.sum(-1).float().cpu().numpy()  # (B, T)
         rel_rows, comp_rows = [], []

@@ -17,7 +17,7 @@ from scipy import stats as sps
 from tqdm import tqdm
 
 from .attribution import pad_baseline
-from .modeling import SITES, site_modules
+from .modeling import SITES, fused_gelu_backward, site_modules
 from .neurons import class_score_table, residue_mask
 from .stats import benjamini_hochberg
 
@@ -84,6 +84,7 @@ def conductance_all_sites(
     return path_conductance(model, ids, target, points, n_steps, method, step_chunk, output, completeness)
 
 
+@fused_gelu_backward()
 def path_conductance(
     model, ids: torch.Tensor, target: int, points: dict, n_steps: int = 50,
     method: str = "gausslegendre", step_chunk: int = 26, output: str = "logit",
@@ -141,11 +142,13 @@ def path_conductance(
             prev_path = (p[-1], g[-1])
             for key, o in captured.items():
                 ev, gr = o.detach(), o.grad
-                acc = out.setdefault(key, torch.zeros(ev.shape[1:], dtype=torch.float64))
+                # accumulated where the model runs: a copy to the host per site and chunk
+                # would synchronise a GPU 60 times per protein
+                acc = out.setdefault(key, torch.zeros(ev.shape[1:], dtype=torch.float64, device=ev.device))
                 if key in prev_eval:  # the step pair across the chunk boundary
-                    acc += (prev_grad[key] * (ev[0] - prev_eval[key])).double().cpu()
+                    acc += (prev_grad[key] * (ev[0] - prev_eval[key])).double()
                 # gradient at step k times the change from step k to k+1 (Captum's rule)
-                acc += (gr[:-1] * (ev[1:] - ev[:-1])).sum(0).double().cpu()
+                acc += (gr[:-1] * (ev[1:] - ev[:-1])).sum(0).double()
                 prev_eval[key], prev_grad[key] = ev[-1], gr[-1]
             captured.clear()
     finally:
@@ -157,7 +160,7 @@ def path_conductance(
         with torch.no_grad():
             f = target_output(forward(torch.cat([x, b])), target, output).double()
         completeness.update(f_input=float(f[0]), f_baseline=float(f[1]), attribution_sum=path_sum)
-    return out
+    return {k: v.cpu() for k, v in out.items()}
 
 
 ESTIMATORS = ("knowledge_attribution", "conductance")
@@ -302,6 +305,7 @@ def _run_from_layer(model, layer: int, hidden: torch.Tensor) -> torch.Tensor:
     return model.classifier(hidden)
 
 
+@fused_gelu_backward()
 def knowledge_attribution_all_sites(
     model, ids: torch.Tensor, target: int, n_steps: int = 20, method: str = "gausslegendre",
     step_chunk: int = 32, output: str = "logit", completeness: dict | None = None,
