@@ -1,4 +1,6 @@
 """The whole Snakemake workflow on a small planted-motif demo, in a temporary folder."""
+import json
+import os
 import re
 import subprocess
 import sys
@@ -9,6 +11,15 @@ import pytest
 import yaml
 
 from plmxai.io import partitions, read_partitioned
+from plmxai.runlog import AUDIT_ENV
+from tests.conda_envs import (
+    OPTIONAL,
+    closure,
+    env_distributions,
+    interpreter_baseline,
+    norm,
+    script_envs,
+)
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -43,10 +54,10 @@ SMALL_CONFIG = {
 }  # fmt: skip
 
 
-def snakemake(workdir, configfile, *args, check=True):
+def snakemake(workdir, configfile, *args, check=True, env=None):
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
            "--directory", str(workdir), "--configfile", str(configfile), "--cores", "2", *args]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
@@ -77,8 +88,36 @@ def write_config(path, cfg):
 def demo_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("wf")
     cfg = write_config(work / "config.yaml", CONFIG)
-    snakemake(work, cfg)
+    # every job records the distributions it imported (test_rule_imports_covered_by_envs)
+    snakemake(work, cfg, env={**os.environ, AUDIT_ENV: str(work / "imports")})
     return work, cfg
+
+
+def test_rule_imports_covered_by_envs(demo_run):
+    """Each job imported only what its rule family's conda environment (envs/) installs: the
+    named packages and their requirements. Run without conda, so a leak shows as an import
+    outside the family's environment (e.g. torch in the report)."""
+    work, _ = demo_run
+    envs = script_envs()
+    ignored = interpreter_baseline() | OPTIONAL | {"plmxai", "setuptools", "pip"}
+    records = sorted((work / "imports").glob("*.json"))
+    audited, leaks = set(), {}
+    for f in records:
+        rec = json.loads(f.read_text())
+        [(rule, env)] = envs[rec["script"]]
+        audited.add(rule)
+        imported = {norm(d) for d in rec["distributions"]} - ignored
+        missing = imported - closure(env_distributions(env))
+        if missing:
+            leaks[f"{f.stem} ({env.name})"] = sorted(missing)
+    assert not leaks, leaks
+    # the demo runs every rule but the network ones
+    assert audited == {r for pairs in envs.values() for r, _ in pairs} - {"download", "alphafold"}
+    assert {env.name for pairs in envs.values() for _, env in pairs} == {
+        "data.yaml", "model.yaml", "stats.yaml", "report.yaml"}
+    # the families are apart: no torch outside the model environment
+    for name in ("data.yaml", "stats.yaml", "report.yaml"):
+        assert "torch" not in closure(env_distributions(ROOT / "envs" / name)), name
 
 
 def test_demo_tables(demo_run):

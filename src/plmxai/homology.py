@@ -27,7 +27,7 @@ def mmseqs_binary() -> str:
         raise MMseqsNotFound(
             "data.split.method is 'homology' but the program 'mmseqs' is not on PATH: install "
             "MMseqs2 (Debian: apt-get install mmseqs2; conda: bioconda::mmseqs2, as in "
-            "envs/plmxai.yaml) or set data.split.method: random"
+            "envs/data.yaml) or set data.split.method: random"
         )
     return exe
 

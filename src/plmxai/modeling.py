@@ -15,6 +15,7 @@ import torch
 from transformers import EsmConfig, EsmForSequenceClassification
 
 from .io import atomic_path
+from .sites import SITES  # noqa: F401 (re-exported)
 from .tokenize import esm2_tokenizer, load_tokenizer
 
 # ESM-2 architecture constants shared by every size (facebook/esm2_* config.json)
@@ -33,7 +34,6 @@ _ESM2_FIXED = dict(
     initializer_range=0.02,
 )
 
-SITES = ("query", "key", "value", "attn_out", "ffn_in", "ffn_out")
 
 
 def seed_everything(seed: int) -> None:

@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from .modeling import SITES, site_modules
+from .sites import site_summary  # noqa: F401 (re-exported)
 from .training import batches
 
 
@@ -92,28 +93,3 @@ def class_score_table(sums: dict, counts, id2label: dict, extra: dict | None = N
                 "label": id2label[c], "score": score[c].astype(np.float32), "n_proteins": np.int32(counts[c]),
             }))  # fmt: skip
     return pd.concat(frames, ignore_index=True)
-
-
-def site_summary(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per (layer, site): mean |score| and class selectivity.
-
-    Selectivity of a neuron = standard deviation of its score across classes divided by the
-    mean absolute score across classes; the table gives its median over the site's neurons.
-    """
-    wide = scores.pivot_table(
-        index=["layer", "site", "neuron"], columns="class_id", values="score", observed=True
-    )
-    mag = wide.abs().mean(axis=1)
-    sel = wide.std(axis=1, ddof=0) / mag.replace(0, np.nan)
-    df = pd.DataFrame({"mean_abs_score": mag, "selectivity": sel}).reset_index()
-    out = (
-        df.groupby(["layer", "site"], observed=True)
-        .agg(
-            n_neurons=("neuron", "size"),
-            mean_abs_score=("mean_abs_score", "mean"),
-            median_selectivity=("selectivity", "median"),
-        )
-        .reset_index()
-    )
-    out["site"] = pd.Categorical(out["site"], categories=list(SITES), ordered=True)
-    return out.sort_values(["layer", "site"]).reset_index(drop=True)

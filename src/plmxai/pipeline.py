@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
+# Only light imports at module level: the data, statistics and report stages run in conda
+# environments without torch (envs/); each model stage imports the model stack itself.
 from . import __version__, homology
-from .attribution import COMPLETENESS_COLUMNS, embedding_ig
 from .config import tokenizer_source
-from .evaluate import confusion_table, metrics_table
 from .io import (
     ParquetStreamWriter,
     config_hash,
@@ -27,12 +26,8 @@ from .io import (
     write_partitioned,
 )
 from .lengths import apply_length_policy
-from .modeling import build_model, load_model, pick_device, save_model
-from .neurons import activation_scores
 from .splits import balanced_shuffle, stratified_split
 from .synthetic import DemoSpec, generate, write_tsv
-from .tokenize import load_tokenizer, tokenize_proteins
-from .training import TrainOptions, finetune, predictions_table
 from .uniprot import ReadOptions, drop_small_classes, read_uniprot_tsv
 
 log = logging.getLogger("plmxai")
@@ -155,6 +150,8 @@ def tokenize(cfg: dict, proteins_path, out_tokens, out_summary) -> None:
 
     The length policy ran in the data stage; a sequence over ESM-2's 1022 residues here stops.
     """
+    from .tokenize import load_tokenizer, tokenize_proteins
+
     proteins = pd.read_parquet(proteins_path)
     tok = load_tokenizer(cfg.get("tokenizer"))
     tokens, summary = tokenize_proteins(proteins, tok, max_residues=1022, overlong="error")
@@ -171,6 +168,10 @@ VARIANTS = ("finetuned", "frozen", "shuffled")
 
 def init_model(cfg: dict, tokens_path, out_initial, threads: int = 1) -> None:
     """The model before fine-tuning, shared by every variant (demo: pretrained on another task)."""
+    import torch
+
+    from .modeling import build_model, save_model
+
     tokens = pd.read_parquet(tokens_path, columns=["label", "label_id"])
     labels = tokens.drop_duplicates("label_id").sort_values("label_id")["label"].astype(str).tolist()
     model = build_model(cfg["model"], labels, cfg["seed"])
@@ -203,6 +204,12 @@ def train_model(
     cfg: dict, variant: str, tokens_path, initial_dir, out_finetuned, out_training,
     out_predictions, out_metrics, out_confusion, checkpoint_dir=None, threads: int = 1,
 ) -> None:  # fmt: skip
+    import torch
+
+    from .evaluate import confusion_table, metrics_table
+    from .modeling import load_model, pick_device, save_model
+    from .training import TrainOptions, finetune, predictions_table
+
     torch.set_num_threads(max(1, threads))
     tokens = pd.read_parquet(tokens_path)
     device = pick_device(cfg["model"]["device"])
@@ -238,6 +245,11 @@ def train_model(
 
 
 def score_neurons(cfg: dict, model_dir, tokens_path, out_scores, threads: int = 1) -> None:
+    import torch
+
+    from .modeling import load_model, pick_device
+    from .neurons import activation_scores
+
     torch.set_num_threads(max(1, threads))
     n = cfg["neurons"]
     tokens = _select(pd.read_parquet(tokens_path), n["split"])
@@ -259,7 +271,10 @@ def _subset(tokens: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 
 def knowledge_scores(cfg: dict, model_dir, tokens_path, out_scores, out_completeness, threads: int = 1) -> None:
     """IG scores of every neuron by both estimators (knowledge attribution, conductance)."""
+    import torch
+
     from .knowledge import ig_scores
+    from .modeling import load_model, pick_device
 
     torch.set_num_threads(max(1, threads))
     k = cfg["knowledge"]
@@ -284,7 +299,10 @@ def knowledge_scores(cfg: dict, model_dir, tokens_path, out_scores, out_complete
 def knowledge_tests(cfg: dict, initial_dir, model_dir, tokens_path, activation_path, ig_path,
                     out_runs, out_preservation, out_density, out_agreement, threads: int = 1) -> None:  # fmt: skip
     """Selections by every score, preservation and ablation against random, density, agreement."""
+    import torch
+
     from .knowledge import agreement, density, neuron_index, score_vector, select_top
+    from .modeling import load_model, pick_device
     from .neurons import activation_scores
     from .preservation import HybridEvaluator, as_site_masks, preservation_curves, weight_change
 
@@ -364,7 +382,11 @@ def attribute_chunk(cfg: dict, model_dir, tokens_path, predictions_path, chunk: 
                     out_completeness, threads: int = 1) -> None:  # fmt: skip
     """Embedding IG and (option `heads`) conductance at every layer's attention context, for
     one chunk of the attributed proteins."""
+    import torch
+
+    from .attribution import COMPLETENESS_COLUMNS, embedding_ig
     from .heads import head_attribution
+    from .modeling import load_model, pick_device
 
     torch.set_num_threads(max(1, threads))
     a = cfg["attribution"]
@@ -435,8 +457,11 @@ def gather_attribution(cfg: dict, relevance_chunks: list, completeness_chunks: l
 def faithfulness(cfg: dict, model_dir, tokens_path, relevance_path, completeness_path, out_runs, out_summary,
                  threads: int = 1) -> None:  # fmt: skip
     """Alanine replacement of the most relevant residues against random residues."""
+    import torch
+
     from .faithfulness import alanine_scan, faithfulness_summary
     from .io import read_partitioned
+    from .modeling import load_model, pick_device
 
     torch.set_num_threads(max(1, threads))
     f = cfg["faithfulness"]
@@ -541,6 +566,7 @@ def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotat
                        out_profiles, out_blosum, out_structures, threads: int = 1) -> None:  # fmt: skip
     """Attention to annotation types, amino acids and (where structures are mapped) contacts,
     per head, with layer profiles and the BLOSUM62 correlation; streams over proteins."""
+    import torch
     from tqdm.auto import tqdm
 
     from .attention import (
@@ -551,6 +577,7 @@ def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotat
         layer_profiles,
         residue_properties,
     )
+    from .modeling import load_model, pick_device
 
     torch.set_num_threads(max(1, threads))
     a, st = cfg["attention"], cfg["attention"]["structures"]
@@ -659,6 +686,9 @@ def probe_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotations
                    threads: int = 1) -> None:  # fmt: skip
     """Per layer, logistic probes for each annotation type (and contacts where structures are
     mapped): fitted on training proteins, tested on test proteins, streaming over proteins."""
+    import torch
+
+    from .modeling import load_model, pick_device
     from .probes import ProbeData, ProbeScores, hidden_states
 
     torch.set_num_threads(max(1, threads))

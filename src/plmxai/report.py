@@ -21,7 +21,7 @@ import yaml  # noqa: E402
 
 from .evaluate import confusion  # noqa: E402
 from .io import read_partitioned, sha256_file  # noqa: E402
-from .modeling import SITES  # noqa: E402
+from .sites import SITES  # noqa: E402
 
 PACKAGES = ["plmxai", "torch", "transformers", "captum", "snakemake", "pandas", "pyarrow",
             "numpy", "scipy", "scikit-learn", "matplotlib"]  # fmt: skip
@@ -375,7 +375,7 @@ def _contrast_section(table: pd.DataFrame) -> str:
 
 
 def _variant_section(config, variant, f, annotations, labels, n_tracks, open_) -> str:
-    from .neurons import site_summary
+    from .sites import site_summary
 
     history = pd.read_parquet(f["training"])
     preds = pd.read_parquet(f["predictions"])

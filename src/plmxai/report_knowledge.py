@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .modeling import SITES
+from .sites import SITES
 
 COLORS = {"activation": "#1f77b4", "knowledge_attribution": "#d62728", "conductance": "#9467bd",
           "weight_change": "#2ca02c"}  # fmt: skip

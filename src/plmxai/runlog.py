@@ -10,6 +10,23 @@ import time
 import warnings
 from pathlib import Path
 
+AUDIT_ENV = "PLMXAI_IMPORT_AUDIT"
+
+
+def _record_imports(folder: Path, name: str) -> None:
+    """Write which installed distributions the job imported, and its script: the test that
+    the conda environment of each rule family (envs/) holds what its rules import."""
+    import json
+    from importlib.metadata import packages_distributions
+
+    owners = packages_distributions()
+    dists = sorted({d for m in list(sys.modules) for d in owners.get(m.partition(".")[0], ())})
+    # Snakemake runs a copy of the script named tmpXXXXXXXX.<script>.py
+    script = Path(sys.argv[0]).name
+    script = script.split(".", 1)[1] if script.startswith("tmp") and script.count(".") > 1 else script
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps({"script": script, "distributions": dists}))
+
 
 @contextlib.contextmanager
 def job_log(log_path: str | os.PathLike | None, outputs=()):
@@ -29,6 +46,8 @@ def job_log(log_path: str | os.PathLike | None, outputs=()):
         yield log
         sizes = ", ".join(f"{o} ({_size(o)})" for o in outputs)
         log.info("done in %.1f s; wrote %s", time.perf_counter() - start, sizes or "nothing")
+        if os.environ.get(AUDIT_ENV) and log_path:
+            _record_imports(Path(os.environ[AUDIT_ENV]), Path(log_path).stem)
     except BaseException:
         log.exception("failed after %.1f s", time.perf_counter() - start)
         raise

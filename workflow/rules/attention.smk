@@ -6,7 +6,7 @@ rule alphafold:
     log:
         LOG("alphafold"),
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/data.yaml"
     resources:
         runtime=240,
     params:
@@ -33,7 +33,7 @@ rule attention:
     benchmark:
         R("benchmarks/attention_{variant}.tsv")
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/model.yaml"
     threads: variant_threads()
     resources:
         mem_mb=8000,
@@ -61,7 +61,7 @@ rule probes:
     benchmark:
         R("benchmarks/probes_{variant}.tsv")
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/model.yaml"
     threads: variant_threads()
     resources:
         mem_mb=8000,

@@ -15,7 +15,7 @@ rule attribution_chunk:
     wildcard_constraints:
         chunk=r"\d+",
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/model.yaml"
     threads: variant_threads()
     resources:
         gpu=1,
@@ -39,7 +39,7 @@ rule attribution:
     log:
         LOG("attribution_{variant}"),
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/stats.yaml"
     params:
         attribution=config["attribution"],
     script:
@@ -57,7 +57,7 @@ rule statistics:
     log:
         LOG("statistics_{variant}"),
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/stats.yaml"
     params:
         statistics=config["statistics"],
         seed=config["seed"],
@@ -79,7 +79,7 @@ rule faithfulness:
     benchmark:
         R("benchmarks/faithfulness_{variant}.tsv")
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/model.yaml"
     threads: variant_threads()
     resources:
         mem_mb=4000,
@@ -100,7 +100,7 @@ rule attribution_contrast:
     log:
         LOG("attribution_contrast"),
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/stats.yaml"
     params:
         statistics=config["statistics"],
         reference="finetuned",

@@ -5,7 +5,7 @@ rule synthetic:
     log:
         LOG("synthetic"),
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/data.yaml"
     params:
         synthetic=config["data"]["synthetic"],
         seed=config["seed"],
@@ -23,7 +23,7 @@ rule download:
     # asks it (snakemake --cache download)
     cache: "omit-software"
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/data.yaml"
     resources:
         runtime=240,
     params:
@@ -42,7 +42,7 @@ rule data:
     log:
         LOG("data"),
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/data.yaml"
     threads: all_cores()
     params:
         data={k: v for k, v in config["data"].items() if k not in ("synthetic", "rest")},
@@ -60,7 +60,7 @@ rule tokenize:
     log:
         LOG("tokenize"),
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/model.yaml"
     params:
         tokenizer=tokenizer_source(config["model"]),
     script:

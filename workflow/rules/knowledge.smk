@@ -10,7 +10,7 @@ rule knowledge_scores:
     benchmark:
         R("benchmarks/knowledge_scores_{variant}.tsv")
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/model.yaml"
     threads: variant_threads()
     resources:
         gpu=1,
@@ -41,7 +41,7 @@ rule knowledge_tests:
     benchmark:
         R("benchmarks/knowledge_tests_{variant}.tsv")
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/model.yaml"
     threads: variant_threads()
     resources:
         mem_mb=8000,

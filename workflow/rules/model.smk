@@ -8,7 +8,7 @@ rule init_model:
     # reusable by other workflows (snakemake --cache): no benchmark, which a cache hit cannot fill
     cache: True
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/model.yaml"
     threads: all_cores()
     params:
         model=config["model"],
@@ -34,7 +34,7 @@ rule finetune:
         LOG("finetune_{variant}"),
     cache: True
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/model.yaml"
     threads: variant_threads()
     resources:
         gpu=1,

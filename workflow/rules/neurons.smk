@@ -9,7 +9,7 @@ rule neuron_activation:
     benchmark:
         R("benchmarks/neuron_activation_{variant}.tsv")
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/model.yaml"
     threads: variant_threads()
     resources:
         mem_mb=8000,

@@ -43,7 +43,7 @@ rule report:
     log:
         LOG("report"),
     conda:
-        "../../envs/plmxai.yaml"
+        "../../envs/report.yaml"
     params:
         config=config,
     script:

@@ -1,3 +1,5 @@
+import _src  # noqa: F401 (src/ on sys.path: the conda envs do not install plmxai)
+
 from plmxai.pipeline import prepare_data
 from plmxai.runlog import job_log
 

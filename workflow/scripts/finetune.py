@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import _src  # noqa: F401 (src/ on sys.path: the conda envs do not install plmxai)
+
 from plmxai.pipeline import train_model
 from plmxai.runlog import job_log
 
