@@ -33,6 +33,23 @@ from .uniprot import ReadOptions, drop_small_classes, read_uniprot_tsv
 log = logging.getLogger("plmxai")
 
 
+def _stage_device(cfg: dict, threads: int):
+    """Threads for torch, then the configured device: how every model stage starts."""
+    import torch
+
+    from .modeling import pick_device
+
+    torch.set_num_threads(max(1, threads))
+    return pick_device(cfg["model"]["device"])
+
+
+def _stage_model(cfg: dict, model_dir, threads: int):
+    """The model of `model_dir` on the configured device, torch's threads set."""
+    from .modeling import load_model
+
+    return load_model(model_dir, _stage_device(cfg, threads))
+
+
 def _select(tokens: pd.DataFrame, split: str) -> pd.DataFrame:
     return tokens if split == "all" else tokens[tokens["split"] == split].reset_index(drop=True)
 
@@ -204,15 +221,12 @@ def train_model(
     cfg: dict, variant: str, tokens_path, initial_dir, out_finetuned, out_training,
     out_predictions, out_metrics, out_confusion, checkpoint_dir=None, threads: int = 1,
 ) -> None:  # fmt: skip
-    import torch
-
     from .evaluate import confusion_table, metrics_table
-    from .modeling import load_model, pick_device, save_model
+    from .modeling import load_model, save_model
     from .training import TrainOptions, finetune, predictions_table
 
-    torch.set_num_threads(max(1, threads))
     tokens = pd.read_parquet(tokens_path)
-    device = pick_device(cfg["model"]["device"])
+    device = _stage_device(cfg, threads)
     model = load_model(initial_dir, device)
     train, val = variant_data(tokens, variant, cfg["seed"])
     t = dict(cfg["training"])
@@ -245,15 +259,11 @@ def train_model(
 
 
 def score_neurons(cfg: dict, model_dir, tokens_path, out_scores, threads: int = 1) -> None:
-    import torch
-
-    from .modeling import load_model, pick_device
     from .neurons import activation_scores
 
-    torch.set_num_threads(max(1, threads))
     n = cfg["neurons"]
     tokens = _select(pd.read_parquet(tokens_path), n["split"])
-    model = load_model(model_dir, pick_device(cfg["model"]["device"]))
+    model = _stage_model(cfg, model_dir, threads)
     scores = activation_scores(model, tokens, n["reduce"], n["absolute"], n["batch_size"])
     write_parquet(scores, out_scores, {"stage": "neurons", "config_hash": config_hash(n)})
     log.info("scored %d neurons x %d classes on %d proteins",
@@ -271,15 +281,11 @@ def _subset(tokens: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 
 def knowledge_scores(cfg: dict, model_dir, tokens_path, out_scores, out_completeness, threads: int = 1) -> None:
     """IG scores of every neuron by both estimators (knowledge attribution, conductance)."""
-    import torch
-
     from .knowledge import ig_scores
-    from .modeling import load_model, pick_device
 
-    torch.set_num_threads(max(1, threads))
     k = cfg["knowledge"]
     tokens = _subset(_select(pd.read_parquet(tokens_path), k["split"]), k["max_proteins"], cfg["seed"])
-    model = load_model(model_dir, pick_device(cfg["model"]["device"]))
+    model = _stage_model(cfg, model_dir, threads)
     t0 = time.perf_counter()
     scores, comp = ig_scores(model, tokens, k["estimators"], k["ka_steps"], k["conductance_steps"],
                              k["method"], k["target"], k["output"])  # fmt: skip
@@ -299,17 +305,14 @@ def knowledge_scores(cfg: dict, model_dir, tokens_path, out_scores, out_complete
 def knowledge_tests(cfg: dict, initial_dir, model_dir, tokens_path, activation_path, ig_path,
                     out_runs, out_preservation, out_density, out_agreement, threads: int = 1) -> None:  # fmt: skip
     """Selections by every score, preservation and ablation against random, density, agreement."""
-    import torch
-
     from .knowledge import agreement, density, neuron_index, score_vector, select_top
-    from .modeling import load_model, pick_device
+    from .modeling import load_model
     from .neurons import activation_scores
     from .preservation import HybridEvaluator, as_site_masks, preservation_curves, weight_change
 
-    torch.set_num_threads(max(1, threads))
     k = cfg["knowledge"]
     tokens = pd.read_parquet(tokens_path)
-    device = pick_device(cfg["model"]["device"])
+    device = _stage_device(cfg, threads)
     model = load_model(model_dir, device)
     initial = {n: t.to(device) for n, t in load_model(initial_dir).state_dict().items()}
     finetuned = {n: t.detach().clone() for n, t in model.state_dict().items()}
@@ -382,17 +385,13 @@ def attribute_chunk(cfg: dict, model_dir, tokens_path, predictions_path, chunk: 
                     out_completeness, threads: int = 1) -> None:  # fmt: skip
     """Embedding IG and (option `heads`) conductance at every layer's attention context, for
     one chunk of the attributed proteins."""
-    import torch
-
     from .attribution import COMPLETENESS_COLUMNS, embedding_ig
     from .heads import head_attribution
-    from .modeling import load_model, pick_device
 
-    torch.set_num_threads(max(1, threads))
     a = cfg["attribution"]
     proteins = attribution_proteins(cfg, tokens_path, predictions_path)
     tokens = proteins.iloc[chunk_slice(len(proteins), a["chunks"], chunk, a["batch_size"])].reset_index(drop=True)
-    model = load_model(model_dir, pick_device(cfg["model"]["device"]))
+    model = _stage_model(cfg, model_dir, threads)
     dtype = np.float16 if a["dtype"] == "float16" else np.float32
     prov = {"stage": "attribution", "config_hash": config_hash(a), "chunk": chunk}
     log.info("chunk %d of %d: %d of %d proteins (%s)", chunk + 1, a["chunks"], len(tokens), len(proteins),
@@ -457,13 +456,9 @@ def gather_attribution(cfg: dict, relevance_chunks: list, completeness_chunks: l
 def faithfulness(cfg: dict, model_dir, tokens_path, relevance_path, completeness_path, out_runs, out_summary,
                  threads: int = 1) -> None:  # fmt: skip
     """Alanine replacement of the most relevant residues against random residues."""
-    import torch
-
     from .faithfulness import alanine_scan, faithfulness_summary
     from .io import read_partitioned
-    from .modeling import load_model, pick_device
 
-    torch.set_num_threads(max(1, threads))
     f = cfg["faithfulness"]
     relevance = read_partitioned(relevance_path, "layer", [f["layer"]])
     if relevance.empty:
@@ -475,7 +470,7 @@ def faithfulness(cfg: dict, model_dir, tokens_path, relevance_path, completeness
     targets = comp[comp["method"] == "embedding_ig"].set_index("accession")["target_id"]
     tokens = pd.read_parquet(tokens_path)
     tokens = tokens[tokens["accession"].isin(set(relevance["accession"]))].reset_index(drop=True)
-    model = load_model(model_dir, pick_device(cfg["model"]["device"]))
+    model = _stage_model(cfg, model_dir, threads)
     t0 = time.perf_counter()
     runs = alanine_scan(model, tokens, relevance, targets, f["ks"], f["n_random"], cfg["seed"], f["batch_size"])
     summary = faithfulness_summary(runs, f["bootstrap"], seed=cfg["seed"])
@@ -566,7 +561,6 @@ def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotat
                        out_profiles, out_blosum, out_structures, threads: int = 1) -> None:  # fmt: skip
     """Attention to annotation types, amino acids and (where structures are mapped) contacts,
     per head, with layer profiles and the BLOSUM62 correlation; streams over proteins."""
-    import torch
     from tqdm.auto import tqdm
 
     from .attention import (
@@ -577,9 +571,7 @@ def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotat
         layer_profiles,
         residue_properties,
     )
-    from .modeling import load_model, pick_device
 
-    torch.set_num_threads(max(1, threads))
     a, st = cfg["attention"], cfg["attention"]["structures"]
     tokens = _subset(_select(pd.read_parquet(tokens_path), a["split"]), a["max_proteins"], cfg["seed"])
     seqs = pd.read_parquet(proteins_path, columns=["accession", "sequence"]).set_index("accession")["sequence"]
@@ -587,7 +579,7 @@ def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotat
     ann_by_acc = {acc: g for acc, g in annotations.groupby("accession", sort=False)}
     types = sorted(annotations["type"].unique())
     by_acc = _structure_lookup(st, tokens["accession"])
-    model = load_model(model_dir, pick_device(cfg["model"]["device"]))
+    model = _stage_model(cfg, model_dir, threads)
     n_layers, n_heads = model.config.num_hidden_layers, model.config.num_attention_heads
     counts = PropertyCounts(n_layers, n_heads, types + list(AMINO_ACIDS), a["theta"], a["n_shifts"], cfg["seed"],
                             composition_columns=len(types))  # fmt: skip
@@ -686,12 +678,8 @@ def probe_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotations
                    threads: int = 1) -> None:  # fmt: skip
     """Per layer, logistic probes for each annotation type (and contacts where structures are
     mapped): fitted on training proteins, tested on test proteins, streaming over proteins."""
-    import torch
-
-    from .modeling import load_model, pick_device
     from .probes import ProbeData, ProbeScores, hidden_states
 
-    torch.set_num_threads(max(1, threads))
     a, st = cfg["attention"], cfg["attention"]["structures"]
     p = a["probes"]
     tokens = pd.read_parquet(tokens_path)
@@ -702,7 +690,7 @@ def probe_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotations
     ann_by_acc = {acc: g for acc, g in annotations.groupby("accession", sort=False)}
     types = sorted(annotations["type"].unique())
     lookup = _structure_lookup(st, pd.concat([train["accession"], test["accession"]]))
-    model = load_model(model_dir, pick_device(cfg["model"]["device"]))
+    model = _stage_model(cfg, model_dir, threads)
     n_states = model.config.num_hidden_layers + 1
 
     def protein(tokens_, row):
