@@ -43,8 +43,11 @@ def test_scores_selection_density_agreement(tiny_model, tiny_tokens):
     cls0 = scores[scores["class_id"] == 0].reset_index(drop=True)
     sel = select_top(cls0["score"], cls0, 0.1)
     assert sel.sum() == round(0.1 * len(cls0)) and cls0["score"][sel].min() >= cls0["score"][~sel].max()
-    per_layer = select_top(cls0["score"], cls0, 0.1, per_layer=True)
-    assert all(per_layer[cls0["layer"] == lay].sum() == round(0.1 * (cls0["layer"] == lay).sum()) for lay in (0, 1))
+    per_layer = select_top(cls0["score"], cls0, 0.1, within="layer")
+    # 22.4 per layer of 224, 45 of 448 in all: the leftover neuron goes to the first layer
+    assert [per_layer[cls0["layer"] == lay].sum() for lay in (0, 1)] == [23, 22]
+    assert all(cls0["score"][per_layer & (cls0["layer"] == lay)].min()
+               >= cls0["score"][~per_layer & (cls0["layer"] == lay)].max() for lay in (0, 1))  # fmt: skip
     # density: selecting exactly the key neurons makes key dense (1 / fraction) and significant
     index = cls0[["layer", "site", "neuron"]]
     keys = (index["site"] == "key").to_numpy()
@@ -55,6 +58,33 @@ def test_scores_selection_density_agreement(tiny_model, tiny_tokens):
     assert ag["spearman"] == pytest.approx(1.0) and ag["jaccard_top0.1"] == 1.0
     rng = np.random.default_rng(0)
     assert abs(agreement(cls0["score"], pd.Series(rng.normal(size=len(cls0))))["spearman"]) < 0.15
+
+
+def test_selection_within_each_site():
+    """Scores on different scales per site: a global top-k takes one site only, the per-site
+    top-k takes the top of every site, with the same total count as the random draws."""
+    index = pd.DataFrame([(layer, site, j) for layer in (0, 1) for site, n in (("key", 64), ("ffn_in", 128))
+                          for j in range(n)], columns=["layer", "site", "neuron"])  # fmt: skip
+    rng = np.random.default_rng(0)
+    # ffn_in on a 100x larger scale than key; within each site the neuron number is the rank
+    scale = np.where(index["site"] == "ffn_in", 100.0, 1.0)
+    scores = pd.Series(scale * (1 + index["neuron"].to_numpy() + rng.uniform(0, 0.1, len(index))))
+    glob = select_top(scores, index, 0.1)
+    assert set(index.loc[glob, "site"]) == {"ffn_in"}
+    site = select_top(scores, index, 0.1, within="site")
+    # 38.4 neurons: 6.4 per key site, 12.8 per ffn_in site -> 6 + 13 + 6 + 13 = 38
+    assert site.sum() == 38 == glob.sum()
+    per_cell = index[site].groupby(["layer", "site"]).size().to_dict()
+    assert per_cell == {(0, "ffn_in"): 13, (0, "key"): 6, (1, "ffn_in"): 13, (1, "key"): 6}
+    # the top of each site: its highest-numbered neurons
+    for (layer, s), n in per_cell.items():
+        cell = (index["layer"] == layer) & (index["site"] == s)
+        assert set(index.loc[site & cell, "neuron"]) == set(range(cell.sum() - n, cell.sum()))
+    # one neuron in 384: it goes to the group with the largest remainder, the first ffn_in site
+    one = select_top(scores, index, 1 / 384, within="site")
+    assert one.sum() == 1 and index.loc[one, ["layer", "site"]].values.tolist() == [[0, "ffn_in"]]
+    with pytest.raises(ValueError, match="selection scope must be one of"):
+        select_top(scores, index, 0.1, within="head")
 
 
 def test_hybrid_models(tiny_model, tiny_tokens):

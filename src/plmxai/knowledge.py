@@ -224,17 +224,33 @@ def ig_scores(
     return scores, comp
 
 
-def select_top(scores: pd.Series, index: pd.DataFrame, fraction: float, per_layer: bool = False) -> np.ndarray:
-    """Boolean mask of the top `fraction` of neurons by score, globally or within each layer.
+SELECTION_SCOPES = ("all", "layer", "site")
 
-    Ties at the cut are broken by position, so the count is exactly round(fraction x n).
+
+def select_top(scores: pd.Series, index: pd.DataFrame, fraction: float, within: str = "all") -> np.ndarray:
+    """Boolean mask of the top `fraction` of neurons by score: over all neurons, within each
+    layer, or within each site of each layer (scores whose scale differs between sites, such as
+    activations, are then compared only where they share one).
+
+    Exactly round(fraction x n) neurons whatever the scope, so that every method's selection has
+    the size of the random draws it is compared with: each group gets its share rounded down,
+    and the neurons left over go to the groups with the largest remainders (ties: the first
+    groups). Ties in score at a cut are broken by position.
     """
+    if within not in SELECTION_SCOPES:
+        raise ValueError(f"selection scope must be one of {SELECTION_SCOPES}, got {within!r}")
     s = scores.to_numpy()
     chosen = np.zeros(len(s), dtype=bool)
-    groups = [np.arange(len(s))] if not per_layer else [
-        np.flatnonzero(index["layer"].to_numpy() == lay) for lay in np.unique(index["layer"])]  # fmt: skip
-    for g in groups:
-        k = int(round(fraction * len(g)))
+    if within == "all":
+        groups = [np.arange(len(s))]
+    else:
+        keys = index["layer"].astype(str) + ("/" + index["site"] if within == "site" else "")
+        groups = [np.flatnonzero(keys.to_numpy() == k) for k in pd.unique(keys)]
+    quota = np.array([fraction * len(g) for g in groups])
+    counts = np.floor(quota + 1e-9).astype(int)
+    left = int(round(fraction * len(s))) - counts.sum()
+    counts[np.argsort(-(quota - counts), kind="stable")[: max(left, 0)]] += 1
+    for g, k in zip(groups, counts):
         if k:
             chosen[g[np.argsort(-s[g], kind="stable")[:k]]] = True
     return chosen

@@ -329,19 +329,20 @@ def knowledge_tests(cfg: dict, initial_dir, model_dir, tokens_path, activation_p
         act = act.assign(w=act["score"] * act["n_proteins"]).groupby(["layer", "site", "neuron"], sort=False)
         overall = (act["w"].sum() / act["n_proteins"].sum().clip(lower=1)).to_numpy(np.float32)
         mean = as_site_masks(model, overall)
+    within = {name: k["activation_within" if name == "activation" else "select_within"] for name in scores}
     test = _select(tokens, "test")
     evaluator = HybridEvaluator(model, initial, finetuned, test, k["batch_size"], mean)
     t0 = time.perf_counter()
     runs, summary = preservation_curves(
         evaluator, index, scores, k["fractions"], k["tests"], k["n_random"], k["random_matched"],
-        k["per_layer"], k["bootstrap"], seed=cfg["seed"],
+        within, k["bootstrap"], seed=cfg["seed"],
     )  # fmt: skip
     log.info("%d hybrid models evaluated on %d test proteins in %.1f s", evaluator.evaluations, len(test),
              time.perf_counter() - t0)  # fmt: skip
     dens = []
     for name, s in scores.items():
         for f in k["fractions"]:
-            d = density(index, select_top(s, index, f, k["per_layer"]))
+            d = density(index, select_top(s, index, f, within[name]))
             dens.append(d.assign(method=name, fraction=f))
     names = list(scores)
     agree = [{"method_a": a, "method_b": b, **agreement(scores[a], scores[b], k["fractions"])}

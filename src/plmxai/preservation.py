@@ -173,7 +173,7 @@ def _mode_args(mode: str) -> tuple[str, str]:
 def preservation_curves(
     evaluator: HybridEvaluator, index: pd.DataFrame, scores: dict[str, pd.Series], fractions,
     modes=("preserve", "ablate_revert"), n_random: int = 10, random_matched: bool = False,
-    per_layer: bool = False, n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+    within: dict[str, str] | None = None, n_boot: int = 1000, level: float = 0.95, seed: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """Every method's selection at every fraction, under every mode, against random draws.
 
@@ -181,7 +181,7 @@ def preservation_curves(
     mode, fraction, method and metric the value with its bootstrap interval, the random band
     (mean of the draws; interval pooled over draws and bootstrap resamples), the permutation
     p-value (1 + #draws at least as good) / (1 + draws), and whether the value lies above the
-    band's upper bound).
+    band's upper bound). `within`: method -> selection scope of `select_top` (default all).
     """
     y = evaluator.tokens["label_id"].to_numpy()
     n_classes = evaluator.model.config.num_labels
@@ -217,7 +217,8 @@ def preservation_curves(
         # progress: each hybrid is a pass over the test split, hours for a large model
         log.info("fraction %g (%d of %d): %d hybrid models evaluated so far, %.1f s", fraction, i,
                  len(fractions), evaluator.evaluations, time.perf_counter() - t0)  # fmt: skip
-        selections = {name: select_top(s, index, fraction, per_layer) for name, s in scores.items()}
+        selections = {name: select_top(s, index, fraction, (within or {}).get(name, "all"))
+                      for name, s in scores.items()}  # fmt: skip
         k = int(next(iter(selections.values())).sum()) if selections else int(round(fraction * len(index)))
         draws: dict = {}
         for d in range(n_random):

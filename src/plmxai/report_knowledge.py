@@ -10,6 +10,7 @@ from .sites import SITES
 
 COLORS = {"activation": "#1f77b4", "knowledge_attribution": "#d62728", "conductance": "#9467bd",
           "weight_change": "#2ca02c"}  # fmt: skip
+SCOPE_TEXT = {"all": "over all neurons", "layer": "within each layer", "site": "within each site of each layer"}
 MODE_TEXT = {"preserve": "preservation (selected keep fine-tuned weights, others revert)",
              "ablate_revert": "ablation (selected revert)", "ablate_zero": "ablation (selected zeroed)",
              "ablate_mean": "ablation (selected at mean activation)"}  # fmt: skip
@@ -96,7 +97,7 @@ def knowledge_section(config: dict, f: dict, fig_to_img, table, kv) -> str:
         f"{k['ka_steps']} steps) and conductance along the input path ({k['conductance_steps']} "
         f"steps), both on {k['max_proteins'] or 'all'} {k['split']} proteins, target {k['output']} of "
         f"the {k['target']} class, reduced over classes by {k['class_reduce']}; and the magnitude of "
-        f"the weight change. Top fraction selected {'per layer' if k['per_layer'] else 'globally'}. "
+        f"the weight change. Top fraction selected {SCOPE_TEXT[k['select_within']]}; by activation {SCOPE_TEXT[k['activation_within']]}. "
         f"Every model is evaluated on the test split; bands are 95% bootstrap intervals "
         f"({k['bootstrap']} resamples, shared by all models); the random band pools "
         f"{k['n_random']} random selections of the same size"
