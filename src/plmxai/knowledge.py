@@ -227,6 +227,17 @@ def ig_scores(
 SELECTION_SCOPES = ("all", "layer", "site")
 
 
+def neuron_groups(index: pd.DataFrame, within: str) -> list[np.ndarray]:
+    """Positions of the neurons of each group: all, each layer, or each site of each layer
+    (in order of first appearance)."""
+    if within not in SELECTION_SCOPES:
+        raise ValueError(f"selection scope must be one of {SELECTION_SCOPES}, got {within!r}")
+    if within == "all":
+        return [np.arange(len(index))]
+    keys = (index["layer"].astype(str) + ("/" + index["site"] if within == "site" else "")).to_numpy()
+    return [np.flatnonzero(keys == k) for k in pd.unique(keys)]
+
+
 def select_top(scores: pd.Series, index: pd.DataFrame, fraction: float, within: str = "all") -> np.ndarray:
     """Boolean mask of the top `fraction` of neurons by score: over all neurons, within each
     layer, or within each site of each layer (scores whose scale differs between sites, such as
@@ -237,19 +248,13 @@ def select_top(scores: pd.Series, index: pd.DataFrame, fraction: float, within: 
     and the neurons left over go to the groups with the largest remainders (ties: the first
     groups). Ties in score at a cut are broken by position.
     """
-    if within not in SELECTION_SCOPES:
-        raise ValueError(f"selection scope must be one of {SELECTION_SCOPES}, got {within!r}")
     s = scores.to_numpy()
     chosen = np.zeros(len(s), dtype=bool)
-    if within == "all":
-        groups = [np.arange(len(s))]
-    else:
-        keys = index["layer"].astype(str) + ("/" + index["site"] if within == "site" else "")
-        groups = [np.flatnonzero(keys.to_numpy() == k) for k in pd.unique(keys)]
+    groups = neuron_groups(index, within)
     quota = np.array([fraction * len(g) for g in groups])
     counts = np.floor(quota + 1e-9).astype(int)
     left = int(round(fraction * len(s))) - counts.sum()
-    counts[np.argsort(-(quota - counts), kind="stable")[: max(left, 0)]] += 1
+    counts[np.argsort(-(quota - counts), kind="stable")[:left]] += 1
     for g, k in zip(groups, counts):
         if k:
             chosen[g[np.argsort(-s[g], kind="stable")[:k]]] = True

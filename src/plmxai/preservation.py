@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from .evaluate import bootstrap_weights, confusions, metrics_from_confusions
-from .knowledge import select_top
+from .knowledge import neuron_groups, select_top
 from .modeling import site_modules
 from .training import predict_logits
 
@@ -101,9 +101,7 @@ def random_selection(index: pd.DataFrame, k: int, rng, match: np.ndarray | None 
     if match is None:
         chosen[rng.choice(len(index), size=k, replace=False)] = True
         return chosen
-    cells = index["layer"].astype(str) + "/" + index["site"]
-    for cell in cells.unique():
-        idx = np.flatnonzero(cells.to_numpy() == cell)
+    for idx in neuron_groups(index, "site"):
         n = int(match[idx].sum())
         if n:
             chosen[rng.choice(idx, size=n, replace=False)] = True
