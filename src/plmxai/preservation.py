@@ -217,7 +217,7 @@ def preservation_curves(
                  len(fractions), evaluator.evaluations, time.perf_counter() - t0)  # fmt: skip
         selections = {name: select_top(s, index, fraction, (within or {}).get(name, "all"))
                       for name, s in scores.items()}  # fmt: skip
-        k = int(next(iter(selections.values())).sum()) if selections else int(round(fraction * len(index)))
+        k = int(round(fraction * len(index)))  # the size of every selection (select_top)
         draws: dict = {}
         for d in range(n_random):
             if random_matched:
