@@ -1,7 +1,9 @@
+import csv
 import gzip
 import re
 from collections import Counter
 
+import pandas as pd
 import pytest
 
 from plmxai.uniprot import (
@@ -164,3 +166,65 @@ def test_real_swissprot_export_every_feature_parsed(shared_data):
     # the default policy drops entries whose EC numbers disagree at level 1, and counts them
     prot1, _, rep1 = read_uniprot_tsv(path)
     assert len(prot1) + rep1.dropped["several EC numbers disagree"] == 2209
+
+
+QUOTED_ROWS = (HEADER
+               + row("P1", "MKTAYIAKQR", "3.1.1.1", site='SITE 2; /note="x; y"',
+                     binding='BINDING 3..5; /ligand="ATP"; /evidence="ECO:0000250|UniProtKB:Q1"',
+                     act='ACT_SITE 7; /note="Nucleophile"; ACT_SITE 9')
+               + row("P2", "ACDEFGH", "1.2.3.4")
+               + row("P3", "MKTAYIAKQR", "2.7.1.1",
+                     act='ACT_SITE 3; /evidence="ECO:0000269"'))  # fmt: skip
+
+
+@pytest.mark.parametrize("quoting", [csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC])
+def test_quoted_tsv_reads_like_the_api_tsv(tmp_path, quoting):
+    """pandas (and R, spreadsheets) quote every cell holding a `"`: the same tables result."""
+    plain = write(tmp_path, QUOTED_ROWS)
+    table = pd.read_csv(plain, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
+    quoted = tmp_path / "quoted.tsv"
+    table.to_csv(quoted, sep="\t", index=False, quoting=quoting)
+    assert '"ACT_SITE 7; /note=""Nucleophile""; ACT_SITE 9"' in quoted.read_text()
+    prot, ann, rep = read_uniprot_tsv(plain)
+    prot_q, ann_q, rep_q = read_uniprot_tsv(quoted)
+    pd.testing.assert_frame_equal(prot_q, prot)
+    pd.testing.assert_frame_equal(ann_q, ann)
+    assert rep_q.quoted and not rep.quoted
+    assert {**rep_q.as_dict(), "path": "", "quoted": False} == {**rep.as_dict(), "path": ""}
+
+
+def test_quoted_tsv_errors_keep_the_file_line(tmp_path):
+    # a quoted cell may hold a line break: the next record starts one file line further down
+    text = (HEADER.replace("\tSite\t", '\t"Site"\t')
+            + row("P1", site='"SITE 2; /note=""two\nlines"""')
+            + row("P2", act='"ACT_SITE 11; /note=""x"""'))  # fmt: skip
+    p = write(tmp_path, text, "quoted.tsv")
+    with pytest.raises(UniProtFormatError, match=r"quoted.tsv, line 4: P2, ACT_SITE 11: position "
+                                                 r"beyond the sequence"):  # fmt: skip
+        read_uniprot_tsv(p)
+    bad = write(tmp_path, HEADER + row("P1", site='"SITE 2; /note=""x"""') + 'P2\t"unclosed\n',
+                "bad_quotes.tsv")  # fmt: skip
+    with pytest.raises(UniProtFormatError, match=r"bad_quotes.tsv, line 3: bad CSV quoting"):
+        read_uniprot_tsv(bad)
+
+
+def test_real_swissprot_export_quoted_by_pandas(shared_data, tmp_path):
+    path = shared_data / "uniprot" / "swissprot_enzymes_sites.tsv"
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
+    quoted = tmp_path / "quoted.tsv"
+    table.to_csv(quoted, sep="\t", index=False)
+    prot, ann, _ = read_uniprot_tsv(path, ReadOptions(multi_ec="first"))
+    prot_q, ann_q, rep_q = read_uniprot_tsv(quoted, ReadOptions(multi_ec="first"))
+    assert rep_q.quoted
+    pd.testing.assert_frame_equal(prot_q, prot)
+    pd.testing.assert_frame_equal(ann_q, ann)
+
+
+def test_byte_order_mark_and_quoted_header(tmp_path):
+    """A spreadsheet's export: UTF-8 byte-order mark, every field quoted (header too)."""
+    plain = write(tmp_path, QUOTED_ROWS)
+    quoted = tmp_path / "excel.tsv"
+    table = pd.read_csv(plain, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
+    table.to_csv(quoted, sep="\t", index=False, quoting=csv.QUOTE_ALL, encoding="utf-8-sig")
+    assert quoted.read_bytes().startswith(b'\xef\xbb\xbf"Entry"\t')
+    pd.testing.assert_frame_equal(read_uniprot_tsv(quoted)[1], read_uniprot_tsv(plain)[1])

@@ -62,6 +62,7 @@ def _check_consistency(cfg: dict[str, Any]) -> None:
         raise ConfigError("config keys 'data.split.train' and 'data.split.test' must be > 0")
     if cfg["data"]["source"] == "uniprot_tsv" and not cfg["data"]["tsv"]:
         raise ConfigError("config key 'data.tsv' is required when data.source is uniprot_tsv")
+    _check_source(cfg)
     if cfg["data"]["label"] in ("go", "keyword") and not cfg["data"]["positive"]:
         raise ConfigError(
             f"config key 'data.positive' is required when data.label is {cfg['data']['label']}"
@@ -94,6 +95,52 @@ def _check_consistency(cfg: dict[str, Any]) -> None:
                 f"config key 'model.pretrain.seed' ({pre['seed']}) must differ from 'seed': the "
                 "pretraining task would be the fine-tuning task"
             )
+
+
+# the labels each input format can carry; `none` is an unlabelled set
+SOURCE_LABELS = {
+    "synthetic": ("ec",),
+    "uniprot_rest": ("ec", "go", "keyword"),
+    "uniprot_tsv": ("ec", "go", "keyword"),
+    "fasta": ("none",),
+    "residue_fasta": ("none", "transmembrane"),
+    "sites_jsonl": ("none",),
+    "structures": ("none",),
+}
+
+
+def _check_source(cfg: dict[str, Any]) -> None:
+    d = cfg["data"]
+    source, label = d["source"], d["label"]
+    if source in ("fasta", "residue_fasta", "sites_jsonl", "structures") and not d["path"]:
+        raise ConfigError(
+            f"config key 'data.path' is required when data.source is {source}: the input "
+            f"{'folder' if source == 'structures' else 'file'}"
+        )
+    if label not in SOURCE_LABELS[source]:
+        raise ConfigError(
+            f"config key 'data.label': {label!r} is not a label that data.source {source} "
+            f"carries; use one of {list(SOURCE_LABELS[source])}"
+            + (" (an unlabelled set: set data.label: none and variants: [given])" if "none" in
+               SOURCE_LABELS[source] else "")
+        )  # fmt: skip
+    if label == "none":
+        if cfg["variants"] != ["given"]:
+            raise ConfigError(
+                f"config key 'variants': {cfg['variants']} need a task, and data.label is none "
+                "(an unlabelled set); use variants: [given], which analyses the model as loaded"
+            )
+        a = cfg["attribution"]
+        if a["enabled"] and (a["target"] == "true" or a["only_correct"]):
+            raise ConfigError(
+                "config key 'attribution.target': an unlabelled set has no true class; set "
+                "attribution.target: predicted (and attribution.only_correct: false)"
+            )
+    if "given" in cfg["variants"] and cfg["model"]["source"] != "pretrained":
+        raise ConfigError(
+            "config key 'variants': given analyses a loaded model as it is, and model.source is "
+            f"{cfg['model']['source']} (random weights); use model.source: pretrained"
+        )
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> dict:

@@ -33,6 +33,13 @@ def config_hash(obj: Any) -> str:
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """sha256 of a file; of a folder, the sha256 of its files' `<relative path> <sha256>` lines
+    in sorted order (an input folder such as a set of structures has one checksum too)."""
+    path = Path(path)
+    if path.is_dir():
+        lines = [f"{p.relative_to(path).as_posix()} {sha256_file(p)}\n"
+                 for p in sorted(path.rglob("*")) if p.is_file()]  # fmt: skip
+        return hashlib.sha256("".join(lines).encode()).hexdigest()
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):

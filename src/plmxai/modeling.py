@@ -1,6 +1,7 @@
 """ESM-2 sequence classifiers: loaded by hub name or folder, or built from a config.
 
-Loading never executes code from files: weights are read from safetensors only.
+Loading never executes code from files: saved models are safetensors; pretrained checkpoints
+are read by `plmxai.checkpoint` (safetensors, or a .bin through torch.load(weights_only=True)).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 from transformers import EsmConfig, EsmForSequenceClassification
 
+from .checkpoint import read_info, write_info
 from .io import atomic_path
 from .sites import SITES  # noqa: F401 (re-exported)
 from .tokenize import esm2_tokenizer, load_tokenizer
@@ -94,23 +96,29 @@ def pick_device(preference: str = "auto") -> torch.device:
     return torch.device(preference)
 
 
-def build_model(spec: dict, labels: list[str], seed: int) -> EsmForSequenceClassification:
+def build_model(spec: dict, labels: list[str] | None, seed: int) -> EsmForSequenceClassification:
     """The model before fine-tuning.
 
-    spec["source"] == "pretrained": weights from `name_or_path` (hub name or local folder).
+    spec["source"] == "pretrained": weights from `name_or_path` (hub name, optionally at
+    `revision`, or local folder); `labels` None keeps the checkpoint's head as given. The
+    checkpoint's provenance (sha256, commit, what was done to the head) is in
+    `model.plmxai_checkpoint`, and `save_model` keeps it beside the weights.
     spec["source"] == "random": random weights, architecture from `config_dir` (an ESM config
     folder such as esm2_t6_8M_UR50D without weights) or else from `architecture` sizes.
     """
-    id2label = {i: str(lab) for i, lab in enumerate(labels)}
+    if labels is None and spec.get("source", "random") != "pretrained":
+        raise ValueError("a model built from random weights needs the task's labels")
+    id2label = {i: str(lab) for i, lab in enumerate(labels or [])}
     label2id = {v: k for k, v in id2label.items()}
-    common = dict(num_labels=len(labels), id2label=id2label, label2id=label2id)
+    common = dict(num_labels=len(id2label), id2label=id2label, label2id=label2id)
     seed_everything(seed)
     source = spec.get("source", "random")
     if source == "pretrained":
-        # a checkpoint with another classifier head (another task) gets a new, random head
-        model = EsmForSequenceClassification.from_pretrained(
-            spec["name_or_path"], use_safetensors=True, ignore_mismatched_sizes=True, **common
-        )
+        from .checkpoint import load_checkpoint
+
+        # a checkpoint with another classifier head (another task) gets a new, seeded head
+        model, info = load_checkpoint(spec["name_or_path"], labels, seed, spec.get("revision"))
+        model.plmxai_checkpoint = info.as_dict()
     elif source == "random":
         if spec.get("config_dir"):
             config = EsmConfig.from_pretrained(spec["config_dir"], **common)
@@ -141,11 +149,15 @@ def save_model(model, directory: str | os.PathLike, tokenizer_from: str | None =
         model.save_pretrained(tmp, safe_serialization=True)
         tok = load_tokenizer(tokenizer_from) if tokenizer_from else esm2_tokenizer()
         tok.save_pretrained(tmp)
+        if getattr(model, "plmxai_checkpoint", None):
+            write_info(model.plmxai_checkpoint, tmp)
     return Path(directory)
 
 
 def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu"):
+    """A model saved by `save_model` (safetensors), with its checkpoint provenance, if any."""
     model = EsmForSequenceClassification.from_pretrained(str(directory), use_safetensors=True)
+    model.plmxai_checkpoint = read_info(directory)
     return model.to(device).eval()
 
 

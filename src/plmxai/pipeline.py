@@ -78,21 +78,42 @@ def prepare_data(cfg: dict, tsv, out_proteins, out_annotations, out_summary, thr
 
     Nothing is written unless every step succeeds.
     """
+    from .readers import read_input
+
     d = cfg["data"]
-    opts = ReadOptions(
-        label=d["label"], ec_level=d["ec_level"], multi_ec=d["multi_ec"],
-        lowercase=d["lowercase"], min_class_size=1, features=tuple(d["features"]),
-        evidence=tuple(d["evidence"]), positive=d["positive"],
-    )  # fmt: skip
-    proteins, annotations, report = read_uniprot_tsv(tsv, opts)
+    source = d.get("source", "uniprot_tsv")
+    if source in ("synthetic", "uniprot_rest"):  # both arrive as a UniProt TSV export
+        source = "uniprot_tsv"
+    unlabelled = d["label"] == "none"
+    if source == "uniprot_tsv":
+        opts = ReadOptions(
+            label=d["label"], ec_level=d["ec_level"], multi_ec=d["multi_ec"],
+            lowercase=d["lowercase"], min_class_size=1, features=tuple(d["features"]),
+            evidence=tuple(d["evidence"]), positive=d["positive"],
+        )  # fmt: skip
+        proteins, annotations, report = read_uniprot_tsv(tsv, opts)
+        chains = None
+    else:
+        # each reader takes only the options its format has
+        options = {"fasta": {"lowercase": d["lowercase"]}, "sites_jsonl": {"outside": d["sites_outside"]}, "structures": {},
+                   "residue_fasta": {"label": d["label"], "lowercase": d["lowercase"]}}[source]  # fmt: skip
+        proteins, annotations, report, chains = read_input(source, tsv, **options)
+        annotations = annotations[annotations["feature"].isin(d["features"])].reset_index(drop=True)
+    if chains is not None:  # a structure folder: each chain's own coordinates give its contacts
+        where = chains.set_index("accession")
+        proteins["structure_path"] = proteins["accession"].map(where["path"])
+        proteins["structure_chain"] = proteins["accession"].map(where["chain"])
     proteins, annotations, length_counts = apply_length_policy(
         proteins, annotations, d["max_length"], d["overlong"], source=tsv
     )
-    proteins, annotations = drop_small_classes(proteins, annotations, d["min_class_size"], report)
+    if not unlabelled:
+        proteins, annotations = drop_small_classes(proteins, annotations, d["min_class_size"], report)
     if d["max_per_class"]:
         proteins = subsample_per_class(proteins, d["max_per_class"], cfg["seed"])
         annotations = annotations[annotations["accession"].isin(proteins["accession"])]
-    if proteins["label"].nunique() < 2:
+    if proteins.empty:
+        raise ValueError(f"{tsv}: no protein left after the length policy ({length_counts})")
+    if not unlabelled and proteins["label"].nunique() < 2:
         raise ValueError(
             f"{tsv}: only class(es) {sorted(proteins['label'].unique())} left after filtering; "
             f"a classifier needs at least 2 (dropped: {dict(report.dropped)}, classes dropped "
@@ -181,6 +202,7 @@ def tokenize(cfg: dict, proteins_path, out_tokens, out_summary) -> None:
 
 
 VARIANTS = ("finetuned", "frozen", "shuffled")
+UNLABELLED = "unlabelled"  # the label of every protein of an unlabelled set (readers.UNLABELLED)
 
 
 def init_model(cfg: dict, tokens_path, out_initial, threads: int = 1) -> None:
@@ -191,6 +213,8 @@ def init_model(cfg: dict, tokens_path, out_initial, threads: int = 1) -> None:
 
     tokens = pd.read_parquet(tokens_path, columns=["label", "label_id"])
     labels = tokens.drop_duplicates("label_id").sort_values("label_id")["label"].astype(str).tolist()
+    if labels == [UNLABELLED]:  # no task: a pretrained checkpoint keeps its own head
+        labels = None
     model = build_model(cfg["model"], labels, cfg["seed"])
     if cfg["model"]["pretrain"]["enabled"]:
         from .pretrain import demo_motifs, pretrain_encoder
@@ -201,7 +225,60 @@ def init_model(cfg: dict, tokens_path, out_initial, threads: int = 1) -> None:
     save_model(model, out_initial, tokenizer_source(cfg["model"]))
     n = sum(p.numel() for p in model.parameters())
     log.info("initial model: %d layers, hidden %d, %d parameters, %d classes",
-             model.config.num_hidden_layers, model.config.hidden_size, n, len(labels))  # fmt: skip
+             model.config.num_hidden_layers, model.config.hidden_size, n, model.config.num_labels)  # fmt: skip
+    if getattr(model, "plmxai_checkpoint", None):
+        log.info("checkpoint %s: %s", cfg["model"]["name_or_path"], model.plmxai_checkpoint["head"])
+
+
+def given_model(cfg: dict, tokens_path, initial_dir, out_model, out_predictions, out_metrics,
+                out_confusion, threads: int = 1) -> None:  # fmt: skip
+    """The `given` variant: the model as loaded, no training. Its predictions for every
+    protein; metrics and confusion where the proteins carry labels (empty tables otherwise)."""
+    from .evaluate import confusion_table, metrics_table
+    from .modeling import load_model, save_model
+    from .training import predictions_table
+
+    tokens = pd.read_parquet(tokens_path)
+    model = load_model(initial_dir, _stage_device(cfg, threads))
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    preds = predictions_table(model, tokens, 32)
+    prov = {"stage": "model", "variant": "given", "config_hash": config_hash([cfg["model"], cfg["seed"]]),
+            **model_provenance(model)}  # fmt: skip
+    if set(tokens["label"]) == {UNLABELLED}:
+        preds["correct"] = pd.array([pd.NA] * len(preds), dtype="boolean")
+        preds["true_prob"] = np.nan
+        mt = pd.DataFrame(columns=["split", "class", "metric", "value", "ci_low", "ci_high", "n"])
+        cm = pd.DataFrame(columns=["split", "true", "predicted", "count"])
+        log.info("given model: %d proteins predicted; no labels, so no metrics", len(preds))
+    else:
+        mt = metrics_table(preds, labels, cfg["training"]["bootstrap"], cfg["seed"])
+        cm = confusion_table(preds, labels)
+        test = mt[(mt["split"] == "test") & (mt["class"] == "all")].set_index("metric")
+        log.info("given model, test: accuracy %.3f, macro-F1 %.3f, MCC %.3f (%s)", test.loc["accuracy", "value"],
+                 test.loc["macro_f1", "value"], test.loc["mcc", "value"],
+                 (model.plmxai_checkpoint or {}).get("head", "classifier as built"))  # fmt: skip
+    save_model(model.to("cpu"), out_model, tokenizer_source(cfg["model"]))
+    write_parquet(preds, out_predictions, prov)
+    write_parquet(mt, out_metrics, prov)
+    write_parquet(cm, out_confusion, prov)
+
+
+def model_provenance(model) -> dict:
+    """The checkpoint a model came from (weights' sha256, hub commit, what was done to the
+    head), for the provenance of every table made with it; empty for random weights."""
+    info = getattr(model, "plmxai_checkpoint", None)
+    if not info:
+        return {}
+    return {"checkpoint": info["name_or_path"], "checkpoint_commit": info.get("commit"),
+            "checkpoint_sha256": info["sha256"], "checkpoint_head": info["head"]}  # fmt: skip
+
+
+def inherited_provenance(path) -> dict:
+    """The checkpoint provenance of an input table, carried on by the stages that read it."""
+    from .io import read_provenance
+
+    prov = read_provenance(path)
+    return {k: v for k, v in prov.items() if k.startswith("checkpoint")}
 
 
 def variant_data(tokens: pd.DataFrame, variant: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -245,7 +322,7 @@ def train_model(
         f"{m} {test.loc[m, 'value']:.3f} [{test.loc[m, 'ci_low']:.3f}, {test.loc[m, 'ci_high']:.3f}]"
         for m in ("accuracy", "macro_f1", "mcc")))  # fmt: skip
     prov = {
-        "stage": "model", "variant": variant,
+        **model_provenance(model), "stage": "model", "variant": variant,
         "config_hash": config_hash([cfg["model"], cfg["training"], cfg["seed"]]),
         "model": cfg["model"].get("name_or_path") or cfg["model"].get("config_dir") or "random",
     }  # fmt: skip
@@ -265,7 +342,7 @@ def score_neurons(cfg: dict, model_dir, tokens_path, out_scores, threads: int = 
     tokens = _select(pd.read_parquet(tokens_path), n["split"])
     model = _stage_model(cfg, model_dir, threads)
     scores = activation_scores(model, tokens, n["reduce"], n["absolute"], n["batch_size"])
-    write_parquet(scores, out_scores, {"stage": "neurons", "config_hash": config_hash(n)})
+    write_parquet(scores, out_scores, {"stage": "neurons", "config_hash": config_hash(n), **model_provenance(model)})
     log.info("scored %d neurons x %d classes on %d proteins",
              scores[["layer", "site", "neuron"]].drop_duplicates().shape[0],
              scores["class_id"].nunique(), len(tokens))  # fmt: skip
@@ -290,7 +367,7 @@ def knowledge_scores(cfg: dict, model_dir, tokens_path, out_scores, out_complete
     scores, comp = ig_scores(model, tokens, k["estimators"], k["ka_steps"], k["conductance_steps"],
                              k["method"], k["target"], k["output"])  # fmt: skip
     comp["complete"] = comp["relative_error"] <= k["completeness_tolerance"]
-    prov = {"stage": "knowledge_scores", "config_hash": config_hash(k)}
+    prov = {"stage": "knowledge_scores", "config_hash": config_hash(k), **model_provenance(model)}
     write_parquet(scores, out_scores, prov)
     write_parquet(comp, out_completeness, prov)
     for est, g in comp.groupby("method"):
@@ -347,7 +424,7 @@ def knowledge_tests(cfg: dict, initial_dir, model_dir, tokens_path, activation_p
     names = list(scores)
     agree = [{"method_a": a, "method_b": b, **agreement(scores[a], scores[b], k["fractions"])}
              for i, a in enumerate(names) for b in names[i + 1 :]]  # fmt: skip
-    prov = {"stage": "knowledge_tests", "config_hash": config_hash(k)}
+    prov = {"stage": "knowledge_tests", "config_hash": config_hash(k), **model_provenance(model)}
     write_parquet(runs, out_runs, prov)
     write_parquet(summary, out_preservation, prov)
     write_parquet(pd.concat(dens, ignore_index=True), out_density, prov)
@@ -394,7 +471,7 @@ def attribute_chunk(cfg: dict, model_dir, tokens_path, predictions_path, chunk: 
     tokens = proteins.iloc[chunk_slice(len(proteins), a["chunks"], chunk, a["batch_size"])].reset_index(drop=True)
     model = _stage_model(cfg, model_dir, threads)
     dtype = np.float16 if a["dtype"] == "float16" else np.float32
-    prov = {"stage": "attribution", "config_hash": config_hash(a), "chunk": chunk}
+    prov = {"stage": "attribution", "config_hash": config_hash(a), "chunk": chunk, **model_provenance(model)}
     log.info("chunk %d of %d: %d of %d proteins (%s)", chunk + 1, a["chunks"], len(tokens), len(proteins),
              "correctly classified only" if a["only_correct"] else "all")  # fmt: skip
     t0 = time.perf_counter()
@@ -433,7 +510,8 @@ def gather_attribution(cfg: dict, relevance_chunks: list, completeness_chunks: l
                        out_completeness) -> None:  # fmt: skip
     """Chunks -> one relevance dataset partitioned by layer, and one completeness table."""
     a = cfg["attribution"]
-    prov = {"stage": "attribution", "config_hash": config_hash(a), "chunks": len(relevance_chunks)}
+    prov = {"stage": "attribution", "config_hash": config_hash(a), "chunks": len(relevance_chunks),
+            **inherited_provenance(completeness_chunks[0])}  # fmt: skip
     comp = pd.concat([pd.read_parquet(p) for p in completeness_chunks], ignore_index=True)
     comp["complete"] = comp["relative_error"] <= a["completeness_tolerance"]
     rows = write_partitioned(relevance_chunks, out_relevance, "layer", prov)
@@ -475,7 +553,7 @@ def faithfulness(cfg: dict, model_dir, tokens_path, relevance_path, completeness
     t0 = time.perf_counter()
     runs = alanine_scan(model, tokens, relevance, targets, f["ks"], f["n_random"], cfg["seed"], f["batch_size"])
     summary = faithfulness_summary(runs, f["bootstrap"], seed=cfg["seed"])
-    prov = {"stage": "faithfulness", "config_hash": config_hash(f)}
+    prov = {"stage": "faithfulness", "config_hash": config_hash(f), **model_provenance(model)}
     write_parquet(runs, out_runs, prov)
     write_parquet(summary, out_summary, prov)
     log.info("alanine scan of %d proteins (%s%s) in %.1f s", len(tokens), f["layer"],
@@ -510,7 +588,8 @@ def statistics(cfg: dict, relevance_path, annotations_path, proteins_path, out_s
                  len(layers), len(corr), time.perf_counter() - t0)  # fmt: skip
     corr = pd.concat(corrs, ignore_index=True)
     table = adjust(pd.concat(tests, ignore_index=True), s["fdr"])
-    prov = {"stage": "statistics", "config_hash": config_hash(s)}
+    first = next(iter(sorted(Path(relevance_path).rglob("*.parquet"))), None)
+    prov = {"stage": "statistics", "config_hash": config_hash(s), **(inherited_provenance(first) if first else {})}
     write_parquet(corr, out_correlations, prov)
     write_parquet(table, out_stats, prov)
     log.info("%d tests over %d layer partitions, %d significant at FDR %g (Wilcoxon), %d by the "
@@ -552,7 +631,8 @@ def attribution_contrast(cfg: dict, reference: str, correlation_paths: dict, out
         bh_call(table, "p_value", "q_value", "significant", s["fdr"])
         table["n_tests"] = int(table["p_value"].notna().sum())
         table = table.sort_values(["q_value", "control"], na_position="last").reset_index(drop=True)
-    write_parquet(table, out_contrast, {"stage": "attribution_contrast", "config_hash": config_hash(s)})
+    write_parquet(table, out_contrast, {"stage": "attribution_contrast", "config_hash": config_hash(s),
+                                        **inherited_provenance(correlation_paths[reference])})  # fmt: skip
     for control, g in table.groupby("control") if not table.empty else []:
         log.info("%s vs %s: %d of %d tests significant at FDR %g (relevance more aligned in %s)", reference, control,
                  int(g["significant"].sum()), int(g["p_value"].notna().sum()), s["fdr"], reference)  # fmt: skip
@@ -579,7 +659,7 @@ def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotat
     annotations = pd.read_parquet(annotations_path)
     ann_by_acc = {acc: g for acc, g in annotations.groupby("accession", sort=False)}
     types = sorted(annotations["type"].unique())
-    by_acc = _structure_lookup(st, tokens["accession"])
+    by_acc = _structure_lookup(st, tokens["accession"], proteins_path)
     model = _stage_model(cfg, model_dir, threads)
     n_layers, n_heads = model.config.num_hidden_layers, model.config.num_attention_heads
     counts = PropertyCounts(n_layers, n_heads, types + list(AMINO_ACIDS), a["theta"], a["n_shifts"], cfg["seed"],
@@ -599,7 +679,7 @@ def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotat
     table = counts.table(a["min_pairs"], cfg["statistics"]["fdr"], kinds)
     prof = layer_profiles(table)
     summary, _ = blosum_correlation(table, a["blosum_permutations"], cfg["seed"])
-    prov = {"stage": "attention", "config_hash": config_hash(a), "proteins": counts.proteins,
+    prov = {"stage": "attention", "config_hash": config_hash(a), "proteins": counts.proteins, **model_provenance(model),
             "structures": counts.structures}  # fmt: skip
     write_parquet(table, out_properties, prov)
     write_parquet(prof, out_profiles, prov)
@@ -621,15 +701,19 @@ def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotat
              summary["pearson_r"], summary["p_mantel"], summary["n_heads"])  # fmt: skip
 
 
-def _structure_lookup(st: dict, accessions) -> pd.DataFrame:
-    """accession -> (path, chain) of the structures available: the local folder first, then
-    AlphaFold DB models already fetched."""
+def _structure_lookup(st: dict, accessions, proteins_path=None) -> pd.DataFrame:
+    """accession -> (path, chain) of the structures available: the proteins' own chains (data
+    source `structures`), then the local folder, then AlphaFold DB models already fetched."""
     from .alphafold import cached_model
     from .structures import structure_files
 
     wanted = set(accessions)
     files = structure_files(st["folder"], st["mapping"]) if st["folder"] else pd.DataFrame(
         columns=["accession", "path", "chain"])  # fmt: skip
+    if proteins_path is not None and "structure_path" in pq_columns(proteins_path):
+        own = pd.read_parquet(proteins_path, columns=["accession", "structure_path", "structure_chain"])
+        own = own.rename(columns={"structure_path": "path", "structure_chain": "chain"}).dropna(subset=["path"])
+        files = pd.concat([own, files], ignore_index=True)
     files = files[files["accession"].isin(wanted)]
     if st.get("alphafold"):
         folder = Path(st["alphafold_folder"])
@@ -652,6 +736,12 @@ def _protein_inputs(acc: str, seq: str, ann_by_acc: dict, lookup: pd.DataFrame, 
     info, contacts, considered = mapped_contacts(seq, rec["path"], rec["chain"], st["contact_cutoff"],
                                                  st["min_separation"], st["min_identity"], st["min_coverage"])  # fmt: skip
     return masks, info, contacts, considered
+
+
+def pq_columns(path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(path).names
 
 
 def structure_accessions(cfg: dict, tokens: pd.DataFrame) -> list[str]:
@@ -690,7 +780,7 @@ def probe_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotations
     annotations = pd.read_parquet(annotations_path)
     ann_by_acc = {acc: g for acc, g in annotations.groupby("accession", sort=False)}
     types = sorted(annotations["type"].unique())
-    lookup = _structure_lookup(st, pd.concat([train["accession"], test["accession"]]))
+    lookup = _structure_lookup(st, pd.concat([train["accession"], test["accession"]]), proteins_path)
     model = _stage_model(cfg, model_dir, threads)
     n_states = model.config.num_hidden_layers + 1
 
@@ -714,7 +804,7 @@ def probe_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotations
         if contacts is not None:
             scores.add_contacts(states, contacts, considered)
     table = scores.table(data)
-    write_parquet(table, out_probes, {"stage": "probes", "config_hash": config_hash(a)})
+    write_parquet(table, out_probes, {"stage": "probes", "config_hash": config_hash(a), **model_provenance(model)})
     log.info("probes fitted on %d and tested on %d proteins in %.1f s", len(train), len(test),
              time.perf_counter() - t0)  # fmt: skip
     for name, g in table.groupby("probe"):

@@ -21,6 +21,7 @@ import yaml  # noqa: E402
 
 from .evaluate import confusion  # noqa: E402
 from .io import read_partitioned, sha256_file  # noqa: E402
+from .report_table import TABLE_HEAD, html_table  # noqa: E402
 from .sites import SITES  # noqa: E402
 
 PACKAGES = ["plmxai", "torch", "transformers", "captum", "snakemake", "pandas", "pyarrow",
@@ -59,21 +60,8 @@ def _fig_to_img(fig, alt: str) -> str:
 
 
 def _table(df: pd.DataFrame, float_fmt="{:.3g}", row_class=None, max_rows: int | None = None) -> str:
-    if max_rows is not None and len(df) > max_rows:
-        df = df.head(max_rows)
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = []
-    for _, row in df.iterrows():
-        cells = []
-        for v in row:
-            if isinstance(v, (float, np.floating)):
-                txt = "" if np.isnan(v) else float_fmt.format(v)
-            else:
-                txt = str(v)
-            cells.append(f"<td>{html.escape(txt)}</td>")
-        cls = f' class="{row_class(row)}"' if row_class and row_class(row) else ""
-        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    """The first `max_rows` rows (default 15) in view, the whole table sortable one click away."""
+    return html_table(df, top=15 if max_rows is None else max_rows, float_fmt=float_fmt, row_class=row_class)
 
 
 def _kv(d: dict) -> str:
@@ -275,7 +263,7 @@ def _build_report(config: dict, inputs: dict, n_tracks: int, title: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>\n{body}\n</body></html>\n"
+        f"<title>{html.escape(title)}</title><style>{CSS}</style>{TABLE_HEAD}</head><body>\n{body}\n</body></html>\n"
     )
 
 
@@ -315,13 +303,17 @@ def _comparison_section(files: dict[str, dict]) -> str:
         m = m[(m["split"] == "test") & (m["class"] == "all")].set_index("metric")
         row = {"variant": v}
         for name in ("accuracy", "macro_f1", "mcc"):
+            if name not in m.index:  # an unlabelled set: no metric to give
+                row[f"test {name}"] = "no labels"
+                continue
             lo, hi = m.loc[name, "ci_low"], m.loc[name, "ci_high"]
             ci = "" if np.isnan(lo) else f" [{lo:.3f}, {hi:.3f}]"
             row[f"test {name}"] = f"{m.loc[name, 'value']:.3f}{ci}"
         rows.append(row)
-        h = pd.read_parquet(f["training"])
-        ax.plot(h["epoch"], h["val_accuracy"], label=v)
-        st = pd.read_parquet(f["statistics"])
+        if "training" in f:  # the given model is not trained
+            h = pd.read_parquet(f["training"])
+            ax.plot(h["epoch"], h["val_accuracy"], label=v)
+        st = pd.read_parquet(f["statistics"]) if "statistics" in f else pd.DataFrame()
         if len(st):
             st = st[st["class"] == "all"]
             for typ, g in st.groupby("annotation_type"):
@@ -337,9 +329,12 @@ def _comparison_section(files: dict[str, dict]) -> str:
                                           "significant": r["significant"],
                                           "significant heads": f"{int(heads['significant'].sum())} of {len(heads)}"})  # fmt: skip
     ax.set(xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1.02), title="Validation accuracy per variant")
-    ax.legend(fontsize=8)
     parts.append(_table(pd.DataFrame(rows)))
-    parts.append(_fig_to_img(fig, "validation accuracy per variant"))
+    if ax.lines:
+        ax.legend(fontsize=8)
+        parts.append(_fig_to_img(fig, "validation accuracy per variant"))
+    else:
+        plt.close(fig)
     if stat_rows:
         parts.append("<p>Residue relevance against annotations, all classes pooled: the embedding "
                      "level and the head with the smallest q of each variant:</p>")
@@ -375,34 +370,77 @@ def _contrast_section(table: pd.DataFrame) -> str:
 
 
 def _variant_section(config, variant, f, annotations, labels, n_tracks, open_) -> str:
-    from .sites import site_summary
 
-    history = pd.read_parquet(f["training"])
+    history = pd.read_parquet(f["training"]) if "training" in f else None
     preds = pd.read_parquet(f["predictions"])
     mt = pd.read_parquet(f["metrics"])
-    neurons = pd.read_parquet(f["neurons"])
-    relevance = read_partitioned(f["relevance"], "layer", ["embedding"])
-    completeness = pd.read_parquet(f["completeness"])
-    head_comp = completeness[completeness["method"] == "head_conductance"]
-    completeness = completeness[completeness["method"] == "embedding_ig"]
-    stats = pd.read_parquet(f["statistics"])
+    neurons = pd.read_parquet(f["neurons"]) if "neurons" in f else None
     parts = [f'<h2 id="v-{variant}">Variant: {variant}</h2>',
              f"<details{' open' if open_ else ''}><summary>details of the {variant} model</summary>"]  # fmt: skip
 
-    parts.append("<h3>Training</h3>")
-    parts.append(training_figure(history))
-    cols = [c for c in history.columns if c not in ("variant", "step")]
-    parts.append(_table(history[cols].round(4), max_rows=200))
+    checkpoint = _checkpoint_text(f["model"])
+    if checkpoint:
+        parts.append(checkpoint)
+    if history is None:
+        parts.append("<h3>Training</h3><p>None: the <b>given</b> variant is the model as loaded. "
+                     "The training curves and the knowledge-neuron stages (activation scores, IG "
+                     "neuron scores, preservation against the weights before fine-tuning) need a "
+                     "training run and are skipped for it.</p>")  # fmt: skip
+    else:
+        parts.append("<h3>Training</h3>")
+        parts.append(training_figure(history))
+        cols = [c for c in history.columns if c not in ("variant", "step")]
+        parts.append(_table(history[cols].round(4), max_rows=200))
 
     parts.append("<h3>Test metrics</h3>")
     test = preds[preds["split"] == "test"]
     overall = mt[(mt["split"] == "test") & (mt["class"] == "all")]
-    parts.append(_table(overall[["metric", "value", "ci_low", "ci_high", "n"]]))
-    per_class = mt[(mt["split"] == "test") & (mt["class"] != "all")].pivot(index="class", columns="metric", values="value")
-    parts.append("<p>Per class (test):</p>" + _table(per_class.reset_index()))
-    parts.append(confusion_figure(confusion(test["label_id"], test["pred_id"], len(labels)), labels))
+    if overall.empty:
+        parts.append(f"<p>None: the proteins carry no labels ({len(preds)} predicted; "
+                     "predictions.parquet holds the class probabilities).</p>")  # fmt: skip
+    else:
+        parts.append(_table(overall[["metric", "value", "ci_low", "ci_high", "n"]]))
+        per_class = mt[(mt["split"] == "test") & (mt["class"] != "all")].pivot(index="class", columns="metric", values="value")
+        parts.append("<p>Per class (test):</p>" + _table(per_class.reset_index()))
+        parts.append(confusion_figure(confusion(test["label_id"], test["pred_id"], len(labels)), labels))
 
-    parts.append("<h3>Knowledge neurons: activation scores</h3>")
+    if neurons is not None:
+        parts.append(_neuron_section(config, neurons))
+    if "relevance" in f:
+        parts.extend(_attribution_parts(config, variant, f, annotations, preds, n_tracks))
+    else:
+        parts.append("<h3>Residue attributions</h3><p>Not run (attribution.enabled: false).</p>")
+    if "attention" in f:
+        from .report_attention import attention_section
+
+        parts.append(attention_section(config, variant, f, _fig_to_img, _table))
+    if "preservation" in f:
+        from .report_knowledge import knowledge_section
+
+        parts.append(knowledge_section(config, f, _fig_to_img, _table, _kv))
+    parts.append("</details>")
+    return "\n".join(parts)
+
+
+def _checkpoint_text(model_dir) -> str:
+    """Where a pretrained model's weights came from and what was done to its head."""
+    from .checkpoint import read_info
+
+    info = read_info(model_dir) if model_dir and Path(model_dir).is_dir() else None
+    if not info:
+        return ""
+    return "<h3>Checkpoint</h3>" + _kv({
+        "loaded from": info["name_or_path"] + (f" (revision {info['revision']})" if info.get("revision") else ""),
+        "hub commit": info.get("commit") or "n/a (a local folder)",
+        "weights (sha256)": {k: v for k, v in info["sha256"].items()},
+        "classifier head": info["head"],
+    })  # fmt: skip
+
+
+def _neuron_section(config, neurons) -> str:
+    from .sites import site_summary
+
+    parts = ["<h3>Knowledge neurons: activation scores</h3>"]
     summ = site_summary(neurons)
     parts.append(
         f'<p class="note">{neurons[["layer","site","neuron"]].drop_duplicates().shape[0]} neurons '
@@ -412,8 +450,16 @@ def _variant_section(config, variant, f, annotations, labels, n_tracks, open_) -
     )
     parts.append(neuron_figure(summ))
     parts.append(_table(summ.astype({"site": str})))
+    return "\n".join(parts)
 
-    parts.append("<h3>Residue attributions (embedding-level integrated gradients)</h3>")
+
+def _attribution_parts(config, variant, f, annotations, preds, n_tracks) -> list:
+    relevance = read_partitioned(f["relevance"], "layer", ["embedding"])
+    completeness = pd.read_parquet(f["completeness"])
+    head_comp = completeness[completeness["method"] == "head_conductance"]
+    completeness = completeness[completeness["method"] == "embedding_ig"]
+    stats = pd.read_parquet(f["statistics"])
+    parts = ["<h3>Residue attributions (embedding-level integrated gradients)</h3>"]
     a = config["attribution"]
     parts.append(_kv({
         "proteins attributed": len(completeness),
@@ -499,16 +545,7 @@ def _variant_section(config, variant, f, annotations, labels, n_tracks, open_) -
                      "tests) are in statistics/statistics.parquet.</p>")
     else:
         parts.append("<p>No test could be made (no attributed protein carries an annotation).</p>")
-    if "attention" in f:
-        from .report_attention import attention_section
-
-        parts.append(attention_section(config, variant, f, _fig_to_img, _table))
-    if "preservation" in f:
-        from .report_knowledge import knowledge_section
-
-        parts.append(knowledge_section(config, f, _fig_to_img, _table, _kv))
-    parts.append("</details>")
-    return "\n".join(parts)
+    return parts
 
 
 def _length_text(lp: dict) -> str:

@@ -38,6 +38,21 @@ def profile_figure(prof: pd.DataFrame, props: list[str], fig_to_img) -> str:
     return fig_to_img(fig, "attention to properties per layer")
 
 
+TOP_HEADS = 3  # heads shown per property; the whole table is one click away
+TABLE_COLUMNS = ["layer", "head", "property", "kind", "n_high_pairs", "proportion", "background", "ratio",
+                 "p_permutation", "q_permutation", "q_z", "q_composition", "significant", "tested"]  # fmt: skip
+
+
+def top_heads(t: pd.DataFrame, props: list[str], k: int = TOP_HEADS) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the best `k` tested heads per property of `props`, by q then ratio, in `props` order;
+    the whole table: those rows first, then every other row by q then ratio)."""
+    ranked = t.sort_values(["q_permutation", "ratio"], ascending=[True, False], na_position="last", kind="stable")
+    best = ranked[ranked["property"].isin(props) & ranked["tested"].astype(bool)].groupby("property", sort=False).head(k)
+    best = best.sort_values("property", key=lambda c: c.map({p: i for i, p in enumerate(props)}), kind="stable")
+    cols = [c for c in TABLE_COLUMNS if c in t.columns]
+    return best[cols], pd.concat([best, ranked.drop(index=best.index)])[cols]
+
+
 def attention_section(config: dict, variant: str, f: dict, fig_to_img, table) -> str:
     a, fdr = config["attention"], config["statistics"]["fdr"]
     t = pd.read_parquet(f["attention"])
@@ -60,11 +75,11 @@ def attention_section(config: dict, variant: str, f: dict, fig_to_img, table) ->
     for prop in props:
         parts.append(ratio_heatmap(t, prop, fdr))
     parts.append(profile_figure(prof, props, fig_to_img))
-    top = t[t["kind"].isin(["annotation", "contact"]) & t["tested"]].sort_values(
-        ["q_permutation", "ratio"], ascending=[True, False]).head(20)  # fmt: skip
-    parts.append(table(top[["layer", "head", "property", "n_high_pairs", "proportion", "background", "ratio",
-                            "p_permutation", "q_permutation", "q_z", "q_composition", "significant"]],
-                       row_class=lambda r: "sig" if r["significant"] else ""))  # fmt: skip
+    best, full = top_heads(t, props)
+    parts.append(f'<p class="note">Per annotation and contacts, the {TOP_HEADS} tested heads with the smallest '
+                 f"permutation q (ties: the larger ratio); the whole table, all {len(full)} head x property rows "
+                 "(amino acids and untested heads included), opens below it, sortable and filterable.</p>")  # fmt: skip
+    parts.append(table(full, row_class=lambda r: "sig" if r["significant"] else "", max_rows=len(best)))
     r = "n/a" if pd.isna(blosum["pearson_r"]) else f"{blosum['pearson_r']:.3f} (Mantel p {blosum['p_mantel']:.4f})"
     parts.append(f"<p>BLOSUM62: Pearson r between the heads' amino-acid attention similarity and BLOSUM62 over "
                  f"{int(blosum['n_pairs'])} amino-acid pairs, {int(blosum['n_heads'])} heads: "

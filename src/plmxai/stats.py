@@ -213,7 +213,12 @@ def group_tests(
                         draws = np.median(nl[g.index.to_numpy()[ok]], axis=0)
                         row[name] = float((1 + np.sum(draws >= row["median_r"])) / (1 + len(draws)))
             rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=TEST_COLUMNS)
+
+
+# the columns of a table of group tests, also when no test could be made (no annotations)
+TEST_COLUMNS = ["layer", "head", "annotation_type", "class", "n_proteins", "n_excluded", "median_r", "mean_r",
+                "fraction_positive", "rank_biserial", "statistic", "p_value", "p_shift", "p_composition"]  # fmt: skip
 
 
 def adjust(tests: pd.DataFrame, fdr: float = 0.05) -> pd.DataFrame:
@@ -221,7 +226,9 @@ def adjust(tests: pd.DataFrame, fdr: float = 0.05) -> pd.DataFrame:
     p-values; `significant` is the Wilcoxon call, `significant_shift` the shift-null call."""
     out = tests.copy()
     if out.empty:
-        return out
+        cols = ["q_value", "significant", "q_shift", "significant_shift", "q_composition",
+                "significant_composition", "n_tests"]  # fmt: skip
+        return out.reindex(columns=[*out.columns, *cols]).astype({c: bool for c in cols if c.startswith("sig")})
     bh_call(out, "p_value", "q_value", "significant", fdr)
     bh_call(out, "p_shift", "q_shift", "significant_shift", fdr)
     bh_call(out, "p_composition", "q_composition", "significant_composition", fdr)

@@ -1,11 +1,17 @@
 """Read UniProt TSV exports (REST API `format=tsv`, or the website's download) into tidy tables.
 
-`proteins`: accession, sequence, length, label, ec
-`annotations`: accession, feature, type, start, end, note, evidence, ligand
+`proteins`: accession, sequence, length, label, ec, line
+`annotations`: accession, feature, type, pair, start, end, note, evidence, ligand
 
 Positions are 1-based and inclusive, as in UniProt. Every malformed value stops the read
 with a `UniProtFormatError` naming the file, line and value; lenient policies (upper-casing,
 dropping entries without a usable label) are explicit options and are counted.
+
+The API writes its TSV without quoting, but a TSV that went through pandas (`to_csv`), R or a
+spreadsheet quotes every field holding a `"` (so every feature cell): such a file is recognised
+by a field that is wholly quoted (`"..."`, inner quotes doubled) and read with CSV quoting into
+the same tables; error line numbers stay the file's own (a quoted field may span lines: a
+record's line is the one it starts on).
 """
 from __future__ import annotations
 
@@ -37,6 +43,7 @@ FEATURE_TYPES = {
     "LIPID": "lipidation",
     "DISULFID": "disulfide_bond",
     "CROSSLNK": "cross_link",
+    "SIGNAL": "signal_peptide",
 }
 # TSV column (the REST API's `format=tsv` header for fields ft_act_site, ft_binding, ...)
 # -> the feature keyword its cells carry
@@ -57,6 +64,7 @@ FEATURE_COLUMNS = {
     "Lipidation": "LIPID",
     "Disulfide bond": "DISULFID",
     "Cross-link": "CROSSLNK",
+    "Signal peptide": "SIGNAL",
 }
 # A range of these is a bond between its two end residues, not a stretch of residues
 PAIR_FEATURES = frozenset({"DISULFID", "CROSSLNK"})
@@ -68,6 +76,9 @@ VALID_RESIDUES = frozenset("ACDEFGHIKLMNPQRSTVWYXBUZO")
 _FEATURE_RE = re.compile(r"\s*(?P<key>[A-Z_]+)\s+(?P<loc>[^;\s]+)\s*(?:;|$)")
 _QUALIFIER_RE = re.compile(r'\s*/(?P<name>\w+)="(?P<value>[^"]*)"\s*(?:;|$)')
 _POS_RE = re.compile(r"^(?P<fuzzy>[<>]?)(?P<num>\d+)$")
+# a whole field in CSV quotes, inner quotes doubled: the API's unquoted cells never look like
+# this (a feature cell starts with its keyword), so one such field marks a quoted file
+_QUOTED_FIELD_RE = re.compile(r'"(?:[^"]|"")*"')
 
 
 class UniProtFormatError(ValueError):
@@ -106,9 +117,16 @@ class ReadReport:
     uncertain_positions_skipped: int = 0
     evidence_filtered: int = 0
     classes_dropped: list = field(default_factory=list)
+    # the readers of other formats (plmxai.readers) fill these; a UniProt TSV leaves them empty
+    source: str = "uniprot_tsv"
+    quoted: bool = False  # the TSV used CSV quoting (pandas, R, spreadsheet)
+    stop_codons_stripped: int = 0  # FASTA: a final `*` removed
+    sites_ambiguous: int = 0  # site residue numbers matching several residues: first taken
+    sites_outside_skipped: int = 0  # site residue numbers not in the chain (policy "skip")
 
     def as_dict(self) -> dict:
         return {
+            "source": self.source,
             "path": self.path,
             "rows": self.rows,
             "kept": self.kept,
@@ -118,6 +136,10 @@ class ReadReport:
             "uncertain_positions_skipped": self.uncertain_positions_skipped,
             "evidence_filtered": self.evidence_filtered,
             "classes_dropped": self.classes_dropped,
+            "quoted": self.quoted,
+            "stop_codons_stripped": self.stop_codons_stripped,
+            "sites_ambiguous": self.sites_ambiguous,
+            "sites_outside_skipped": self.sites_outside_skipped,
         }
 
 
@@ -235,9 +257,36 @@ def drop_small_classes(prot: pd.DataFrame, ann: pd.DataFrame, min_size: int, rep
 
 
 def _open_text(path: Path):
+    # utf-8-sig: a spreadsheet's or editor's byte-order mark is not part of the first field
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def _is_quoted(path: Path) -> bool:
+    """Whether the file has a wholly quoted field (header or data), i.e. needs CSV quoting."""
+    with _open_text(path) as fh:
+        for line in fh:
+            if '"' not in line:
+                continue
+            for cell in line.rstrip("\r\n").split("\t"):
+                if len(cell) >= 2 and _QUOTED_FIELD_RE.fullmatch(cell):
+                    return True
+    return False
+
+
+def _numbered_rows(reader, path: Path):
+    """(first line of the record, fields) for each record; a quoted field may span lines."""
+    last = reader.line_num
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise UniProtFormatError(path, reader.line_num, f"bad CSV quoting: {err}") from None
+        yield last + 1, row
+        last = reader.line_num
 
 
 def read_uniprot_tsv(
@@ -251,11 +300,16 @@ def read_uniprot_tsv(
     annotations: list[dict] = []
     seen: dict[str, int] = {}
     try:
+        report.quoted = _is_quoted(path)
         fh = _open_text(path)
         with fh:
-            reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+            if report.quoted:
+                reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_MINIMAL, strict=True)
+            else:
+                reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+            rows = _numbered_rows(reader, path)
             try:
-                header = next(reader)
+                _, header = next(rows)
             except StopIteration:
                 raise UniProtFormatError(path, 1, "empty file: no header line") from None
             label_col = label_column(opt)
@@ -270,7 +324,7 @@ def read_uniprot_tsv(
                 (name, key) for name, key in FEATURE_COLUMNS.items()
                 if name in col and key in opt.features
             ]  # fmt: skip
-            for lineno, row in enumerate(reader, start=2):
+            for lineno, row in rows:
                 if not row or row == [""]:
                     continue
                 report.rows += 1

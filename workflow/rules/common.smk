@@ -60,16 +60,25 @@ def LOG(name):
 
 
 def raw_tsv(wildcards=None):
+    """The data stage's input: a UniProt export, or the file or folder of another source."""
     source = config["data"]["source"]
     if source == "synthetic":
         return R("data/raw/uniprot.tsv")
     if source == "uniprot_rest":
         return R("data/raw/uniprot.tsv.gz")
-    return config["data"]["tsv"]
+    if source == "uniprot_tsv":
+        return config["data"]["tsv"]
+    return config["data"]["path"]
 
 
 wildcard_constraints:
     variant="|".join(config["variants"]),
+
+
+# the variants that are trained here; `given` is the model as loaded, so the stages that need
+# training or the weights before fine-tuning (training curves, knowledge neurons) skip it
+TRAINED = [v for v in config["variants"] if v != "given"]
+TRAINED_VARIANT = "|".join(TRAINED) or "no-trained-variant"
 
 
 def attribution_chunks(kind):
@@ -81,13 +90,13 @@ def attribution_chunks(kind):
 
 
 def has_contrast():
-    return "finetuned" in config["variants"] and len(config["variants"]) > 1
+    return (
+        "finetuned" in TRAINED and len(TRAINED) > 1 and config["attribution"]["enabled"]
+    )
 
 
 def contrast_inputs(wildcards=None):
-    return {
-        v: R(f"{v}/statistics/protein_correlations.parquet") for v in config["variants"]
-    }
+    return {v: R(f"{v}/statistics/protein_correlations.parquet") for v in TRAINED}
 
 
 def contrast_output():
@@ -120,3 +129,45 @@ def structure_inputs(wildcards=None):
 def per_variant(path):
     """The path in every variant's folder."""
     return expand(R(f"{{variant}}/{path}"), variant=config["variants"])
+
+
+# the report's per-variant inputs: name -> path inside the variant's folder; the second group
+# exists for trained variants only
+VARIANT_FILES = {
+    "predictions": "model/predictions.parquet",
+    "metrics": "model/metrics.parquet",
+    "confusion": "model/confusion.parquet",
+    "model": "model/finetuned",
+    "attention": "attention/properties.parquet",
+    "attention_profiles": "attention/layer_profiles.parquet",
+    "blosum": "attention/blosum62.parquet",
+}
+ATTRIBUTION_FILES = {
+    "relevance": "attribution/relevance",
+    "completeness": "attribution/completeness.parquet",
+    "statistics": "statistics/statistics.parquet",
+    "faithfulness": "attribution/faithfulness.parquet",
+}
+TRAINED_FILES = {
+    "training": "model/training.parquet",
+    "neurons": "neurons/neuron_activation.parquet",
+    "knowledge_completeness": "knowledge/completeness.parquet",
+    "preservation": "knowledge/preservation.parquet",
+    "preservation_runs": "knowledge/preservation_runs.parquet",
+    "density": "knowledge/density.parquet",
+    "agreement": "knowledge/agreement.parquet",
+}
+
+
+def report_variant_inputs(wildcards=None):
+    """{variant}__{name} -> path of every variant's tables the report reads."""
+    files = dict(VARIANT_FILES)
+    if config["attention"]["probes"]["enabled"]:
+        files["probes"] = "attention/probes.parquet"
+    if config["attribution"]["enabled"]:
+        files.update(ATTRIBUTION_FILES)
+    out = {}
+    for v in config["variants"]:
+        kinds = files if v == "given" else {**files, **TRAINED_FILES}
+        out.update({f"{v}__{k}": R(f"{v}/{p}") for k, p in kinds.items()})
+    return out

@@ -9,6 +9,8 @@ rule knowledge_scores:
         LOG("knowledge_scores_{variant}"),
     benchmark:
         R("benchmarks/knowledge_scores_{variant}.tsv")
+    wildcard_constraints:
+        variant=TRAINED_VARIANT,
     conda:
         "../../envs/model.yaml"
     threads: variant_threads()
@@ -40,6 +42,8 @@ rule knowledge_tests:
         LOG("knowledge_tests_{variant}"),
     benchmark:
         R("benchmarks/knowledge_tests_{variant}.tsv")
+    wildcard_constraints:
+        variant=TRAINED_VARIANT,
     conda:
         "../../envs/model.yaml"
     threads: variant_threads()

@@ -32,6 +32,8 @@ rule finetune:
         confusion=R("{variant}/model/confusion.parquet"),
     log:
         LOG("finetune_{variant}"),
+    wildcard_constraints:
+        variant=TRAINED_VARIANT,
     cache: True
     conda:
         "../../envs/model.yaml"
@@ -48,3 +50,27 @@ rule finetune:
         package=PACKAGE_VERSION,
     script:
         "../scripts/finetune.py"
+
+
+rule given_model:
+    input:
+        tokens=R("tokens/tokens.parquet"),
+        initial=R("model/initial"),
+    output:
+        finetuned=directory(R("given/model/finetuned")),
+        predictions=R("given/model/predictions.parquet"),
+        metrics=R("given/model/metrics.parquet"),
+        confusion=R("given/model/confusion.parquet"),
+    log:
+        LOG("given_model"),
+    conda:
+        "../../envs/model.yaml"
+    threads: variant_threads()
+    resources:
+        mem_mb=8000,
+    params:
+        model=config["model"],
+        training=config["training"],
+        seed=config["seed"],
+    script:
+        "../scripts/given_model.py"

@@ -8,6 +8,8 @@ rule neuron_activation:
         LOG("neuron_activation_{variant}"),
     benchmark:
         R("benchmarks/neuron_activation_{variant}.tsv")
+    wildcard_constraints:
+        variant=TRAINED_VARIANT,
     conda:
         "../../envs/model.yaml"
     threads: variant_threads()
