@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -108,11 +109,19 @@ def prepare_data(cfg: dict, tsv, out_proteins, out_annotations, out_summary, thr
     )
     if not unlabelled:
         proteins, annotations = drop_small_classes(proteins, annotations, d["min_class_size"], report)
+    n_before_subsample = len(proteins)
     if d["max_per_class"]:
         proteins = subsample_per_class(proteins, d["max_per_class"], cfg["seed"])
         annotations = annotations[annotations["accession"].isin(proteins["accession"])]
     if proteins.empty:
         raise ValueError(f"{tsv}: no protein left after the length policy ({length_counts})")
+    # the summary's counts describe the tables written: rows read = kept + every drop
+    if length_counts.get("skipped"):
+        report.dropped[f"longer than data.max_length ({d['max_length']})"] += int(length_counts["skipped"])
+    report.dropped["over data.max_per_class (seeded subsample)"] += n_before_subsample - len(proteins)
+    report.dropped = +report.dropped  # no zero counts
+    report.kept = len(proteins)
+    report.features = Counter(annotations["feature"])
     if not unlabelled and proteins["label"].nunique() < 2:
         raise ValueError(
             f"{tsv}: only class(es) {sorted(proteins['label'].unique())} left after filtering; "

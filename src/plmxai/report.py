@@ -270,7 +270,8 @@ def _build_report(config: dict, inputs: dict, n_tracks: int, title: str) -> str:
 def _data_section(config: dict, data_summary: dict) -> str:
     parts = ['<h2 id="data">Data</h2>']
     parts.append(_kv({
-        "source": config["data"]["source"] + (f" ({config['data']['tsv']})" if config["data"]["tsv"] else ""),
+        "source": config["data"]["source"] + next((f" ({config['data'][k]})" for k in ("tsv", "path")
+                                                   if config["data"].get(k)), ""),  # fmt: skip
         "rows read": data_summary["rows"],
         "proteins kept": data_summary["kept"],
         "dropped (reason: count)": data_summary["dropped"] or "none",
