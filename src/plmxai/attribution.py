@@ -77,7 +77,7 @@ def embedding_ig(
     ids_col = tokens["input_ids"].to_numpy()
     for pos, ids, mask in tqdm(
         batches(tokens, batch_size), total=-(-len(tokens) // batch_size),
-        desc="embedding IG", mininterval=10,
+        desc="embedding IG", mininterval=10, miniters=1,
     ):  # fmt: skip
         ids, mask = ids.to(device), mask.to(device)
         lengths = mask.sum(1).tolist()

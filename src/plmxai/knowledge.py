@@ -187,7 +187,7 @@ def ig_scores(
     sums: dict = {}
     counts = np.zeros(n_classes)
     comp_rows = []
-    progress = tqdm(total=len(tokens), desc="IG neuron scores", mininterval=10)
+    progress = tqdm(total=len(tokens), desc="IG neuron scores", mininterval=10, miniters=1)
     for rec in tokens.itertuples(index=False):
         ids = torch.as_tensor(np.asarray(rec.input_ids, dtype=np.int64), device=device)[None]
         t = target_class(model, ids, rec.label_id, target)

@@ -55,7 +55,7 @@ def activation_scores(
     try:
         for pos, ids, mask in tqdm(
             batches(tokens, batch_size), total=-(-len(tokens) // batch_size),
-            desc="activation scores", mininterval=10,
+            desc="activation scores", mininterval=10, miniters=1,
         ):  # fmt: skip
             ids, mask = ids.to(device), mask.to(device)
             model(input_ids=ids, attention_mask=mask)

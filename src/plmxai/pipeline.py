@@ -676,7 +676,7 @@ def attention_analysis(cfg: dict, model_dir, tokens_path, proteins_path, annotat
     struct_rows = []
     t0 = time.perf_counter()
     for row, att in tqdm(attention_maps(model, tokens, a["batch_size"]), total=len(tokens), desc="attention",
-                         mininterval=10):  # fmt: skip
+                         mininterval=10, miniters=1):  # fmt: skip
         acc = tokens["accession"].iloc[row]
         seq = seqs[acc]
         masks, info, contacts, considered = _protein_inputs(acc, seq, ann_by_acc, by_acc, st)

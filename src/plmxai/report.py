@@ -88,7 +88,9 @@ def checksums(paths: dict[str, str]) -> dict:
         p = Path(p)
         if p.is_dir():
             w = p / "model.safetensors"
-            out[name] = sha256_file(w) if w.exists() else "folder"
+            out[name] = sha256_file(w if w.exists() else p)
+            if not w.exists():
+                out[name] += " (folder: sha256 of its files' path and sha256 lines)"
         elif p.exists():
             out[name] = sha256_file(p)
     return out
@@ -295,7 +297,8 @@ def _comparison_section(files: dict[str, dict]) -> str:
     parts = ['<h2 id="variants">Variants compared</h2>',
              '<p class="note">finetuned: the model fine-tuned on the task; frozen: encoder kept at '
              "its weights before fine-tuning, only the classifier head trained; shuffled: "
-             "training labels permuted (same proteins and budget). Test metrics with 95% "
+             "training labels permuted (same proteins and budget); given: the model as loaded, not "
+             "trained here. Test metrics with 95% "
              "bootstrap intervals over test proteins.</p>"]  # fmt: skip
     rows, stat_rows = [], []
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
@@ -433,7 +436,7 @@ def _checkpoint_text(model_dir) -> str:
     return "<h3>Checkpoint</h3>" + _kv({
         "loaded from": info["name_or_path"] + (f" (revision {info['revision']})" if info.get("revision") else ""),
         "hub commit": info.get("commit") or "n/a (a local folder)",
-        "weights (sha256)": {k: v for k, v in info["sha256"].items()},
+        "weights (sha256)": "; ".join(f"{k}: {v}" for k, v in info["sha256"].items()),
         "classifier head": info["head"],
     })  # fmt: skip
 

@@ -231,7 +231,7 @@ def finetune(
         model.train()
         plan = epoch_plan(lengths, y_all, opt, epoch)
         t0 = time.perf_counter()
-        for k in tqdm(range(state["micro"], len(plan)), desc=f"epoch {epoch}", mininterval=10, leave=False):
+        for k in tqdm(range(state["micro"], len(plan)), desc=f"epoch {epoch}", mininterval=10, miniters=1, leave=False):
             pos = plan[k]
             ids, mask = collate([ids_col[i] for i in pos])
             labels = torch.as_tensor(y_all[pos], device=device)
