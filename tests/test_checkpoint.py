@@ -140,3 +140,36 @@ def test_safetensors_preferred_and_weights_config_mismatch(tmp_path):
     (d / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match=r"has shape .* config\.json implies"):
         load_checkpoint(str(d), None, seed=0)
+
+
+def test_hub_name_resolves_to_a_pinned_commit(tmp_path, monkeypatch):
+    """A hub name is fetched file by file (safetensors first, never both) into the hub cache;
+    the commit the files came from is recorded. The hub is served from a folder here."""
+    import huggingface_hub
+    from huggingface_hub.errors import EntryNotFoundError
+
+    src = _named_checkpoint(tmp_path, ["a", "b"])
+    model, _ = load_checkpoint(str(src), None, seed=0)
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snap = tmp_path / "cache" / "snapshots" / commit
+    snap.mkdir(parents=True)
+    model.save_pretrained(snap, safe_serialization=True)
+    shutil.copy(src / "pytorch_model.bin", snap)  # the repository has both
+    asked = []
+
+    def fake_download(repo, filename, revision=None):
+        asked.append((repo, filename, revision))
+        if not (snap / filename).is_file():
+            raise EntryNotFoundError(f"{filename} not in {repo}")
+        return str(snap / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    loaded, info = load_checkpoint("someone/esm2_small", None, seed=0, revision=commit)
+    assert info.commit == commit and info.revision == commit and info.weights == ["model.safetensors"]
+    assert ("someone/esm2_small", "pytorch_model.bin", commit) not in asked
+    assert all(r == commit for _, _, r in asked)
+    ids = torch.tensor([[0, 5, 6, 2]])
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, model(ids).logits)
+    with pytest.raises(CheckpointError, match=r"'model\.revision' .* applies to hub names only"):
+        load_checkpoint(str(src), None, seed=0, revision=commit)
