@@ -89,3 +89,22 @@ def interpreter_baseline() -> set[str]:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     return {norm(n) for n in out.split()}
+
+
+def import_leaks(audit_folder: Path) -> tuple[dict, set]:
+    """(leaks: job -> distributions its family's environment lacks, rules audited) from the
+    import records a run wrote under `audit_folder` (runlog.AUDIT_ENV)."""
+    import json
+
+    envs = script_envs()
+    ignored = interpreter_baseline() | OPTIONAL | {"plmxai", "setuptools", "pip"}
+    audited, leaks = set(), {}
+    for f in sorted(Path(audit_folder).glob("*.json")):
+        rec = json.loads(f.read_text())
+        [(rule, env)] = envs[rec["script"]]
+        audited.add(rule)
+        imported = {norm(d) for d in rec["distributions"]} - ignored
+        missing = imported - closure(env_distributions(env))
+        if missing:
+            leaks[f"{f.stem} ({env.name})"] = sorted(missing)
+    return leaks, audited

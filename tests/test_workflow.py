@@ -1,5 +1,4 @@
 """The whole Snakemake workflow on a small planted-motif demo, in a temporary folder."""
-import json
 import os
 import re
 import subprocess
@@ -12,14 +11,7 @@ import yaml
 
 from plmxai.io import partitions, read_partitioned
 from plmxai.runlog import AUDIT_ENV
-from tests.conda_envs import (
-    OPTIONAL,
-    closure,
-    env_distributions,
-    interpreter_baseline,
-    norm,
-    script_envs,
-)
+from tests.conda_envs import closure, env_distributions, import_leaks, script_envs
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -101,20 +93,11 @@ def test_rule_imports_covered_by_envs(demo_run):
     outside the family's environment (e.g. torch in the report)."""
     work, _ = demo_run
     envs = script_envs()
-    ignored = interpreter_baseline() | OPTIONAL | {"plmxai", "setuptools", "pip"}
-    records = sorted((work / "imports").glob("*.json"))
-    audited, leaks = set(), {}
-    for f in records:
-        rec = json.loads(f.read_text())
-        [(rule, env)] = envs[rec["script"]]
-        audited.add(rule)
-        imported = {norm(d) for d in rec["distributions"]} - ignored
-        missing = imported - closure(env_distributions(env))
-        if missing:
-            leaks[f"{f.stem} ({env.name})"] = sorted(missing)
+    leaks, audited = import_leaks(work / "imports")
     assert not leaks, leaks
-    # the demo runs every rule but the network ones
-    assert audited == {r for pairs in envs.values() for r, _ in pairs} - {"download", "alphafold"}
+    # the demo runs every rule but the network ones and the given variant's (audited by
+    # tests/test_real_model.py::test_given_variant_end_to_end)
+    assert audited == {r for pairs in envs.values() for r, _ in pairs} - {"download", "alphafold", "given_model"}
     assert {env.name for pairs in envs.values() for _, env in pairs} == {
         "data.yaml", "model.yaml", "stats.yaml", "report.yaml"}
     # the families are apart: no torch outside the model environment

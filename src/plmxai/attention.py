@@ -115,11 +115,16 @@ class PropertyCounts:
         shifts = _shifts(accession, n, self.draws, self.seed)
         if self.draws:
             idx = (np.arange(n)[:, None] - shifts[None, :]) % n  # L x draws: the property moved by s
-            self.null_hits += np.einsum("hl,ldp->hpd", col, props[idx])
+            # as matrix products (BLAS), not einsum's loops: counts of 0/1 properties are
+            # integers, so the sums are exact in any order
+            moved = props[idx]  # L x draws x P
+            self.null_hits += (col @ moved.reshape(n, -1)).reshape(len(col), self.draws, -1).transpose(0, 2, 1)
             if self.n_comp:
                 rng = np.random.default_rng([self.seed, zlib.crc32(str(accession).encode()), 13])
                 moved = permute_within_groups(props[:, : self.n_comp], residues, self.draws, rng)
-                self.comp_null_hits += np.einsum("hl,dlk->hkd", col, moved)
+                k = moved.shape[-1]
+                flat = moved.transpose(1, 0, 2).reshape(n, -1)  # L x (draws * K)
+                self.comp_null_hits += (col @ flat).reshape(len(col), self.draws, k).transpose(0, 2, 1)
         self.proteins += 1
         if contacts is None:
             return

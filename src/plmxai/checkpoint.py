@@ -32,7 +32,7 @@ SIDE_FILES = ("config.json", "vocab.txt", "tokenizer_config.json", "special_toke
 # at construction (rotary frequencies, position ids), the absolute position table of older
 # transformers releases (unused by rotary models), a masked-LM head.
 _IGNORABLE = re.compile(
-    r"(^|\.)(position_ids|inv_freq)$|^esm\.embeddings\.position_embeddings\.|^lm_head\."
+    r"(^|\.)(position_ids|inv_freq)$|^esm\.embeddings\.position_embeddings\.|^lm_head\.|^esm\.pooler\."
 )
 _GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
 _LFS_POINTER = b"version https://git-lfs"
@@ -86,14 +86,20 @@ def resolve(name_or_path: str, revision: str | None = None) -> tuple[Path, Check
 
 
 def _download(repo: str, revision: str | None, info: CheckpointInfo) -> tuple[Path, CheckpointInfo]:
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
+    import huggingface_hub
+    from huggingface_hub.errors import RemoteEntryNotFoundError
 
     def fetch(name: str) -> Path | None:
         try:
-            return Path(hf_hub_download(repo, name, revision=revision))
-        except EntryNotFoundError:
+            return Path(huggingface_hub.hf_hub_download(repo, name, revision=revision))
+        except RemoteEntryNotFoundError:  # the repository has no such file
             return None
+        except Exception as err:  # offline, unknown repository or revision, no access
+            raise CheckpointError(
+                f"hub repository {repo} (config key 'model.name_or_path'), revision "
+                f"{revision or 'main'}: cannot fetch {name}: {type(err).__name__}: {err}. Without "
+                "network access, give a local folder with config.json and the weights"
+            ) from None
 
     folder = None
     for name in SIDE_FILES:
@@ -169,7 +175,13 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     except (RuntimeError, EOFError, OSError) as err:
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({err})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path}: not a state dict of tensors (got {type(state).__name__})")
+        what = type(state).__name__
+        if isinstance(state, dict):  # e.g. a training checkpoint: {"state_dict": ..., "epoch": ...}
+            what += " with keys " + ", ".join(map(str, list(state)[:8]))
+        raise CheckpointError(
+            f"{path}: not a state dict of tensors (got a {what}); save the model's state_dict "
+            "(or save_pretrained) rather than a training checkpoint"
+        )
     return state
 
 
@@ -178,13 +190,14 @@ def _head_labels(state: dict) -> int | None:
     return None if w is None else int(w.shape[0])
 
 
-def load_checkpoint(name_or_path: str, labels: list[str] | None, seed: int, revision: str | None = None):
+def load_checkpoint(name_or_path: str, labels: list[str] | None, seed: int, revision: str | None = None,
+                    head: str = "auto"):
     """(EsmForSequenceClassification, CheckpointInfo) from a hub name or folder.
 
     `labels` None: the model as given, its head and labels kept (a checkpoint without a head gets
     a random 2-output one, said so). Otherwise the head is kept when it has the task's number of
     outputs and its labels are generic (LABEL_i) or the task's own (reordered to the task's
-    order); any other head is replaced by a new, seeded one.
+    order); any other head is replaced by a new, seeded one. `head="new"` always replaces it.
     """
     from transformers import EsmConfig, EsmForSequenceClassification
 
@@ -193,8 +206,11 @@ def load_checkpoint(name_or_path: str, labels: list[str] | None, seed: int, revi
         raise CheckpointError(f"{folder}: no config.json; a model folder needs config.json and the weights")
     files = weight_files(folder)
     state: dict[str, torch.Tensor] = {}
+    source: dict[str, Path] = {}  # key -> its file, to name it in errors
     for path in files:
-        state.update(read_weights(path))
+        part = read_weights(path)
+        state.update(part)
+        source.update(dict.fromkeys(part, path))
         info.weights.append(path.name)
         info.sha256[path.name] = sha256_file(path)
     # checkpoints saved from the bare EsmModel carry no "esm." prefix
@@ -203,10 +219,20 @@ def load_checkpoint(name_or_path: str, labels: list[str] | None, seed: int, revi
     config = EsmConfig.from_pretrained(str(folder))
     n_head = _head_labels(state)
     info.checkpoint_labels = n_head
-    old_names = [str(config.id2label[i]) for i in range(n_head)] if n_head and config.id2label and \
-        len(config.id2label) == n_head else None  # fmt: skip
+    names = [str(v) for _, v in sorted((config.id2label or {}).items())]
+    if n_head and names and len(names) != n_head and not all(_GENERIC_LABEL.match(n) for n in names):
+        raise CheckpointError(
+            f"{folder / 'config.json'}: id2label names {len(names)} labels {names[:10]}, and the "
+            f"classifier head in the weights has {n_head} outputs; the config and the weights "
+            "do not belong together"
+        )
+    old_names = names if n_head and len(names) == n_head else None
     keep, order = False, None
-    if labels is None:
+    if labels is not None and head == "new":
+        info.head = (f"classifier head for {n_head} labels replaced by a new one for {len(labels)} labels "
+                     "(model.head: new)" if n_head else
+                     f"no classifier head in the checkpoint: a new one for {len(labels)} labels")  # fmt: skip
+    elif labels is None:
         keep = n_head is not None
         labels = old_names if keep and old_names else [f"LABEL_{i}" for i in range(n_head or 2)]
         info.head = (f"classifier head for {n_head} labels kept (the model as given)" if keep else
@@ -217,9 +243,11 @@ def load_checkpoint(name_or_path: str, labels: list[str] | None, seed: int, revi
     elif n_head != len(labels):
         info.head = f"classifier head for {n_head} labels replaced by a new one for {len(labels)} labels"
     elif old_names is None or all(_GENERIC_LABEL.match(n) for n in old_names):
+        # unnamed labels: the same count is all that can be checked; a head from another task
+        # with as many classes would pass, so say it (model.head: new replaces it)
         keep = True
         info.head = (f"classifier head for {n_head} labels kept (its labels are unnamed: taken in "
-                     f"the task's order {labels})")  # fmt: skip
+                     f"the task's order {labels}; model.head: new replaces it)")  # fmt: skip
     elif set(old_names) == {str(x) for x in labels}:
         keep, order = True, [old_names.index(str(x)) for x in labels]
         info.head = f"classifier head for {n_head} labels kept (its labels are the task's)"
@@ -262,7 +290,7 @@ def load_checkpoint(name_or_path: str, labels: list[str] | None, seed: int, revi
     for k, v in state.items():
         if k in wanted and tuple(v.shape) != tuple(wanted[k].shape):
             raise CheckpointError(
-                f"{files[0]}: weight {k} has shape {tuple(v.shape)}, config.json implies "
+                f"{source.get(k, files[0])}: weight {k} has shape {tuple(v.shape)}, config.json implies "
                 f"{tuple(wanted[k].shape)}: the config and the weights disagree"
             )
     state = {k: v for k, v in state.items() if k not in ignored}
@@ -281,16 +309,3 @@ def load_checkpoint(name_or_path: str, labels: list[str] | None, seed: int, revi
     return model.eval(), info
 
 
-CHECKPOINT_FILE = "plmxai_checkpoint.json"
-
-
-def write_info(info: CheckpointInfo | dict, folder: str | Path) -> None:
-    """The checkpoint's provenance beside a saved model, so later stages carry it on."""
-    data = info.as_dict() if isinstance(info, CheckpointInfo) else info
-    (Path(folder) / CHECKPOINT_FILE).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-
-
-def read_info(folder: str | Path) -> dict | None:
-    """The provenance written by `write_info`, or None (a model built from random weights)."""
-    p = Path(folder) / CHECKPOINT_FILE
-    return json.loads(p.read_text()) if p.is_file() else None

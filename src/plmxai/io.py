@@ -211,3 +211,18 @@ def read_partitioned(path: str | os.PathLike, column: str, values: list[str] | N
 
 def partitions(path: str | os.PathLike, column: str) -> list[str]:
     return sorted(p.name.split("=", 1)[1] for p in Path(path).glob(f"{column}=*"))
+
+
+# beside a saved model: the pretrained checkpoint it came from (plmxai.checkpoint), here so
+# that stages without torch (the report) can read it
+CHECKPOINT_FILE = "plmxai_checkpoint.json"
+
+
+def write_checkpoint_info(info: Mapping[str, Any], folder: str | os.PathLike) -> None:
+    (Path(folder) / CHECKPOINT_FILE).write_text(json.dumps(dict(info), indent=1, sort_keys=True) + "\n")
+
+
+def read_checkpoint_info(folder: str | os.PathLike) -> dict | None:
+    """The checkpoint provenance beside a saved model, or None (random weights)."""
+    p = Path(folder) / CHECKPOINT_FILE
+    return json.loads(p.read_text()) if p.is_file() else None

@@ -15,8 +15,7 @@ import numpy as np
 import torch
 from transformers import EsmConfig, EsmForSequenceClassification
 
-from .checkpoint import read_info, write_info
-from .io import atomic_path
+from .io import atomic_path, read_checkpoint_info, write_checkpoint_info
 from .sites import SITES  # noqa: F401 (re-exported)
 from .tokenize import esm2_tokenizer, load_tokenizer
 
@@ -117,7 +116,8 @@ def build_model(spec: dict, labels: list[str] | None, seed: int) -> EsmForSequen
         from .checkpoint import load_checkpoint
 
         # a checkpoint with another classifier head (another task) gets a new, seeded head
-        model, info = load_checkpoint(spec["name_or_path"], labels, seed, spec.get("revision"))
+        model, info = load_checkpoint(spec["name_or_path"], labels, seed, spec.get("revision"),
+                                      spec.get("head", "auto"))
         model.plmxai_checkpoint = info.as_dict()
     elif source == "random":
         if spec.get("config_dir"):
@@ -147,17 +147,20 @@ def save_model(model, directory: str | os.PathLike, tokenizer_from: str | None =
     """save_pretrained (safetensors) plus the tokenizer, atomically as a directory."""
     with atomic_path(directory, is_dir=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
-        tok = load_tokenizer(tokenizer_from) if tokenizer_from else esm2_tokenizer()
+        info = getattr(model, "plmxai_checkpoint", None) or {}
+        # the tokenizer of the commit the weights came from
+        revision = info.get("commit") if info.get("name_or_path") == tokenizer_from else None
+        tok = load_tokenizer(tokenizer_from, revision) if tokenizer_from else esm2_tokenizer()
         tok.save_pretrained(tmp)
         if getattr(model, "plmxai_checkpoint", None):
-            write_info(model.plmxai_checkpoint, tmp)
+            write_checkpoint_info(model.plmxai_checkpoint, tmp)
     return Path(directory)
 
 
 def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu"):
     """A model saved by `save_model` (safetensors), with its checkpoint provenance, if any."""
     model = EsmForSequenceClassification.from_pretrained(str(directory), use_safetensors=True)
-    model.plmxai_checkpoint = read_info(directory)
+    model.plmxai_checkpoint = read_checkpoint_info(directory)
     return model.to(device).eval()
 
 

@@ -96,7 +96,7 @@ def prepare_data(cfg: dict, tsv, out_proteins, out_annotations, out_summary, thr
         chains = None
     else:
         # each reader takes only the options its format has
-        options = {"fasta": {"lowercase": d["lowercase"]}, "sites_jsonl": {"outside": d["sites_outside"]}, "structures": {},
+        options = {"fasta": {"lowercase": d["lowercase"]}, "sites_jsonl": {"outside": d["sites_outside"], "lowercase": d["lowercase"]}, "structures": {},
                    "residue_fasta": {"label": d["label"], "lowercase": d["lowercase"]}}[source]  # fmt: skip
         proteins, annotations, report, chains = read_input(source, tsv, **options)
         annotations = annotations[annotations["feature"].isin(d["features"])].reset_index(drop=True)
@@ -114,7 +114,8 @@ def prepare_data(cfg: dict, tsv, out_proteins, out_annotations, out_summary, thr
         proteins = subsample_per_class(proteins, d["max_per_class"], cfg["seed"])
         annotations = annotations[annotations["accession"].isin(proteins["accession"])]
     if proteins.empty:
-        raise ValueError(f"{tsv}: no protein left after the length policy ({length_counts})")
+        raise ValueError(f"{tsv}: no protein left (dropped: {dict(report.dropped)}, classes dropped by "
+                         f"min_class_size: {report.classes_dropped}, length policy: {length_counts})")  # fmt: skip
     # the summary's counts describe the tables written: rows read = kept + every drop
     if length_counts.get("skipped"):
         report.dropped[f"longer than data.max_length ({d['max_length']})"] += int(length_counts["skipped"])
@@ -200,7 +201,7 @@ def tokenize(cfg: dict, proteins_path, out_tokens, out_summary) -> None:
     from .tokenize import load_tokenizer, tokenize_proteins
 
     proteins = pd.read_parquet(proteins_path)
-    tok = load_tokenizer(cfg.get("tokenizer"))
+    tok = load_tokenizer(cfg.get("tokenizer"), cfg.get("revision"))
     tokens, summary = tokenize_proteins(proteins, tok, max_residues=1022, overlong="error")
     for split in ("train", "test"):
         if not (tokens["split"] == split).any():

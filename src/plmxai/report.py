@@ -428,9 +428,9 @@ def _variant_section(config, variant, f, annotations, labels, n_tracks, open_) -
 
 def _checkpoint_text(model_dir) -> str:
     """Where a pretrained model's weights came from and what was done to its head."""
-    from .checkpoint import read_info
+    from .io import read_checkpoint_info
 
-    info = read_info(model_dir) if model_dir and Path(model_dir).is_dir() else None
+    info = read_checkpoint_info(model_dir) if model_dir and Path(model_dir).is_dir() else None
     if not info:
         return ""
     return "<h3>Checkpoint</h3>" + _kv({

@@ -190,7 +190,8 @@ def group_tests(
     the circular-shift permutation p-value of the median r: draw b takes each protein's r
     under its b-th shift; p = (1 + draws with median >= observed) / (1 + draws)."""
     groups = [("all", correlations)]
-    if per_class:
+    # a single class (an unlabelled set) would repeat every test of "all"
+    if per_class and correlations["label"].nunique() > 1:
         groups += [(str(c), g) for c, g in correlations.groupby("label", sort=True)]
     rows = []
     for cls, sub in groups:

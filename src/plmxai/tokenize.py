@@ -35,15 +35,15 @@ def esm2_tokenizer(save_dir: str | Path | None = None) -> EsmTokenizer:
     return tok
 
 
-def load_tokenizer(name_or_path: str | None) -> EsmTokenizer:
-    """Tokenizer of a model folder or hub name; the built-in ESM-2 alphabet when None or when
-    the folder has no vocabulary."""
+def load_tokenizer(name_or_path: str | None, revision: str | None = None) -> EsmTokenizer:
+    """Tokenizer of a model folder or hub name (at `revision`, as the weights); the built-in
+    ESM-2 alphabet when None or when the folder has no vocabulary."""
     if name_or_path is None:
         return esm2_tokenizer()
     p = Path(name_or_path)
-    if p.is_dir() and not (p / "vocab.txt").exists():
-        return esm2_tokenizer()
-    return EsmTokenizer.from_pretrained(str(name_or_path))
+    if p.is_dir():
+        return EsmTokenizer.from_pretrained(str(p)) if (p / "vocab.txt").exists() else esm2_tokenizer()
+    return EsmTokenizer.from_pretrained(str(name_or_path), revision=revision)
 
 
 def tokenize_proteins(

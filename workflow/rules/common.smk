@@ -1,4 +1,5 @@
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
@@ -53,6 +54,19 @@ KNOWLEDGE_SCORING = (
 
 def knowledge_scoring_params():
     return {k: config["knowledge"][k] for k in KNOWLEDGE_SCORING}
+
+
+def checkpoint_files():
+    """The files of a local pretrained checkpoint: new weights in the folder rerun the model
+    (a hub name is pinned by model.revision instead)."""
+    m = config["model"]
+    if m["source"] != "pretrained" or not Path(m["name_or_path"]).expanduser().is_dir():
+        return []
+    folder = Path(m["name_or_path"]).expanduser()
+    names = ("config.json", "model.safetensors", "pytorch_model.bin")
+    return [str(folder / n) for n in names if (folder / n).is_file()] + sorted(
+        str(p) for p in folder.glob("*.index.json")
+    )
 
 
 def LOG(name):

@@ -63,5 +63,6 @@ rule tokenize:
         "../../envs/model.yaml"
     params:
         tokenizer=tokenizer_source(config["model"]),
+        revision=config["model"]["revision"],
     script:
         "../scripts/tokenize.py"

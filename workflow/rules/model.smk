@@ -1,6 +1,7 @@
 rule init_model:
     input:
         tokens=R("tokens/tokens.parquet"),
+        checkpoint=checkpoint_files(),
     output:
         initial=directory(R("model/initial")),
     log:
@@ -70,7 +71,7 @@ rule given_model:
         mem_mb=8000,
     params:
         model=config["model"],
-        training=config["training"],
+        bootstrap=config["training"]["bootstrap"],
         seed=config["seed"],
     script:
         "../scripts/given_model.py"

@@ -5,4 +5,5 @@ from plmxai.runlog import job_log
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0], sm.output):
-    tokenize({"tokenizer": sm.params.tokenizer}, sm.input.proteins, sm.output.tokens, sm.output.summary)
+    tokenize({"tokenizer": sm.params.tokenizer, "revision": sm.params.revision}, sm.input.proteins,
+             sm.output.tokens, sm.output.summary)  # fmt: skip
