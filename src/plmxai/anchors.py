@@ -35,12 +35,20 @@ def _heads_text(props: pd.DataFrame, prop: str) -> str:
     top = _top_heads(props, prop)
     if top.empty:
         return "no head with enough high-confidence pairs"
-    heads = "; ".join(
-        f"L{r.layer} H{r.head}: {100 * r.proportion:.1f}% (q {r.q_permutation:.2g}, {r.n_high_pairs} pairs)"
-        for r in top.itertuples()
-    )
-    return (f"{heads}; background {100 * top['background'].iloc[0]:.2f}%; "
-            f"{int(tested['significant'].sum())} of {len(tested)} tested heads significant")  # fmt: skip
+    def head(r: pd.Series) -> str:
+        comp = r.get("q_composition", float("nan"))
+        comp = "" if pd.isna(comp) else f", q_composition {comp:.2g}"
+        return (f"L{r['layer']} H{r['head']}: {100 * r['proportion']:.1f}% (q {r['q_permutation']:.2g}{comp}, "
+                f"{r['n_high_pairs']} pairs)")  # fmt: skip
+
+    text = "; ".join(head(r) for _, r in top.iterrows())
+    text += (f"; background {100 * top['background'].iloc[0]:.2f}%; "
+             f"{int(tested['significant'].sum())} of {len(tested)} tested heads significant")  # fmt: skip
+    if "significant_composition" in tested and tested["q_composition"].notna().any():
+        beyond = tested[tested["significant_composition"]].sort_values("proportion", ascending=False)
+        text += (f", {len(beyond)} also beyond amino-acid identity (composition-matched null)"
+                 + (f", the top one {head(beyond.iloc[0])}" if len(beyond) and beyond.index[0] not in top.index[:1] else ""))  # fmt: skip
+    return text
 
 
 def _profile_text(profiles: pd.DataFrame, prop: str, n_layers: int) -> str:

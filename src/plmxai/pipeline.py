@@ -27,6 +27,7 @@ from .io import (
     write_partitioned,
 )
 from .lengths import apply_length_policy
+from .readers import UNLABELLED, read_input
 from .splits import balanced_shuffle, stratified_split
 from .synthetic import DemoSpec, generate, write_tsv
 from .uniprot import ReadOptions, drop_small_classes, read_uniprot_tsv
@@ -79,8 +80,6 @@ def prepare_data(cfg: dict, tsv, out_proteins, out_annotations, out_summary, thr
 
     Nothing is written unless every step succeeds.
     """
-    from .readers import read_input
-
     d = cfg["data"]
     source = d.get("source", "uniprot_tsv")
     if source in ("synthetic", "uniprot_rest"):  # both arrive as a UniProt TSV export
@@ -212,7 +211,6 @@ def tokenize(cfg: dict, proteins_path, out_tokens, out_summary) -> None:
 
 
 VARIANTS = ("finetuned", "frozen", "shuffled")
-UNLABELLED = "unlabelled"  # the label of every protein of an unlabelled set (readers.UNLABELLED)
 
 
 def init_model(cfg: dict, tokens_path, out_initial, threads: int = 1) -> None:
