@@ -42,7 +42,7 @@ def test_anchor_table_reads_the_top_heads(tmp_path):
     assert "L5 H10: 62.2% (q 0.02, 500 pairs); L5 H4: 49.8%" in table and "L0 H16" not in table
     # the top head fails the composition null: the top head beyond residue identity is named
     assert "L1 H2: 98.3% (q 0.02, q_composition 0.18, 362 pairs)" in table
-    assert "1 also beyond amino-acid identity (composition-matched null), the top one L1 H13: 53.3%" in table
+    assert "; 1 significant beyond amino-acid identity (composition-matched null), the top one L1 H13: 53.3%" in table
     assert "| 130 PDB chains |" in table and "| 1414 PDB chains |" in table
     assert "r = 0.50 (Mantel p 0.0001, 88 heads)" in table
     assert stage_times(b) == {"attention_given": 308.8}

@@ -46,7 +46,7 @@ def _heads_text(props: pd.DataFrame, prop: str) -> str:
              f"{int(tested['significant'].sum())} of {len(tested)} tested heads significant")  # fmt: skip
     if "significant_composition" in tested and tested["q_composition"].notna().any():
         beyond = tested[tested["significant_composition"]].sort_values("proportion", ascending=False)
-        text += (f", {len(beyond)} also beyond amino-acid identity (composition-matched null)"
+        text += (f"; {len(beyond)} significant beyond amino-acid identity (composition-matched null)"
                  + (f", the top one {head(beyond.iloc[0])}" if len(beyond) and beyond.index[0] not in top.index[:1] else ""))  # fmt: skip
     return text
 
@@ -69,6 +69,27 @@ def _probe_text(probes: pd.DataFrame, name: str) -> str:
     return (f"best layer {int(best['layer'])}: AUPRC {best['auprc']:.3f} (baseline {best['auprc_baseline']:.3f}), "
             f"precision at {best['precision_at']} {best['precision']:.3f}; final layer {int(last['layer'])}: "
             f"AUPRC {last['auprc']:.3f}, precision {last['precision']:.3f} (layer 0 = embeddings)")  # fmt: skip
+
+
+def variant_rows(props: pd.DataFrame, profiles: pd.DataFrame, blosum: pd.Series,
+                 probes: pd.DataFrame | None) -> pd.DataFrame:
+    """One run's figures beside the original's, for the properties the run has (the report)."""
+    n_layers = int(props["layer"].max()) + 1 if len(props) else 0
+    rows = []
+    present = set(props["property"])
+    for prop, what in (("contact", "contacts"), ("binding_site", "binding sites"), ("active_site", "active sites")):
+        if prop in present:
+            rows.append((f"attention to {what}", _heads_text(props, prop), ANCHORS.get(prop, "n/a")))
+            rows.append((f"layer profile: {what}", _profile_text(profiles, prop, n_layers),
+                         "last layers" if prop == "contact" else "n/a"))  # fmt: skip
+    if not pd.isna(blosum["pearson_r"]):
+        rows.append(("BLOSUM62 correlation of the heads' amino-acid attention",
+                     f"r = {blosum['pearson_r']:.2f} (Mantel p {blosum['p_mantel']:.2g}, {int(blosum['n_heads'])} heads)",
+                     ANCHORS["blosum"]))  # fmt: skip
+    for name in sorted(set(probes["probe"])) if probes is not None and len(probes) else []:
+        rows.append((f"probe: {name.replace('_', ' ')}", _probe_text(probes, name),
+                     ANCHORS["contact_probe"] if name == "contact" else "n/a"))  # fmt: skip
+    return pd.DataFrame(rows, columns=["analysis", "measured", "Vig et al. 2021 (TAPE BERT)"])
 
 
 def stage_times(run: Path) -> dict[str, float]:

@@ -34,6 +34,7 @@ h1{border-bottom:2px solid #345;padding-bottom:.2em}h2{margin-top:2em;color:#234
 table{border-collapse:collapse;margin:.6em 0;font-size:.88em;display:block;overflow-x:auto;max-width:100%}
 th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right;white-space:nowrap}
 th{background:#eef2f6}td:first-child,th:first-child{text-align:left}
+tr.text td{white-space:normal;text-align:left;min-width:10em}
 tr.sig td{background:#e8f6e8}
 img{max-width:100%;height:auto;display:block;margin:.5em 0}
 .kv td:first-child{font-weight:600}.note{color:#555;font-size:.9em}

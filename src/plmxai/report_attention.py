@@ -72,6 +72,14 @@ def attention_section(config: dict, variant: str, f: dict, fig_to_img, table) ->
     if not len(t):
         return "\n".join(parts + ["<p>No protein analysed.</p>"])
     props = [p for p in dict.fromkeys(t.loc[t["kind"].isin(["annotation", "contact"]), "property"])]
+    from .anchors import variant_rows
+
+    probes = pd.read_parquet(f["probes"]) if f.get("probes") else None
+    anchors = variant_rows(t, prof, blosum, probes)
+    if len(anchors):
+        parts.append("<p>Against the published figures (Vig et al. 2021, TAPE BERT pretrained; heads "
+                     "L&lt;layer&gt; H&lt;head&gt;, the top three tested heads by proportion):</p>")  # fmt: skip
+        parts.append(table(anchors, row_class=lambda r: "text"))  # sentences: wrapped, left-aligned
     for prop in props:
         parts.append(ratio_heatmap(t, prop, fdr))
     parts.append(profile_figure(prof, props, fig_to_img))
