@@ -27,6 +27,8 @@ OPTIONAL = {
     "ipython", "jedi", "parso", "pexpect", "ptyprocess", "prompt-toolkit", "wcwidth",
     "pickleshare", "backcall", "decorator", "executing", "asttokens", "pure-eval",
     "stack-data", "traitlets", "matplotlib-inline", "pygments",
+    # biotite.visualize, when matplotlib is installed (a class defined under try/except)
+    "matplotlib", "cycler", "kiwisolver", "pillow", "pyparsing", "contourpy", "fonttools",
 }  # fmt: skip
 
 
