@@ -143,6 +143,11 @@ class ParquetStreamWriter:
             self.abort()
 
 
+def parquet_columns(path: str | os.PathLike) -> list[str]:
+    """The column names of a Parquet file, read from its schema alone."""
+    return pq.read_schema(path).names
+
+
 def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
     meta = pq.read_schema(path).metadata or {}
     raw = meta.get(PROVENANCE_KEY)

@@ -21,6 +21,7 @@ from .config import tokenizer_source
 from .io import (
     ParquetStreamWriter,
     config_hash,
+    parquet_columns,
     sha256_file,
     write_json,
     write_parquet,
@@ -242,7 +243,7 @@ def given_model(cfg: dict, tokens_path, initial_dir, out_model, out_predictions,
                 out_confusion, threads: int = 1) -> None:  # fmt: skip
     """The `given` variant: the model as loaded, no training. Its predictions for every
     protein; metrics and confusion where the proteins carry labels (empty tables otherwise)."""
-    from .evaluate import confusion_table, metrics_table
+    from .evaluate import confusion_table
     from .modeling import load_model, save_model
     from .training import predictions_table
 
@@ -259,16 +260,24 @@ def given_model(cfg: dict, tokens_path, initial_dir, out_model, out_predictions,
         cm = pd.DataFrame(columns=["split", "true", "predicted", "count"])
         log.info("given model: %d proteins predicted; no labels, so no metrics", len(preds))
     else:
-        mt = metrics_table(preds, labels, cfg["training"]["bootstrap"], cfg["seed"])
+        mt = _test_metrics(preds, labels, cfg["training"]["bootstrap"], cfg["seed"], "given")
         cm = confusion_table(preds, labels)
-        test = mt[(mt["split"] == "test") & (mt["class"] == "all")].set_index("metric")
-        log.info("given model, test: accuracy %.3f, macro-F1 %.3f, MCC %.3f (%s)", test.loc["accuracy", "value"],
-                 test.loc["macro_f1", "value"], test.loc["mcc", "value"],
-                 (model.plmxai_checkpoint or {}).get("head", "classifier as built"))  # fmt: skip
     save_model(model.to("cpu"), out_model, tokenizer_source(cfg["model"]))
     write_parquet(preds, out_predictions, prov)
     write_parquet(mt, out_metrics, prov)
     write_parquet(cm, out_confusion, prov)
+
+
+def _test_metrics(preds: pd.DataFrame, labels: list[str], n_boot: int, seed: int, variant: str) -> pd.DataFrame:
+    """The metrics table of a variant's predictions, its test figures logged."""
+    from .evaluate import metrics_table
+
+    mt = metrics_table(preds, labels, n_boot, seed)
+    test = mt[(mt["split"] == "test") & (mt["class"] == "all")].set_index("metric")
+    log.info("test (%s): %s", variant, ", ".join(
+        f"{m} {test.loc[m, 'value']:.3f} [{test.loc[m, 'ci_low']:.3f}, {test.loc[m, 'ci_high']:.3f}]"
+        for m in ("accuracy", "macro_f1", "mcc")))  # fmt: skip
+    return mt
 
 
 def model_provenance(model) -> dict:
@@ -306,7 +315,7 @@ def train_model(
     cfg: dict, variant: str, tokens_path, initial_dir, out_finetuned, out_training,
     out_predictions, out_metrics, out_confusion, checkpoint_dir=None, threads: int = 1,
 ) -> None:  # fmt: skip
-    from .evaluate import confusion_table, metrics_table
+    from .evaluate import confusion_table
     from .modeling import load_model, save_model
     from .training import TrainOptions, finetune, predictions_table
 
@@ -324,11 +333,7 @@ def train_model(
     log.info("training took %.1f s", time.perf_counter() - t0)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     preds = predictions_table(model, tokens, 2 * opts.batch_size)
-    mt = metrics_table(preds, labels, n_boot, cfg["seed"])
-    test = mt[(mt["split"] == "test") & (mt["class"] == "all")].set_index("metric")
-    log.info("test (%s): %s", variant, ", ".join(
-        f"{m} {test.loc[m, 'value']:.3f} [{test.loc[m, 'ci_low']:.3f}, {test.loc[m, 'ci_high']:.3f}]"
-        for m in ("accuracy", "macro_f1", "mcc")))  # fmt: skip
+    mt = _test_metrics(preds, labels, n_boot, cfg["seed"], variant)
     prov = {
         **model_provenance(model), "stage": "model", "variant": variant,
         "config_hash": config_hash([cfg["model"], cfg["training"], cfg["seed"]]),
@@ -718,7 +723,7 @@ def _structure_lookup(st: dict, accessions, proteins_path=None) -> pd.DataFrame:
     wanted = set(accessions)
     files = structure_files(st["folder"], st["mapping"]) if st["folder"] else pd.DataFrame(
         columns=["accession", "path", "chain"])  # fmt: skip
-    if proteins_path is not None and "structure_path" in pq_columns(proteins_path):
+    if proteins_path is not None and "structure_path" in parquet_columns(proteins_path):
         own = pd.read_parquet(proteins_path, columns=["accession", "structure_path", "structure_chain"])
         own = own.rename(columns={"structure_path": "path", "structure_chain": "chain"}).dropna(subset=["path"])
         files = pd.concat([own, files], ignore_index=True)
@@ -744,12 +749,6 @@ def _protein_inputs(acc: str, seq: str, ann_by_acc: dict, lookup: pd.DataFrame, 
     info, contacts, considered = mapped_contacts(seq, rec["path"], rec["chain"], st["contact_cutoff"],
                                                  st["min_separation"], st["min_identity"], st["min_coverage"])  # fmt: skip
     return masks, info, contacts, considered
-
-
-def pq_columns(path) -> list[str]:
-    import pyarrow.parquet as pq
-
-    return pq.read_schema(path).names
 
 
 def structure_accessions(cfg: dict, tokens: pd.DataFrame) -> list[str]:
