@@ -79,6 +79,8 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
     until "$@" >/dev/null 2>&1; do
         if [ $SECONDS -ge $deadline ]; then
             log "timed out waiting for $what"
+            sinfo -N -l >&2 2>/dev/null || true
+            scontrol show node localhost >&2 2>/dev/null || true
             tail -n 20 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log 2>/dev/null >&2 || true
             exit 1
         fi
@@ -87,6 +89,16 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
 }
 
 node_idle() { [ "$(sinfo -h -n localhost -o %T 2>/dev/null | head -n 1)" = idle ]; }
+
+# A node that registers before the controller has settled can come up down or drained
+# ("Not responding", "Node unexpectedly rebooted"); resuming it is what an admin would do.
+node_idle_or_resume() {
+    node_idle && return 0
+    case "$(sinfo -h -n localhost -o %T 2>/dev/null | head -n 1)" in
+        down*|drain*|fail*) scontrol update NodeName=localhost State=RESUME >/dev/null 2>&1 || true ;;
+    esac
+    return 1
+}
 
 start() {
     # a start that fails half-way stops what it started
@@ -108,7 +120,7 @@ start() {
     /usr/sbin/slurmctld
     wait_for 60 slurmctld scontrol ping
     /usr/sbin/slurmd -N localhost
-    wait_for 120 "the node to become idle" node_idle
+    wait_for 300 "the node to become idle" node_idle_or_resume
     log "up: $(sinfo -h -o '%P %D %T %c %G' | tr '\n' ';')"
 }
 
