@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,39 @@ def load_schema(path: str | Path | None = None) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
 
+# old key -> new key: read as the new one, so configs written before the rename still run
+ALIASES = {"neurons": "knowledge.activation"}
+
+
+def apply_aliases(config: dict) -> list[str]:
+    """Move keys given by their old names (ALIASES) to their new place, in place; the notes
+    say what was moved. Both names at once is an error: which one was meant is unknown."""
+    notes = []
+    for old, new in ALIASES.items():
+        if old not in config:
+            continue
+        *parents, leaf = new.split(".")
+        node = config
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"config key '{p}' must be a mapping, got {node!r}")
+        if leaf in node:
+            raise ConfigError(
+                f"config keys '{old}' and '{new}' are the same section (the first is its old name): keep '{new}'"
+            )
+        node[leaf] = config.pop(old)
+        notes.append(f"config section '{old}' read as '{new}' (its new name)")
+    return notes
+
+
 def validate_config(config: dict, schema: dict | str | Path | None = None) -> dict:
-    """Fill defaults in place and validate; raise ConfigError naming the first bad key."""
+    """Fill defaults in place and validate; raise ConfigError naming the first bad key.
+    Sections under their old names (ALIASES) are moved to their new place first."""
     if not isinstance(schema, dict):
         schema = load_schema(schema)
+    for note in apply_aliases(config):
+        logging.getLogger("plmxai").warning(note)
     cls = _with_defaults(jsonschema.Draft202012Validator)
     errors = sorted(cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:

@@ -1,8 +1,8 @@
 rule alphafold:
     input:
-        tokens=R("tokens/tokens.parquet"),
+        tokens=TOKENS,
     output:
-        table=R("structures/alphafold.parquet"),
+        table=R("attention/alphafold.parquet"),
     log:
         LOG("alphafold"),
     conda:
@@ -20,7 +20,7 @@ rule attention:
     input:
         **structure_inputs(),
         model=R("{variant}/model/finetuned"),
-        tokens=R("tokens/tokens.parquet"),
+        tokens=TOKENS,
         proteins=R("data/proteins.parquet"),
         annotations=R("data/annotations.parquet"),
     output:
@@ -51,7 +51,7 @@ rule probes:
     input:
         **structure_inputs(),
         model=R("{variant}/model/finetuned"),
-        tokens=R("tokens/tokens.parquet"),
+        tokens=TOKENS,
         proteins=R("data/proteins.parquet"),
         annotations=R("data/annotations.parquet"),
     output:

@@ -1,7 +1,7 @@
 rule attribution_chunk:
     input:
         model=R("{variant}/model/finetuned"),
-        tokens=R("tokens/tokens.parquet"),
+        tokens=TOKENS,
         predictions=R("{variant}/model/predictions.parquet"),
     output:
         relevance=temp(R("{variant}/attribution/chunks/relevance_{chunk}.parquet")),
@@ -43,7 +43,7 @@ rule attribution:
     params:
         attribution=config["attribution"],
     script:
-        "../scripts/attribution_gather.py"
+        "../scripts/attribution.py"
 
 
 rule statistics:
@@ -52,8 +52,8 @@ rule statistics:
         annotations=R("data/annotations.parquet"),
         proteins=R("data/proteins.parquet"),
     output:
-        statistics=R("{variant}/statistics/statistics.parquet"),
-        correlations=R("{variant}/statistics/protein_correlations.parquet"),
+        statistics=R("{variant}/attribution/statistics.parquet"),
+        correlations=R("{variant}/attribution/protein_correlations.parquet"),
     log:
         LOG("statistics_{variant}"),
     conda:
@@ -68,7 +68,7 @@ rule statistics:
 rule faithfulness:
     input:
         model=R("{variant}/model/finetuned"),
-        tokens=R("tokens/tokens.parquet"),
+        tokens=TOKENS,
         relevance=R("{variant}/attribution/relevance"),
         completeness=R("{variant}/attribution/completeness.parquet"),
     output:
@@ -94,15 +94,16 @@ rule faithfulness:
 
 rule attribution_contrast:
     input:
-        unpack(contrast_inputs),
+        correlations=contrast_inputs(),
     output:
-        contrast=R("comparison/attribution_contrast.parquet"),
+        contrast=R("attribution/contrast.parquet"),
     log:
         LOG("attribution_contrast"),
     conda:
         "../../envs/stats.yaml"
     params:
         statistics=config["statistics"],
+        variants=TRAINED,
         reference="finetuned",
     script:
         "../scripts/attribution_contrast.py"

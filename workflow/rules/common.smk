@@ -19,6 +19,10 @@ def R(path):
     return f"{RUN}/{path}"
 
 
+# the tokenised proteins every model job reads (stage model)
+TOKENS = R("model/tokens.parquet")
+
+
 def all_cores():
     """The cores given to this run; 1 where none are (snakemake --report, --lint).
 
@@ -109,13 +113,14 @@ def has_contrast():
     )
 
 
-def contrast_inputs(wildcards=None):
-    return {v: R(f"{v}/statistics/protein_correlations.parquet") for v in TRAINED}
+def contrast_inputs():
+    """Each trained variant's per-protein correlations, in the order of TRAINED."""
+    return [R(f"{v}/attribution/protein_correlations.parquet") for v in TRAINED]
 
 
 def contrast_output():
     """The fine-tuned model against its controls, where the run has both."""
-    return [R("comparison/attribution_contrast.parquet")] if has_contrast() else []
+    return [R("attribution/contrast.parquet")] if has_contrast() else []
 
 
 def attention_params():
@@ -136,7 +141,7 @@ def structure_inputs(wildcards=None):
     if st["mapping"]:
         out["structure_mapping"] = st["mapping"]
     if st["alphafold"]:
-        out["alphafold"] = R("structures/alphafold.parquet")
+        out["alphafold"] = R("attention/alphafold.parquet")
     return out
 
 
@@ -159,12 +164,12 @@ VARIANT_FILES = {
 ATTRIBUTION_FILES = {
     "relevance": "attribution/relevance",
     "completeness": "attribution/completeness.parquet",
-    "statistics": "statistics/statistics.parquet",
+    "statistics": "attribution/statistics.parquet",
     "faithfulness": "attribution/faithfulness.parquet",
 }
 TRAINED_FILES = {
     "training": "model/training.parquet",
-    "neurons": "neurons/neuron_activation.parquet",
+    "neurons": "knowledge/neuron_activation.parquet",
     "knowledge_completeness": "knowledge/completeness.parquet",
     "preservation": "knowledge/preservation.parquet",
     "preservation_runs": "knowledge/preservation_runs.parquet",

@@ -49,20 +49,3 @@ rule data:
         seed=config["seed"],
     script:
         "../scripts/data.py"
-
-
-rule tokenize:
-    input:
-        proteins=R("data/proteins.parquet"),
-    output:
-        tokens=R("tokens/tokens.parquet"),
-        summary=R("tokens/tokenize_summary.json"),
-    log:
-        LOG("tokenize"),
-    conda:
-        "../../envs/model.yaml"
-    params:
-        tokenizer=tokenizer_source(config["model"]),
-        revision=config["model"]["revision"],
-    script:
-        "../scripts/tokenize.py"

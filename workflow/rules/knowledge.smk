@@ -1,7 +1,32 @@
+rule neuron_activation:
+    input:
+        model=R("{variant}/model/finetuned"),
+        tokens=TOKENS,
+    output:
+        scores=R("{variant}/knowledge/neuron_activation.parquet"),
+    log:
+        LOG("neuron_activation_{variant}"),
+    benchmark:
+        R("benchmarks/neuron_activation_{variant}.tsv")
+    wildcard_constraints:
+        variant=TRAINED_VARIANT,
+    conda:
+        "../../envs/model.yaml"
+    threads: variant_threads()
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        activation=config["knowledge"]["activation"],
+        device=config["model"]["device"],
+    script:
+        "../scripts/neuron_activation.py"
+
+
 rule knowledge_scores:
     input:
         model=R("{variant}/model/finetuned"),
-        tokens=R("tokens/tokens.parquet"),
+        tokens=TOKENS,
     output:
         scores=R("{variant}/knowledge/ig_scores.parquet"),
         completeness=R("{variant}/knowledge/completeness.parquet"),
@@ -30,8 +55,8 @@ rule knowledge_tests:
     input:
         initial=R("model/initial"),
         model=R("{variant}/model/finetuned"),
-        tokens=R("tokens/tokens.parquet"),
-        activation=R("{variant}/neurons/neuron_activation.parquet"),
+        tokens=TOKENS,
+        activation=R("{variant}/knowledge/neuron_activation.parquet"),
         ig=R("{variant}/knowledge/ig_scores.parquet"),
     output:
         runs=R("{variant}/knowledge/preservation_runs.parquet"),

@@ -1,6 +1,23 @@
+rule tokenize:
+    input:
+        proteins=R("data/proteins.parquet"),
+    output:
+        tokens=TOKENS,
+        summary=R("model/tokenize_summary.json"),
+    log:
+        LOG("tokenize"),
+    conda:
+        "../../envs/model.yaml"
+    params:
+        tokenizer=tokenizer_source(config["model"]),
+        revision=config["model"]["revision"],
+    script:
+        "../scripts/tokenize.py"
+
+
 rule init_model:
     input:
-        tokens=R("tokens/tokens.parquet"),
+        tokens=TOKENS,
         checkpoint=checkpoint_files(),
     output:
         initial=directory(R("model/initial")),
@@ -23,7 +40,7 @@ rule init_model:
 
 rule finetune:
     input:
-        tokens=R("tokens/tokens.parquet"),
+        tokens=TOKENS,
         initial=R("model/initial"),
     output:
         finetuned=directory(R("{variant}/model/finetuned")),
@@ -55,7 +72,7 @@ rule finetune:
 
 rule given_model:
     input:
-        tokens=R("tokens/tokens.parquet"),
+        tokens=TOKENS,
         initial=R("model/initial"),
     output:
         finetuned=directory(R("given/model/finetuned")),
