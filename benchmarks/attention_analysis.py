@@ -9,6 +9,7 @@ Prints, from one run on this machine, for chains of ../shared/data/structures (a
 
     python benchmarks/attention_analysis.py [--proteins 40] [--shifts 199]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,11 +24,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from training_throughput import ESM2_8M  # noqa: E402
 
-from plmxai.attention import AMINO_ACIDS, PropertyCounts, attention_maps, residue_properties  # noqa: E402
-from plmxai.modeling import build_model  # noqa: E402
-from plmxai.structures import mapped_contacts  # noqa: E402
-from plmxai.tokenize import esm2_tokenizer, tokenize_proteins  # noqa: E402
-from plmxai.training import batches  # noqa: E402
+from plmxai.attention.properties import (
+    AMINO_ACIDS,
+    PropertyCounts,
+    attention_maps,
+    residue_properties,
+)  # noqa: E402
+from plmxai.data.structures import mapped_contacts  # noqa: E402
+from plmxai.model.batching import batches  # noqa: E402
+from plmxai.model.esm import build_model  # noqa: E402
+from plmxai.model.tokens import esm2_tokenizer, tokenize_proteins  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "structures"
 
@@ -43,14 +49,22 @@ def main() -> None:
     torch.set_num_threads(2)
     chains = pd.read_csv(DATA / "chains.tsv", sep="\t")
     chains = chains[chains["n_ca"] <= 400].sort_values(["file", "chain"]).head(args.proteins)
-    prot = pd.DataFrame({"accession": [f"S{i}" for i in range(len(chains))],
-                         "sequence": chains["sequence_from_CA_records"].to_numpy(), "label": "1", "label_id": 0,
-                         "split": "test"})  # fmt: skip
+    prot = pd.DataFrame(
+        {
+            "accession": [f"S{i}" for i in range(len(chains))],
+            "sequence": chains["sequence_from_CA_records"].to_numpy(),
+            "label": "1",
+            "label_id": 0,
+            "split": "test",
+        }
+    )
     tokens, _ = tokenize_proteins(prot, esm2_tokenizer())
     model = build_model({"source": "random", "architecture": ESM2_8M}, ["1", "2"], seed=0).eval()
     n_res = int(tokens["n_residues"].sum())
-    print(f"ESM-2 8M geometry (random weights), {len(tokens)} chains, {n_res} residues "
-          f"(median length {int(tokens['n_residues'].median())}), {args.shifts} null draws, 2 threads")
+    print(
+        f"ESM-2 8M geometry (random weights), {len(tokens)} chains, {n_res} residues "
+        f"(median length {int(tokens['n_residues'].median())}), {args.shifts} null draws, 2 threads"
+    )
 
     def plain():
         with torch.no_grad():
@@ -84,12 +98,18 @@ def main() -> None:
     table = contact_counts.table(min_pairs=100)
     print(f"plain inference (sdpa):            {base:7.2f} s")
     print(f"eager maps only:                   {maps:7.2f} s  ({maps / base:.1f}x the plain pass)")
-    print(f"whole analysis (maps + counts):    {total:7.2f} s  ({total / base:.1f}x the plain pass, "
-          f"{1000 * total / len(tokens):.0f} ms per protein)")
+    print(
+        f"whole analysis (maps + counts):    {total:7.2f} s  ({total / base:.1f}x the plain pass, "
+        f"{1000 * total / len(tokens):.0f} ms per protein)"
+    )
     print(f"  residue properties with null:    {residue_time:7.2f} s  ({residue_time / total:.0%})")
-    print(f"  contacts with diagonal-shift null: {contact_time:5.2f} s  ({contact_time / total:.0%})")
+    print(
+        f"  contacts with diagonal-shift null: {contact_time:5.2f} s  ({contact_time / total:.0%})"
+    )
     c = table[table["property"] == "contact"]
-    print(f"contact background {c['background'].iloc[0]:.4f}; heads tested {int(c['tested'].sum())} of 120")
+    print(
+        f"contact background {c['background'].iloc[0]:.4f}; heads tested {int(c['tested'].sum())} of 120"
+    )
 
 
 if __name__ == "__main__":

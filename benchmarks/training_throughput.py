@@ -9,6 +9,7 @@ Prints, from one run on this machine:
 
     python benchmarks/training_throughput.py [--device cuda] [--steps 6]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from plmxai.modeling import build_model
-from plmxai.training import TrainOptions, collate, epoch_plan, padding_fraction
+from plmxai.model.batching import collate
+from plmxai.model.esm import build_model
+from plmxai.model.training import TrainOptions, epoch_plan, padding_fraction
 
 ESM2_8M = {"hidden_size": 320, "num_layers": 6, "num_heads": 20, "intermediate_size": 1280}
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -108,15 +110,23 @@ def main():
     sizes = (1024, 2048, 4096)
     peak32 = max(matmul_peak(device, torch.float32, n) for n in sizes)
     has_bf16 = device.type == "cpu" or torch.cuda.is_bf16_supported()
-    peak16 = max(matmul_peak(device, torch.bfloat16, n) for n in sizes) if has_bf16 else float("nan")
-    print(f"matmul peak: fp32 {peak32 / 1e9:.0f} GFLOP/s, bf16 {peak16 / 1e9:.0f} GFLOP/s "
-          f"(bf16/fp32 = {peak16 / peak32:.2f})")  # fmt: skip
+    peak16 = (
+        max(matmul_peak(device, torch.bfloat16, n) for n in sizes) if has_bf16 else float("nan")
+    )
+    print(
+        f"matmul peak: fp32 {peak32 / 1e9:.0f} GFLOP/s, bf16 {peak16 / 1e9:.0f} GFLOP/s "
+        f"(bf16/fp32 = {peak16 / peak32:.2f})"
+    )
 
-    model = build_model({"source": "random", "architecture": ESM2_8M}, [str(i) for i in range(7)], seed=0).to(device)
+    model = build_model(
+        {"source": "random", "architecture": ESM2_8M}, [str(i) for i in range(7)], seed=0
+    ).to(device)
     model.train()
     optim = torch.optim.AdamW(model.parameters(), lr=1e-5)
     print("\nESM-2 8M architecture, batch", args.batch)
-    print(f"{'L':>5} {'precision':>9} {'seq/s':>8} {'tokens/s':>10} {'GFLOP/s':>9} {'of fp32 peak':>12}")
+    print(
+        f"{'L':>5} {'precision':>9} {'seq/s':>8} {'tokens/s':>10} {'GFLOP/s':>9} {'of fp32 peak':>12}"
+    )
     fp32_at = {}
     for length in (128, 256, 512):
         ids, mask, labels = random_batch(args.batch, length, device, rng)
@@ -127,31 +137,43 @@ def main():
             t = step_time(model, optim, ids, mask, labels, dtype, args.steps)
             if dtype is None:
                 fp32_at[length] = t
-            print(f"{length:>5} {name:>9} {args.batch / t:>8.1f} {args.batch * length / t:>10.0f} "
-                  f"{flops / t / 1e9:>9.0f} {flops / t / peak32:>12.2f}")  # fmt: skip
+            print(
+                f"{length:>5} {name:>9} {args.batch / t:>8.1f} {args.batch * length / t:>10.0f} "
+                f"{flops / t / 1e9:>9.0f} {flops / t / peak32:>12.2f}"
+            )
 
     # length-bucketed vs random batching on realistic lengths, same proteins, same model
     lengths, source = realistic_lengths(96, rng)
     labels = rng.integers(0, 7, size=len(lengths))
-    print(f"\nbatching, {len(lengths)} proteins with lengths from {source}, fp32, batch {args.batch}")
+    print(
+        f"\nbatching, {len(lengths)} proteins with lengths from {source}, fp32, batch {args.batch}"
+    )
     times = {}
     for batching in ("random", "length"):
         opt = TrainOptions(batch_size=args.batch, batching=batching, bucket_batches=50, seed=0)
         plan = epoch_plan(lengths + 2, labels, opt, epoch=1)
         t0 = time.perf_counter()
         for pos in plan:
-            ids, mask = collate([np.concatenate([[0], rng.integers(4, 24, size=n), [2]]) for n in lengths[pos]])
+            ids, mask = collate(
+                [np.concatenate([[0], rng.integers(4, 24, size=n), [2]]) for n in lengths[pos]]
+            )
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            torch.nn.functional.cross_entropy(logits, torch.as_tensor(labels[pos], device=device)).backward()
+            torch.nn.functional.cross_entropy(
+                logits, torch.as_tensor(labels[pos], device=device)
+            ).backward()
             optim.step()
             optim.zero_grad(set_to_none=True)
         sync(device)
         times[batching] = time.perf_counter() - t0
-        print(f"  {batching:>6}: padding {100 * padding_fraction(lengths + 2, plan):5.1f}%, "
-              f"epoch {times[batching]:.1f} s")  # fmt: skip
+        print(
+            f"  {batching:>6}: padding {100 * padding_fraction(lengths + 2, plan):5.1f}%, "
+            f"epoch {times[batching]:.1f} s"
+        )
     print(f"  speed-up of length batching: {times['random'] / times['length']:.2f}x")
-    print(f"\nfp32 at L=256 reaches {train_flops(model, args.batch, 256) / fp32_at[256] / peak32:.0%} "
-          "of the fp32 matmul peak (goal: 50%)")
+    print(
+        f"\nfp32 at L=256 reaches {train_flops(model, args.batch, 256) / fp32_at[256] / peak32:.0%} "
+        "of the fp32 matmul peak (goal: 50%)"
+    )
 
 
 if __name__ == "__main__":

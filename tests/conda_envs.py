@@ -1,5 +1,6 @@
 """What the conda environment files (envs/) provide, for the test that each rule's imports
 are covered by its family's environment (test_workflow.py::test_rule_imports_covered_by_envs)."""
+
 from __future__ import annotations
 
 import re
@@ -18,18 +19,45 @@ NOT_PYTHON = {"python", "pip", "mmseqs2"}
 # Imported by a library only when installed, and installed here by other packages: an
 # environment without them works. Each line names the importer.
 OPTIONAL = {
-    "jsonpointer", "rfc3339-validator", "idna",  # jsonschema's format checkers
+    "jsonpointer",
+    "rfc3339-validator",
+    "idna",  # jsonschema's format checkers
     "cloudpickle",  # pyarrow
     "charset-normalizer",  # numpy.f2py (through scipy)
-    "trio", "outcome", "sniffio", "sortedcontainers",  # anyio backends (huggingface_hub)
-    "colorama", "psutil", "rich",  # tqdm, joblib, scikit-learn
+    "trio",
+    "outcome",
+    "sniffio",
+    "sortedcontainers",  # anyio backends (huggingface_hub)
+    "colorama",
+    "psutil",
+    "rich",  # tqdm, joblib, scikit-learn
     # captum's notebook visualisation, when IPython is installed
-    "ipython", "jedi", "parso", "pexpect", "ptyprocess", "prompt-toolkit", "wcwidth",
-    "pickleshare", "backcall", "decorator", "executing", "asttokens", "pure-eval",
-    "stack-data", "traitlets", "matplotlib-inline", "pygments",
+    "ipython",
+    "jedi",
+    "parso",
+    "pexpect",
+    "ptyprocess",
+    "prompt-toolkit",
+    "wcwidth",
+    "pickleshare",
+    "backcall",
+    "decorator",
+    "executing",
+    "asttokens",
+    "pure-eval",
+    "stack-data",
+    "traitlets",
+    "matplotlib-inline",
+    "pygments",
     # biotite.visualize, when matplotlib is installed (a class defined under try/except)
-    "matplotlib", "cycler", "kiwisolver", "pillow", "pyparsing", "contourpy", "fonttools",
-}  # fmt: skip
+    "matplotlib",
+    "cycler",
+    "kiwisolver",
+    "pillow",
+    "pyparsing",
+    "contourpy",
+    "fonttools",
+}
 
 
 def norm(name: str) -> str:
@@ -76,7 +104,9 @@ def script_envs() -> dict[str, set[tuple[str, Path]]]:
             env = re.search(r'conda:\s*"([^"]+)"', block)
             script = re.search(r'script:\s*"([^"]+)"', block)
             if env and script:
-                out.setdefault(Path(script.group(1)).name, set()).add((rule, (f.parent / env.group(1)).resolve()))
+                out.setdefault(Path(script.group(1)).name, set()).add(
+                    (rule, (f.parent / env.group(1)).resolve())
+                )
     return out
 
 
@@ -89,7 +119,9 @@ def interpreter_baseline() -> set[str]:
         "owners = packages_distributions()\n"
         "print('\\n'.join({d for m in list(sys.modules) for d in owners.get(m.partition('.')[0], ())}))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     return {norm(n) for n in out.split()}
 
 

@@ -16,10 +16,17 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model():
     """A small random ESM-2 classifier (2 layers, 3 classes), seeded."""
-    from plmxai.modeling import build_model
+    from plmxai.model.esm import build_model
 
-    spec = {"source": "random", "architecture": {"hidden_size": 32, "num_layers": 2,
-                                                 "num_heads": 4, "intermediate_size": 64}}
+    spec = {
+        "source": "random",
+        "architecture": {
+            "hidden_size": 32,
+            "num_layers": 2,
+            "num_heads": 4,
+            "intermediate_size": 64,
+        },
+    }
     return build_model(spec, ["1", "2", "3"], seed=0).eval()
 
 
@@ -28,12 +35,17 @@ def tiny_tokens():
     """Tokens of a few proteins of different lengths, with labels."""
     import pandas as pd
 
-    from plmxai.tokenize import esm2_tokenizer, tokenize_proteins
+    from plmxai.model.tokens import esm2_tokenizer, tokenize_proteins
 
     seqs = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMLEDPVDAFQ", "MWCHHYQNACDEFGHIKLMNPQRSTVWY", "AC"]
-    prot = pd.DataFrame({
-        "accession": [f"P{i}" for i in range(len(seqs))], "sequence": seqs,
-        "label": ["1", "2", "3", "1"], "label_id": [0, 1, 2, 0], "split": "test",
-    })  # fmt: skip
+    prot = pd.DataFrame(
+        {
+            "accession": [f"P{i}" for i in range(len(seqs))],
+            "sequence": seqs,
+            "label": ["1", "2", "3", "1"],
+            "label_id": [0, 1, 2, 0],
+            "split": "test",
+        }
+    )
     tokens, _ = tokenize_proteins(prot, esm2_tokenizer())
     return tokens

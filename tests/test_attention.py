@@ -1,5 +1,6 @@
 """Attention analysis: maps, attention-to-property counts and their nulls, profiles, BLOSUM62,
 and contact maps from real structures."""
+
 import json
 
 import numpy as np
@@ -7,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from plmxai.attention import (
+from plmxai.attention.properties import (
     AMINO_ACIDS,
     PropertyCounts,
     attention_maps,
@@ -17,7 +18,9 @@ from plmxai.attention import (
 )
 
 
-def test_attention_maps_are_the_models_eager_weights_without_special_tokens(tiny_model, tiny_tokens):
+def test_attention_maps_are_the_models_eager_weights_without_special_tokens(
+    tiny_model, tiny_tokens
+):
     assert tiny_model.config._attn_implementation != "eager"
     seen = dict(attention_maps(tiny_model, tiny_tokens, batch_size=2))
     assert sorted(seen) == list(range(len(tiny_tokens)))
@@ -53,14 +56,24 @@ def test_property_counts_find_the_attended_annotation():
         site = int(rng.integers(0, n))
         mask = np.zeros(n, bool)
         mask[site] = True
-        counts.add(f"P{p}", _maps(n, [site], rng), residue_properties(seq, {"active_site": mask}, ["active_site"]))
+        counts.add(
+            f"P{p}",
+            _maps(n, [site], rng),
+            residue_properties(seq, {"active_site": mask}, ["active_site"]),
+        )
     t = counts.table(min_pairs=100).set_index(["head", "property"])
     site = t.loc[(0, "active_site")]
     assert site["n_high_pairs"] == 30 * 40 and site["proportion"] == 1.0
     assert site["background"] == pytest.approx(1 / 40)
-    assert site["p_permutation"] == pytest.approx(1 / 1000) and site["significant"] and site["significant_z"]
+    assert (
+        site["p_permutation"] == pytest.approx(1 / 1000)
+        and site["significant"]
+        and site["significant_z"]
+    )
     # head 1 never exceeds theta: no pairs, not tested
-    assert t.loc[(1, "active_site"), "n_high_pairs"] == 0 and not t.loc[(1, "active_site"), "tested"]
+    assert (
+        t.loc[(1, "active_site"), "n_high_pairs"] == 0 and not t.loc[(1, "active_site"), "tested"]
+    )
     assert np.isnan(t.loc[(1, "active_site"), "q_permutation"])
     # amino acids: head 0's attention goes to whatever residue the site has, near background
     aa = t.xs(0, level="head").loc[list(AMINO_ACIDS)]
@@ -108,16 +121,29 @@ def test_contact_counts_and_diagonal_shift_null():
     c = t.loc[(0, "contact")]
     # self-attention (separation 0) is not among the pairs considered
     assert c["n_high_pairs"] == total_high and c["proportion"] == 1.0
-    assert c["background"] < 0.05 and c["p_permutation"] == pytest.approx(1 / 200) and c["significant"]
+    assert (
+        c["background"] < 0.05 and c["p_permutation"] == pytest.approx(1 / 200) and c["significant"]
+    )
     assert not t.loc[(1, "contact"), "tested"]
 
 
 def test_layer_profiles_and_centre_of_gravity():
-    table = pd.DataFrame({"layer": [0, 0, 1, 1], "head": [0, 1, 0, 1], "property": "p", "kind": "residue",
-                          "proportion": [0.1, 0.3, 0.6, 0.2], "background": 0.1, "tested": True,
-                          "significant": [False, True, True, False]})  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "layer": [0, 0, 1, 1],
+            "head": [0, 1, 0, 1],
+            "property": "p",
+            "kind": "residue",
+            "proportion": [0.1, 0.3, 0.6, 0.2],
+            "background": 0.1,
+            "tested": True,
+            "significant": [False, True, True, False],
+        }
+    )
     prof = layer_profiles(table).set_index("layer")
-    assert prof.loc[0, "mean_proportion"] == pytest.approx(0.2) and prof.loc[1, "mean_ratio"] == pytest.approx(4)
+    assert prof.loc[0, "mean_proportion"] == pytest.approx(0.2) and prof.loc[
+        1, "mean_ratio"
+    ] == pytest.approx(4)
     assert prof.loc[0, "centre_of_gravity"] == pytest.approx((0 * 0.2 + 1 * 0.4) / 0.6)
 
 
@@ -130,8 +156,18 @@ def test_blosum_correlation_recovers_a_substitution_like_profile():
     # acids get similar attention across heads
     rng = np.random.default_rng(0)
     prof = rng.dirichlet(np.ones(20), size=60) @ np.exp(b / 2)
-    rows = [{"layer": h // 10, "head": h % 10, "property": aa, "kind": "amino_acid", "tested": True,
-             "proportion": prof[h, k]} for h in range(60) for k, aa in enumerate(AMINO_ACIDS)]  # fmt: skip
+    rows = [
+        {
+            "layer": h // 10,
+            "head": h % 10,
+            "property": aa,
+            "kind": "amino_acid",
+            "tested": True,
+            "proportion": prof[h, k],
+        }
+        for h in range(60)
+        for k, aa in enumerate(AMINO_ACIDS)
+    ]
     summary, sim = blosum_correlation(pd.DataFrame(rows), n_permutations=199)
     assert summary["pearson_r"] > 0.5 and summary["p_mantel"] == pytest.approx(1 / 200)
     assert summary["n_pairs"] == 190 and sim.shape == (20, 20)
@@ -141,12 +177,14 @@ def test_blosum_correlation_recovers_a_substitution_like_profile():
 
 @pytest.mark.realdata
 def test_contact_maps_match_the_counts_of_real_structures(shared_data):
-    from plmxai.structures import best_chain, contact_map, read_chains, sequence_contacts
+    from plmxai.data.structures import best_chain, contact_map, read_chains, sequence_contacts
 
     chains = pd.read_csv(shared_data / "structures" / "chains.tsv", sep="\t")
     files = {}
     for r in chains.itertuples(index=False):
-        c = files.setdefault(r.file, read_chains(shared_data / "structures" / "pdb" / r.file))[r.chain]
+        c = files.setdefault(r.file, read_chains(shared_data / "structures" / "pdb" / r.file))[
+            r.chain
+        ]
         assert (len(c.ca), c.sequence) == (r.n_ca, r.sequence_from_CA_records), (r.file, r.chain)
         assert contact_map(c.ca).sum() // 2 == r.n_ca_contacts_sep6_8A, (r.file, r.chain)
     # alignment, not numbering: a sequence with an N-terminal tag and one residue deleted maps
@@ -156,8 +194,14 @@ def test_contact_maps_match_the_counts_of_real_structures(shared_data):
     seq = "MHHHHHH" + chain.sequence[:50] + chain.sequence[51:]
     m = best_chain(seq, files[r.file])
     assert m.chain == r.chain and m.identity == 1.0
-    assert best_chain(seq, files[r.file], float("nan")).chain == r.chain  # a table's empty chain cell
-    assert (m.to_chain[7:57] == np.arange(50)).all() and m.to_chain[57] == 51 and (m.to_chain[:7] == -1).all()
+    assert (
+        best_chain(seq, files[r.file], float("nan")).chain == r.chain
+    )  # a table's empty chain cell
+    assert (
+        (m.to_chain[7:57] == np.arange(50)).all()
+        and m.to_chain[57] == 51
+        and (m.to_chain[:7] == -1).all()
+    )
     contacts, resolved = sequence_contacts(seq, chain, m)
     assert resolved.sum() == len(chain.sequence) - 1 and not contacts[:7].any()
     full = contact_map(chain.ca)
@@ -166,7 +210,7 @@ def test_contact_maps_match_the_counts_of_real_structures(shared_data):
 
 @pytest.mark.realdata
 def test_binding_site_masks_from_pdb_numbering(shared_data):
-    from plmxai.structures import binding_site_mask
+    from plmxai.data.structures import binding_site_mask
 
     n_chains = n_sites = 0
     with open(shared_data / "binding_sites" / "pdb_chains_binding_sites.jsonl") as f:
@@ -188,42 +232,86 @@ def test_attention_and_probes_on_real_structures(shared_data, tiny_model, tmp_pa
     """Chains of real complexes as proteins, structures found through a mapping table: the
     contact background is the contact density in chains.tsv, and a contact probe is fitted."""
     from plmxai.config import validate_config
-    from plmxai.modeling import save_model
-    from plmxai.pipeline import attention_analysis, probe_analysis
-    from plmxai.tokenize import esm2_tokenizer, tokenize_proteins
+    from plmxai.model.esm import save_model
+    from plmxai.model.tokens import esm2_tokenizer, tokenize_proteins
+    from plmxai.stages.attention import attention
+    from plmxai.stages.attention import probes as probe_stage
 
     chains = pd.read_csv(shared_data / "structures" / "chains.tsv", sep="\t")
     chains = chains[chains["n_ca"].between(60, 160)].sort_values(["n_ca", "file", "chain"]).head(16)
-    chains = chains.assign(accession=[f"S{i:02d}" for i in range(len(chains))],
-                           split=["train", "test"] * (len(chains) // 2))  # fmt: skip
-    prot = pd.DataFrame({"accession": chains["accession"], "sequence": chains["sequence_from_CA_records"],
-                         "label": "1", "label_id": 0, "split": chains["split"]})  # fmt: skip
+    chains = chains.assign(
+        accession=[f"S{i:02d}" for i in range(len(chains))],
+        split=["train", "test"] * (len(chains) // 2),
+    )
+    prot = pd.DataFrame(
+        {
+            "accession": chains["accession"],
+            "sequence": chains["sequence_from_CA_records"],
+            "label": "1",
+            "label_id": 0,
+            "split": chains["split"],
+        }
+    )
     tokens, _ = tokenize_proteins(prot, esm2_tokenizer())
     tokens.to_parquet(tmp_path / "tokens.parquet")
     prot.to_parquet(tmp_path / "proteins.parquet")
-    pd.DataFrame(columns=["accession", "type", "pair", "start", "end"]).to_parquet(tmp_path / "ann.parquet")
+    pd.DataFrame(columns=["accession", "type", "pair", "start", "end"]).to_parquet(
+        tmp_path / "ann.parquet"
+    )
     chains[["accession", "file", "chain"]].to_csv(tmp_path / "map.tsv", sep="\t", index=False)
     save_model(tiny_model, tmp_path / "model")
-    cfg = validate_config({"attention": {"n_shifts": 19, "blosum_permutations": 0, "min_pairs": 1,
-                                         "structures": {"folder": str(shared_data / "structures" / "pdb"),
-                                                        "mapping": str(tmp_path / "map.tsv")}}})  # fmt: skip
+    cfg = validate_config(
+        {
+            "attention": {
+                "n_shifts": 19,
+                "blosum_permutations": 0,
+                "min_pairs": 1,
+                "structures": {
+                    "folder": str(shared_data / "structures" / "pdb"),
+                    "mapping": str(tmp_path / "map.tsv"),
+                },
+            }
+        }
+    )
     out = {k: tmp_path / f"{k}.parquet" for k in ("props", "prof", "blosum", "structs", "probes")}
-    attention_analysis(cfg, tmp_path / "model", tmp_path / "tokens.parquet", tmp_path / "proteins.parquet",
-                       tmp_path / "ann.parquet", out["props"], out["prof"], out["blosum"], out["structs"])  # fmt: skip
+    inputs = {
+        "model": tmp_path / "model",
+        "tokens": tmp_path / "tokens.parquet",
+        "proteins": tmp_path / "proteins.parquet",
+        "annotations": tmp_path / "ann.parquet",
+        "device": "cpu",
+        "seed": cfg["seed"],
+    }
+    attention(
+        **inputs,
+        out_properties=out["props"],
+        out_profiles=out["prof"],
+        out_blosum=out["blosum"],
+        out_structures=out["structs"],
+        attention=cfg["attention"],
+        fdr=cfg["statistics"]["fdr"],
+    )
     test = chains[chains["split"] == "test"]
     structs = pd.read_parquet(out["structs"])
-    assert len(structs) == len(test) and structs["used"].all() and (structs["identity"] == 1.0).all()
+    assert (
+        len(structs) == len(test) and structs["used"].all() and (structs["identity"] == 1.0).all()
+    )
     props = pd.read_parquet(out["props"])
     contact = props[props["property"] == "contact"]
     assert len(contact) == 2 * 4
     n = test["n_ca"].to_numpy()
     density = (2 * test["n_ca_contacts_sep6_8A"]).sum() / ((n - 6) * (n - 5)).sum()
     assert contact["background"].iloc[0] == pytest.approx(density)
-    probe_analysis(cfg, tmp_path / "model", tmp_path / "tokens.parquet", tmp_path / "proteins.parquet",
-                   tmp_path / "ann.parquet", out["probes"])  # fmt: skip
+    probe_stage(**inputs, out_probes=out["probes"], attention=cfg["attention"])
     probes = pd.read_parquet(out["probes"])
-    assert probes["probe"].unique().tolist() == ["contact"] and probes["layer"].tolist() == [0, 1, 2]
-    assert (probes["n_test_proteins"] == len(test)).all() and (probes["n_train_proteins"] == 8).all()
+    assert probes["probe"].unique().tolist() == ["contact"] and probes["layer"].tolist() == [
+        0,
+        1,
+        2,
+    ]
+    assert (probes["n_test_proteins"] == len(test)).all() and (
+        probes["n_train_proteins"] == 8
+    ).all()
     assert (probes["n_test_positive"] == test["n_ca_contacts_sep6_8A"].sum()).all()
     assert probes["precision"].between(0, 1).all() and probes["auprc"].between(0, 1).all()
 
@@ -232,7 +320,9 @@ def test_composition_null_separates_the_site_from_its_amino_acid():
     """Every annotated residue is a W among four W's: a head on the annotated W attends beyond
     its amino acid; a head on any W is enriched for the annotation only through the W."""
     rng = np.random.default_rng(4)
-    counts = PropertyCounts(1, 2, ["active_site"], theta=0.3, draws=199, seed=0, composition_columns=1)
+    counts = PropertyCounts(
+        1, 2, ["active_site"], theta=0.3, draws=199, seed=0, composition_columns=1
+    )
     for p in range(40):
         n = 40
         seq = np.array(list("".join(rng.choice(list("ACDEFGHIKLMNPQRSTVY"), n))))
@@ -243,7 +333,12 @@ def test_composition_null_separates_the_site_from_its_amino_acid():
         att = np.full((1, 2, n, n), 0.1 / n, dtype=np.float32)
         att[0, 0, :, ws[0]] += 0.9
         att[0, 1, :, rng.choice(ws)] += 0.9
-        counts.add(f"P{p}", att, mask[:, None].astype(float), residues=np.frombuffer("".join(seq).encode(), np.uint8))
+        counts.add(
+            f"P{p}",
+            att,
+            mask[:, None].astype(float),
+            residues=np.frombuffer("".join(seq).encode(), np.uint8),
+        )
     t = counts.table(min_pairs=100).set_index("head")
     assert t.loc[0, "significant"] and t.loc[0, "significant_composition"]
     assert t.loc[1, "significant"] and not t.loc[1, "significant_composition"]
@@ -251,7 +346,7 @@ def test_composition_null_separates_the_site_from_its_amino_acid():
 
 
 def test_diagonal_shift_counts_equal_rolled_maps():
-    from plmxai.attention import diagonal_shift_counts
+    from plmxai.attention.properties import diagonal_shift_counts
 
     rng = np.random.default_rng(6)
     n = 37
@@ -269,7 +364,7 @@ def test_mmcif_and_pdb_give_the_same_chain(shared_data, tmp_path):
     import biotite.structure.io as strucio
     import biotite.structure.io.pdbx as pdbx
 
-    from plmxai.structures import read_chains, structure_files
+    from plmxai.data.structures import read_chains, structure_files
 
     src = shared_data / "structures" / "pdb" / "1AVX_l_b_COMPLEX.pdb"
     cif = pdbx.CIFFile()
@@ -289,7 +384,7 @@ def test_mmcif_and_pdb_give_the_same_chain(shared_data, tmp_path):
 
 
 def test_structure_mapping_table_errors_name_the_line(tmp_path):
-    from plmxai.structures import structure_files
+    from plmxai.data.structures import structure_files
 
     (tmp_path / "a.pdb").write_text("END\n")
     (tmp_path / "map.tsv").write_text("accession\tfile\tchain\nP1\ta.pdb\tA\nP2\tmissing.cif\t\n")

@@ -1,20 +1,22 @@
 """Gathering attribution chunks streams row groups: its peak memory does not grow with the
 number of proteins, and the layer-partitioned dataset holds every row of every chunk."""
+
 import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
 
-from plmxai.io import ParquetStreamWriter, read_partitioned
+from plmxai.tables import ParquetStreamWriter, read_partitioned
 
 SCRIPT = """
 import resource, sys
-from plmxai.pipeline import gather_attribution
-cfg = {"attribution": {"completeness_tolerance": 0.05}}
+from plmxai.stages.attribution import attribution
 n = int(sys.argv[1])
-gather_attribution(cfg, [f"{sys.argv[2]}/rel_{i}.parquet" for i in range(n)],
-                   [f"{sys.argv[2]}/comp_{i}.parquet" for i in range(n)], sys.argv[3], sys.argv[4])
+attribution(relevance=[f"{sys.argv[2]}/rel_{i}.parquet" for i in range(n)],
+            completeness=[f"{sys.argv[2]}/comp_{i}.parquet" for i in range(n)],
+            out_relevance=sys.argv[3], out_completeness=sys.argv[4],
+            attribution={"completeness_tolerance": 0.05})
 print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
@@ -25,14 +27,16 @@ LENGTH = 300
 
 def _protein(acc: str, rng) -> pd.DataFrame:
     n = len(TRACKS) * LENGTH
-    return pd.DataFrame({
-        "accession": acc,
-        "layer": np.repeat([t[0] for t in TRACKS], LENGTH),
-        "head": np.repeat(np.array([t[1] for t in TRACKS], dtype=np.int16), LENGTH),
-        "position": np.tile(np.arange(1, LENGTH + 1, dtype=np.int32), len(TRACKS)),
-        "residue": rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), n),
-        "relevance": rng.normal(size=n).astype(np.float32),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "accession": acc,
+            "layer": np.repeat([t[0] for t in TRACKS], LENGTH),
+            "head": np.repeat(np.array([t[1] for t in TRACKS], dtype=np.int16), LENGTH),
+            "position": np.tile(np.arange(1, LENGTH + 1, dtype=np.int32), len(TRACKS)),
+            "residue": rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), n),
+            "relevance": rng.normal(size=n).astype(np.float32),
+        }
+    )
 
 
 def _write_chunks(folder, n_chunks: int, per_chunk: int) -> None:
@@ -43,14 +47,36 @@ def _write_chunks(folder, n_chunks: int, per_chunk: int) -> None:
         with ParquetStreamWriter(folder / f"rel_{c}.parquet") as w:
             for acc in accs:  # one row group per protein, as attribute_chunk writes them
                 w.write(_protein(acc, rng))
-        pd.DataFrame({"accession": accs, "label_id": 0, "target_id": 0, "f_input": 1.0, "f_baseline": 0.0,
-                      "attribution_sum": 1.0, "delta": 0.0, "relative_error": 0.0,
-                      "method": "embedding_ig"}).to_parquet(folder / f"comp_{c}.parquet")  # fmt: skip
+        pd.DataFrame(
+            {
+                "accession": accs,
+                "label_id": 0,
+                "target_id": 0,
+                "f_input": 1.0,
+                "f_baseline": 0.0,
+                "attribution_sum": 1.0,
+                "delta": 0.0,
+                "relative_error": 0.0,
+                "method": "embedding_ig",
+            }
+        ).to_parquet(folder / f"comp_{c}.parquet")
 
 
 def _peak_kb(folder, n_chunks, out) -> int:
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(n_chunks), str(folder), str(out / "relevance"),
-                           str(out / "completeness.parquet")], capture_output=True, text=True, check=True)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SCRIPT,
+            str(n_chunks),
+            str(folder),
+            str(out / "relevance"),
+            str(out / "completeness.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(proc.stdout.split("PEAK_KB")[1].split()[0])
 
 

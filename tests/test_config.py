@@ -19,29 +19,65 @@ def test_shipped_config_is_valid():
 @pytest.mark.parametrize(
     "cfg, message",
     [
-        ({"statistics": {"fdrr": 0.1}}, r"'statistics': Additional properties.*'fdrr' was unexpected"),
+        (
+            {"statistics": {"fdrr": 0.1}},
+            r"'statistics': Additional properties.*'fdrr' was unexpected",
+        ),
         ({"statistics": {"fdr": 1.5}}, r"'statistics.fdr': 1.5 is greater than the maximum of 1"),
         ({"training": {"epochs": "ten"}}, r"'training.epochs': 'ten' is not of type 'integer'"),
         ({"model": {"source": "hub"}}, r"'model.source': 'hub' is not one of"),
         ({"data": {"split": {"train": 0.5}}}, r"'data.split.train/val/test' must sum to 1"),
         ({"data": {"source": "uniprot_tsv"}}, r"'data.tsv' is required"),
-        ({"model": {"architecture": {"num_heads": 3}}}, r"'model.architecture.num_heads' \(3\) must divide"),
+        (
+            {"model": {"architecture": {"num_heads": 3}}},
+            r"'model.architecture.num_heads' \(3\) must divide",
+        ),
         ({"run": "a b"}, r"'run': 'a b' does not match"),
-        ({"model": {"pretrain": {"enabled": True, "seed": 0}}}, r"'model.pretrain.seed' \(0\) must differ"),
-        ({"model": {"source": "pretrained", "name_or_path": "x", "pretrain": {"enabled": True}}},
-         r"'model.pretrain.enabled' needs model.source random"),
-        ({"data": {"source": "fasta"}}, r"'data.path' is required when data.source is fasta: the input file"),
-        ({"data": {"source": "structures"}}, r"'data.path' is required when data.source is structures: the input folder"),
-        ({"data": {"source": "fasta", "path": "x.fa"}},
-         r"'data.label': 'ec' is not a label that data.source fasta carries; use one of \['none'\].*data.label: none and variants: \[given\]"),
-        ({"data": {"source": "residue_fasta", "path": "x", "label": "go"}}, r"use one of \['none', 'transmembrane'\]"),
-        ({"data": {"source": "sites_jsonl", "path": "x", "label": "none"}, "model": {"source": "pretrained", "name_or_path": "m"}},
-         r"'variants': \['finetuned', 'frozen', 'shuffled'\] need a task, and data.label is none"),
-        ({"data": {"source": "sites_jsonl", "path": "x", "label": "none"}, "variants": ["given"],
-          "model": {"source": "pretrained", "name_or_path": "m"}}, r"'attribution.target': an unlabelled set has no true class"),
-        ({"variants": ["given"]}, r"'variants': given analyses a loaded model as it is, and model.source is random"),
+        (
+            {"model": {"pretrain": {"enabled": True, "seed": 0}}},
+            r"'model.pretrain.seed' \(0\) must differ",
+        ),
+        (
+            {"model": {"source": "pretrained", "name_or_path": "x", "pretrain": {"enabled": True}}},
+            r"'model.pretrain.enabled' needs model.source random",
+        ),
+        (
+            {"data": {"source": "fasta"}},
+            r"'data.path' is required when data.source is fasta: the input file",
+        ),
+        (
+            {"data": {"source": "structures"}},
+            r"'data.path' is required when data.source is structures: the input folder",
+        ),
+        (
+            {"data": {"source": "fasta", "path": "x.fa"}},
+            r"'data.label': 'ec' is not a label that data.source fasta carries; use one of \['none'\].*data.label: none and variants: \[given\]",
+        ),
+        (
+            {"data": {"source": "residue_fasta", "path": "x", "label": "go"}},
+            r"use one of \['none', 'transmembrane'\]",
+        ),
+        (
+            {
+                "data": {"source": "sites_jsonl", "path": "x", "label": "none"},
+                "model": {"source": "pretrained", "name_or_path": "m"},
+            },
+            r"'variants': \['finetuned', 'frozen', 'shuffled'\] need a task, and data.label is none",
+        ),
+        (
+            {
+                "data": {"source": "sites_jsonl", "path": "x", "label": "none"},
+                "variants": ["given"],
+                "model": {"source": "pretrained", "name_or_path": "m"},
+            },
+            r"'attribution.target': an unlabelled set has no true class",
+        ),
+        (
+            {"variants": ["given"]},
+            r"'variants': given analyses a loaded model as it is, and model.source is random",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_config_names_the_key(cfg, message):
     with pytest.raises(ConfigError, match=message):
         validate_config(cfg)
@@ -62,7 +98,9 @@ def test_every_option_documented():
     walk(schema, "")
 
 
-@pytest.mark.parametrize("name", ["esm2_8m_contacts", "esm2_8m_binding_sites", "esm2_8m_enzymes_given"])
+@pytest.mark.parametrize(
+    "name", ["esm2_8m_contacts", "esm2_8m_binding_sites", "esm2_8m_enzymes_given"]
+)
 def test_real_model_configs_are_valid(name):
     cfg = load_config(ROOT / "config" / f"{name}.yaml")
     assert cfg["variants"] == ["given"] and cfg["model"]["source"] == "pretrained"

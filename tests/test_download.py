@@ -1,5 +1,6 @@
 """download_uniprot against a real HTTP server on 127.0.0.1 that speaks the UniProt REST API's
 paging protocol (TSV pages, Link rel="next" cursors, X-Total-Results) and injects faults."""
+
 from __future__ import annotations
 
 import gzip
@@ -21,7 +22,7 @@ import pytest
 import requests
 
 import plmxai
-from plmxai.download import DownloadError, _retry_after_seconds, download_uniprot
+from plmxai.data.download import DownloadError, _retry_after_seconds, download_uniprot
 
 HEADER = "Entry\tSequence\tEC number\tActive site"
 OTHER_HEADER = "Entry\tSequence\tEC number\tBinding site"
@@ -115,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
         compressed = params.get("compressed") == "true"
         n_pages = max(1, -(-len(fx.rows) // size))
         header = OTHER_HEADER if kind == "header_mismatch" else HEADER
-        text = "".join(line + "\n" for line in [header, *fx.rows[page * size:(page + 1) * size]])
+        text = "".join(line + "\n" for line in [header, *fx.rows[page * size : (page + 1) * size]])
         body = gzip.compress(text.encode()) if compressed else text.encode()
         headers = {
             "Content-Type": "text/plain;format=tsv",
@@ -200,10 +201,16 @@ def serve():
 def run(server, folder, out_name="uniprot.tsv", **kwargs):
     """Download from `server` into `folder`; returns (provenance, recorded sleeps)."""
     sleeps = []
-    kwargs = {"page_size": PAGE_SIZE, "backoff": 0.5, "timeout": 5.0, "sleep": sleeps.append,
-              **kwargs}  # fmt: skip
-    prov = download_uniprot(QUERY, FIELDS, folder / out_name, folder / "provenance.json",
-                            base_url=server.url, **kwargs)  # fmt: skip
+    kwargs = {
+        "page_size": PAGE_SIZE,
+        "backoff": 0.5,
+        "timeout": 5.0,
+        "sleep": sleeps.append,
+        **kwargs,
+    }
+    prov = download_uniprot(
+        QUERY, FIELDS, folder / out_name, folder / "provenance.json", base_url=server.url, **kwargs
+    )
     return prov, sleeps
 
 
@@ -253,16 +260,32 @@ def test_clean_download(serve, tmp_path, compressed):
     prov, sleeps = run(server, tmp_path, compressed=compressed)
     assert_complete(tmp_path, prov)
     assert sleeps == []
-    assert set(prov) == {"source", "base_url", "query", "fields", "uniprot_release",
-                         "uniprot_release_date", "retrieved_utc", "rows", "pages", "retries",
-                         "sha256", "plmxai_version"}  # fmt: skip
+    assert set(prov) == {
+        "source",
+        "base_url",
+        "query",
+        "fields",
+        "uniprot_release",
+        "uniprot_release_date",
+        "retrieved_utc",
+        "rows",
+        "pages",
+        "retries",
+        "sha256",
+        "plmxai_version",
+    }
     assert prov["source"] == "UniProt REST API"
     assert (prov["base_url"], prov["query"], prov["fields"]) == (server.url, QUERY, FIELDS)
     assert prov["plmxai_version"] == plmxai.__version__
     assert prov["retrieved_utc"].endswith("+00:00")
     first, *later = server.requests
-    assert first == {"query": QUERY, "fields": ",".join(FIELDS), "format": "tsv",
-                     "size": str(PAGE_SIZE), "compressed": str(compressed).lower()}  # fmt: skip
+    assert first == {
+        "query": QUERY,
+        "fields": ",".join(FIELDS),
+        "format": "tsv",
+        "size": str(PAGE_SIZE),
+        "compressed": str(compressed).lower(),
+    }
     assert len(later) == 4 and all("cursor" in params for params in later)
 
 
@@ -298,7 +321,7 @@ def test_caller_session_is_used_and_left_open(serve, tmp_path):
 
 def test_500_then_success(serve, tmp_path, caplog):
     server = serve(faults={(1, 0): "500"})
-    with caplog.at_level(logging.INFO, logger="plmxai.download"):
+    with caplog.at_level(logging.INFO, logger="plmxai.data.download"):
         prov, sleeps = run(server, tmp_path, backoff=0.5)
     assert_complete(tmp_path, prov, retries=1)
     assert sleeps == [0.5]
@@ -355,16 +378,19 @@ def test_retry_after_parsing():
 # ---------------------------------------------------------------- 3. broken transfers
 
 
-@pytest.mark.parametrize("fault, reason", [
-    ("reset", "Connection reset by peer"),
-    ("close", "Remote end closed connection without response"),
-    ("truncate", "IncompleteRead"),
-    ("bad_gzip", "corrupt gzip body"),
-    ("stall", "Read timed out"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "fault, reason",
+    [
+        ("reset", "Connection reset by peer"),
+        ("close", "Remote end closed connection without response"),
+        ("truncate", "IncompleteRead"),
+        ("bad_gzip", "corrupt gzip body"),
+        ("stall", "Read timed out"),
+    ],
+)
 def test_broken_transfer_then_success(serve, tmp_path, caplog, fault, reason):
     server = serve(faults={(3, 0): fault})
-    with caplog.at_level(logging.WARNING, logger="plmxai.download"):
+    with caplog.at_level(logging.WARNING, logger="plmxai.data.download"):
         prov, sleeps = run(server, tmp_path, backoff=0.5, timeout=0.3)
     assert_complete(tmp_path, prov, retries=1)
     assert sleeps == [0.5]
@@ -411,8 +437,14 @@ def test_400_fails_at_once(serve, tmp_path):
     server = serve()
     sleeps = []
     with pytest.raises(DownloadError, match="(?s)HTTP 400.*Invalid cursor"):
-        download_uniprot(QUERY, FIELDS, tmp_path / "uniprot.tsv", tmp_path / "provenance.json",
-                         base_url=server.url + "?cursor=bogus", sleep=sleeps.append)  # fmt: skip
+        download_uniprot(
+            QUERY,
+            FIELDS,
+            tmp_path / "uniprot.tsv",
+            tmp_path / "provenance.json",
+            base_url=server.url + "?cursor=bogus",
+            sleep=sleeps.append,
+        )
     assert sleeps == [] and len(server.requests) == 1
     assert_nothing_written(tmp_path)
 
@@ -487,19 +519,47 @@ def test_workflow_download_rule(serve, tmp_path):
 
     from tests.conftest import ROOT
 
-    rows = [f"Q{i:05d}\t{'MKTAYIAKQRW' * (2 + i % 3)}\t{1 + i % 2}.1.1.{i}\t"
-            f'ACT_SITE {3 + i % 5}; /evidence="ECO:0000269"' for i in range(23)]  # fmt: skip
+    rows = [
+        f"Q{i:05d}\t{'MKTAYIAKQRW' * (2 + i % 3)}\t{1 + i % 2}.1.1.{i}\t"
+        f'ACT_SITE {3 + i % 5}; /evidence="ECO:0000269"'
+        for i in range(23)
+    ]
     server = serve(rows=rows, faults={(1, 0): "500", (3, 0): "reset"})
-    cfg = {"run": "rest", "data": {
-        "source": "uniprot_rest", "min_class_size": 1, "split": {"method": "random"},
-        "rest": {"base_url": server.url, "page_size": PAGE_SIZE, "query": QUERY, "fields": FIELDS}}}  # fmt: skip
+    cfg = {
+        "run": "rest",
+        "data": {
+            "source": "uniprot_rest",
+            "min_class_size": 1,
+            "split": {"method": "random"},
+            "rest": {
+                "base_url": server.url,
+                "page_size": PAGE_SIZE,
+                "query": QUERY,
+                "fields": FIELDS,
+            },
+        },
+    }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     target = "results/rest/data/proteins.parquet"
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
-         str(tmp_path), "--configfile", str(tmp_path / "c.yaml"), "--cores", "1", target],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(tmp_path / "c.yaml"),
+            "--cores",
+            "1",
+            target,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     prov = json.loads((tmp_path / "results/rest/data/raw/provenance.json").read_text())
     assert prov["rows"] == 23 and prov["pages"] == 5 and prov["retries"] == 2

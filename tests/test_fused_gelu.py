@@ -1,10 +1,11 @@
 """The fused GELU backward used by the integrated-gradients passes: same activations bit for
 bit, the same gradients as autograd through ESM's expression, and restored on exit."""
+
 import pytest
 import torch
 from transformers.models.esm import modeling_esm
 
-from plmxai.modeling import build_model, fused_gelu_backward
+from plmxai.model.esm import build_model, fused_gelu_backward
 
 ARCH = {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64}
 
@@ -33,10 +34,15 @@ def test_same_activations_and_gradients_as_autograd():
 
 def test_exact_derivative_on_large_inputs():
     # where autograd's exp(-x^2) underflows: the derivative must still be 0 or 1, not NaN
-    x = torch.tensor([-40.0, -8.0, -1.0, 0.0, 1.0, 8.0, 40.0], dtype=torch.float64, requires_grad=True)
+    x = torch.tensor(
+        [-40.0, -8.0, -1.0, 0.0, 1.0, 8.0, 40.0], dtype=torch.float64, requires_grad=True
+    )
     with fused_gelu_backward():
         modeling_esm.gelu(x).sum().backward()
-    expected = 0.5 * (1 + torch.erf(x.detach() / 2**0.5)) + x.detach() * torch.exp(-x.detach() ** 2 / 2) / (2 * torch.pi) ** 0.5
+    expected = (
+        0.5 * (1 + torch.erf(x.detach() / 2**0.5))
+        + x.detach() * torch.exp(-(x.detach() ** 2) / 2) / (2 * torch.pi) ** 0.5
+    )
     torch.testing.assert_close(x.grad, expected)
 
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from captum.attr import LayerConductance
 
-from plmxai.heads import baseline_ids, head_attribution, head_relevance
-from plmxai.knowledge import from_embedding_output
+from plmxai.attribution.heads import head_attribution, head_relevance
+from plmxai.model.ig import baseline_ids, from_embedding_output
 
 
 def test_all_layers_in_one_pass_match_captum_per_layer(tiny_model, tiny_tokens):
@@ -22,14 +22,24 @@ def test_all_layers_in_one_pass_match_captum_per_layer(tiny_model, tiny_tokens):
         forward = from_embedding_output(model, ids)
         for i, layer in enumerate(model.esm.encoder.layer):
             ref = LayerConductance(forward, layer.attention.output.dense).attribute(
-                x, baselines=b, target=2, n_steps=20, method="gausslegendre", attribute_to_layer_input=True)
+                x,
+                baselines=b,
+                target=2,
+                n_steps=20,
+                method="gausslegendre",
+                attribute_to_layer_input=True,
+            )
             per_head = ref[0].detach().view(ids.shape[1], 4, 8).sum(-1).T.numpy()
-            np.testing.assert_allclose(rel[i], per_head, rtol=1e-5, atol=1e-10, err_msg=f"layer {i}")
+            np.testing.assert_allclose(
+                rel[i], per_head, rtol=1e-5, atol=1e-10, err_msg=f"layer {i}"
+            )
         # the embedding output is a cut: its conductances converge to F(x) - F(baseline)
         # (Captum's rule pairs the gradient at one step with the change to the next: first order)
         gap = comp["f_input"] - comp["f_baseline"]
         _, fine = head_relevance(model, ids, 2, base, n_steps=200)
-        assert abs(fine["attribution_sum"] - gap) < min(0.03 * abs(gap), abs(comp["attribution_sum"] - gap) / 5)
+        assert abs(fine["attribution_sum"] - gap) < min(
+            0.03 * abs(gap), abs(comp["attribution_sum"] - gap) / 5
+        )
     finally:
         model.float()
 
@@ -58,28 +68,62 @@ def test_head_rows_cover_residues_only(tiny_model, tiny_tokens):
 
 
 def test_chunked_attribution_is_identical_for_any_chunk_count(tmp_path, tiny_model, tiny_tokens):
-    from plmxai.io import read_partitioned
-    from plmxai.modeling import save_model
-    from plmxai.pipeline import attribute_chunk, gather_attribution
+    from plmxai.model.esm import save_model
+    from plmxai.stages.attribution import attribution, attribution_chunk
+    from plmxai.tables import read_partitioned
 
     save_model(tiny_model, tmp_path / "model")
     tokens = tmp_path / "tokens.parquet"
     tiny_tokens.to_parquet(tokens)
     preds = tmp_path / "predictions.parquet"
-    pd.DataFrame({"accession": tiny_tokens["accession"], "correct": [True, False, True, True]}).to_parquet(preds)
-    base = {"split": "test", "target": "true", "n_steps": 8, "method": "gausslegendre", "batch_size": 2,
-            "internal_batch_size": 64, "completeness_tolerance": 0.05, "max_proteins": 0, "only_correct": True,
-            "heads": True, "head_steps": 8, "baseline": "shuffled", "n_baselines": 2, "dtype": "float16"}  # fmt: skip
+    pd.DataFrame(
+        {"accession": tiny_tokens["accession"], "correct": [True, False, True, True]}
+    ).to_parquet(preds)
+    base = {
+        "split": "test",
+        "target": "true",
+        "n_steps": 8,
+        "method": "gausslegendre",
+        "batch_size": 2,
+        "internal_batch_size": 64,
+        "completeness_tolerance": 0.05,
+        "max_proteins": 0,
+        "only_correct": True,
+        "heads": True,
+        "head_steps": 8,
+        "baseline": "shuffled",
+        "n_baselines": 2,
+        "dtype": "float16",
+    }
     tables = {}
     for chunks in (1, 3):
-        cfg = {"attribution": {**base, "chunks": chunks}, "model": {"device": "cpu"}, "seed": 0}
+        a = {**base, "chunks": chunks}
         rel, comp = [], []
         for c in range(chunks):
             rel.append(tmp_path / f"r{chunks}_{c}.parquet")
             comp.append(tmp_path / f"c{chunks}_{c}.parquet")
-            attribute_chunk(cfg, tmp_path / "model", tokens, preds, c, rel[-1], comp[-1])
-        gather_attribution(cfg, rel, comp, tmp_path / f"rel{chunks}", tmp_path / f"comp{chunks}.parquet")
-        tables[chunks] = (read_partitioned(tmp_path / f"rel{chunks}", "layer"), pd.read_parquet(tmp_path / f"comp{chunks}.parquet"))
+            attribution_chunk(
+                model=tmp_path / "model",
+                tokens=tokens,
+                predictions=preds,
+                chunk=c,
+                out_relevance=rel[-1],
+                out_completeness=comp[-1],
+                attribution=a,
+                device="cpu",
+                seed=0,
+            )
+        attribution(
+            relevance=rel,
+            completeness=comp,
+            out_relevance=tmp_path / f"rel{chunks}",
+            out_completeness=tmp_path / f"comp{chunks}.parquet",
+            attribution=a,
+        )
+        tables[chunks] = (
+            read_partitioned(tmp_path / f"rel{chunks}", "layer"),
+            pd.read_parquet(tmp_path / f"comp{chunks}.parquet"),
+        )
     one, three = tables[1], tables[3]
     pd.testing.assert_frame_equal(one[0], three[0], check_exact=True)
     pd.testing.assert_frame_equal(one[1], three[1], check_exact=True)
@@ -91,11 +135,15 @@ def test_chunked_attribution_is_identical_for_any_chunk_count(tmp_path, tiny_mod
 
 
 def test_alanine_scan_replaces_the_top_residues(tiny_model, tiny_tokens):
-    from plmxai.faithfulness import ALANINE, alanine_scan, faithfulness_summary
+    from plmxai.attribution.faithfulness import ALANINE, alanine_scan, faithfulness_summary
 
     rec = tiny_tokens.iloc[0]  # 22 residues
-    rel = pd.DataFrame({"accession": "P0", "position": np.arange(1, 23), "relevance": np.linspace(0, 1, 22)})
-    runs = alanine_scan(tiny_model, tiny_tokens.iloc[:1], rel, pd.Series({"P0": 1}), ks=(3, 22, 40), n_random=4)
+    rel = pd.DataFrame(
+        {"accession": "P0", "position": np.arange(1, 23), "relevance": np.linspace(0, 1, 22)}
+    )
+    runs = alanine_scan(
+        tiny_model, tiny_tokens.iloc[:1], rel, pd.Series({"P0": 1}), ks=(3, 22, 40), n_random=4
+    )
     assert set(runs["k"]) == {3}  # k >= length is skipped
     assert runs.groupby("selection").size().to_dict() == {"random": 4, "relevant": 1}
     ids = rec["input_ids"].astype(np.int64).copy()

@@ -1,4 +1,5 @@
 """Workflow hygiene: Snakemake's linter, snakefmt and ruff find nothing."""
+
 import shutil
 import subprocess
 import sys
@@ -7,7 +8,10 @@ import pytest
 
 from tests.conftest import ROOT
 
-SNAKEFILES = [str(ROOT / "Snakefile"), *map(str, sorted((ROOT / "workflow" / "rules").glob("*.smk")))]
+SNAKEFILES = [
+    str(ROOT / "Snakefile"),
+    *map(str, sorted((ROOT / "workflow" / "rules").glob("*.smk"))),
+]
 
 
 def _run(*cmd):
@@ -17,14 +21,34 @@ def _run(*cmd):
 def test_snakemake_lint_is_clean():
     proc = _run(sys.executable, "-m", "snakemake", "--lint", "--snakefile", str(ROOT / "Snakefile"))
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0 and "Congratulations, your workflow is in a good condition" in out, out[-3000:]
+    assert (
+        proc.returncode == 0 and "Congratulations, your workflow is in a good condition" in out
+    ), out[-3000:]
 
 
-@pytest.mark.parametrize("tool", ["snakefmt", "ruff"])
-def test_formatters_and_linters_are_clean(tool):
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} not installed (pip install -e '.[test]')")
-    cmd = [tool, "--check", *SNAKEFILES] if tool == "snakefmt" else [tool, "check", "src", "tests", "workflow",
-                                                                     "benchmarks"]  # fmt: skip
+PYTHON = ["src", "tests", "workflow", "benchmarks"]
+CHECKS = {
+    "snakefmt": ["snakefmt", "--check", *SNAKEFILES],
+    "ruff check": ["ruff", "check", *PYTHON],
+    # one formatter for the whole tree, no exceptions marked in the code
+    "ruff format": ["ruff", "format", "--check", *PYTHON],
+}
+
+
+@pytest.mark.parametrize("check", list(CHECKS))
+def test_formatters_and_linters_are_clean(check):
+    cmd = CHECKS[check]
+    if shutil.which(cmd[0]) is None:
+        pytest.skip(f"{cmd[0]} not installed (pip install -e '.[test]')")
     proc = _run(*cmd)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
+
+def test_no_formatter_exceptions():
+    marked = [
+        str(p.relative_to(ROOT))
+        for d in PYTHON
+        for p in sorted((ROOT / d).rglob("*.py"))
+        if any(f"fmt: {m}" in p.read_text() for m in ("skip", "off"))
+    ]
+    assert not marked, marked

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from plmxai.io import ParquetStreamWriter, atomic_path, read_provenance, write_parquet
+from plmxai.tables import ParquetStreamWriter, atomic_path, read_provenance, write_parquet
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):

@@ -1,4 +1,5 @@
 """Knowledge-neuron scoring streams over proteins: its peak memory does not grow with them."""
+
 import subprocess
 import sys
 
@@ -7,34 +8,52 @@ import pandas as pd
 
 SCRIPT = """
 import resource, sys
-from plmxai.pipeline import knowledge_scores
-cfg = {"seed": 0, "model": {"device": "cpu"}, "knowledge": {
+from plmxai.stages.knowledge import knowledge_scores
+knowledge = {
     "split": "train", "max_proteins": 0, "estimators": ["knowledge_attribution", "conductance"],
     "ka_steps": 4, "conductance_steps": 8, "method": "gausslegendre", "target": "true",
-    "output": "logit", "completeness_tolerance": 0.05}}
-knowledge_scores(cfg, sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4])
+    "output": "logit", "completeness_tolerance": 0.05}
+knowledge_scores(model=sys.argv[1], tokens=sys.argv[2], out_scores=sys.argv[3], out_completeness=sys.argv[4],
+                 knowledge=knowledge, device="cpu", seed=0)
 print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
 def _peak_kb(model_dir, tokens_path, tmp_path) -> int:
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(model_dir), str(tokens_path),
-                           str(tmp_path / "s.parquet"), str(tmp_path / "c.parquet")],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SCRIPT,
+            str(model_dir),
+            str(tokens_path),
+            str(tmp_path / "s.parquet"),
+            str(tmp_path / "c.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(proc.stdout.split("PEAK_KB")[1].split()[0])
 
 
 def test_peak_memory_at_n_and_4n_proteins(tiny_model, tmp_path):
-    from plmxai.modeling import save_model
-    from plmxai.tokenize import esm2_tokenizer, tokenize_proteins
+    from plmxai.model.esm import save_model
+    from plmxai.model.tokens import esm2_tokenizer, tokenize_proteins
 
     save_model(tiny_model, tmp_path / "model")
     rng = np.random.default_rng(0)
     # 300 residues: a protein's per-token attributions are ~1 MB, so keeping them would show
     seqs = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 300)) for _ in range(160)]
-    prot = pd.DataFrame({"accession": [f"M{i}" for i in range(160)], "sequence": seqs,
-                         "label": [str(1 + i % 3) for i in range(160)], "label_id": [i % 3 for i in range(160)],
-                         "split": "train"})  # fmt: skip
+    prot = pd.DataFrame(
+        {
+            "accession": [f"M{i}" for i in range(160)],
+            "sequence": seqs,
+            "label": [str(1 + i % 3) for i in range(160)],
+            "label_id": [i % 3 for i in range(160)],
+            "split": "train",
+        }
+    )
     tokens, _ = tokenize_proteins(prot, esm2_tokenizer())
     tokens.iloc[:40].to_parquet(tmp_path / "n.parquet")
     tokens.to_parquet(tmp_path / "4n.parquet")

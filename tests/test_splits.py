@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from plmxai.splits import stratified_split
+from plmxai.data.splits import stratified_split
 
 
 def test_stratified_fractions_and_seed():

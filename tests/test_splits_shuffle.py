@@ -1,10 +1,11 @@
 """The shuffled-label control's permutation: label counts kept, permuted labels independent of
 the true ones in the sample itself."""
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from plmxai.splits import balanced_shuffle, independent_table
+from plmxai.data.splits import balanced_shuffle, independent_table
 
 
 @pytest.mark.parametrize("n", [12, 37, 525, 1001])
@@ -18,7 +19,9 @@ def test_balanced_shuffle_keeps_counts_and_is_independent_in_the_sample(n):
     expected = np.outer(counts, counts) / n
     # every cell within one protein of independence; a plain permutation is off by ~sqrt(cell)
     assert np.abs(table - expected).max() < 1 + 1e-9
-    assert np.array_equal(z, balanced_shuffle(y, 5)) and not np.array_equal(z, balanced_shuffle(y, 6))
+    assert np.array_equal(z, balanced_shuffle(y, 5)) and not np.array_equal(
+        z, balanced_shuffle(y, 6)
+    )
 
 
 def test_independent_table_margins():

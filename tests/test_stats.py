@@ -12,9 +12,7 @@ from plmxai.stats import (
     rank_biserial,
     wilcoxon_greater,
 )
-from plmxai.stats import (
-    test_correlations as run_tests,
-)
+from plmxai.stats import test_correlations as run_tests
 
 
 def test_point_biserial_hand_computed():
@@ -60,13 +58,23 @@ def test_planted_signal_is_found_and_null_is_not():
         L = 60
         rel = rng.normal(size=L)
         rel[10:15] += 2.0  # the annotated site carries relevance
-        rel_rows.append(pd.DataFrame({"accession": acc, "layer": "embedding", "head": -1,
-                                      "position": np.arange(1, L + 1), "relevance": rel}))
+        rel_rows.append(
+            pd.DataFrame(
+                {
+                    "accession": acc,
+                    "layer": "embedding",
+                    "head": -1,
+                    "position": np.arange(1, L + 1),
+                    "relevance": rel,
+                }
+            )
+        )
         ann_rows.append({"accession": acc, "type": "active_site", "start": 11, "end": 15})
         ann_rows.append({"accession": acc, "type": "site", "start": 40, "end": 44})  # null
         labels[acc] = "1" if i % 2 else "2"
-    corr, null, comp = protein_correlations(pd.concat(rel_rows), pd.DataFrame(ann_rows), pd.Series(labels),
-                                            n_shifts=999)  # fmt: skip
+    corr, null, comp = protein_correlations(
+        pd.concat(rel_rows), pd.DataFrame(ann_rows), pd.Series(labels), n_shifts=999
+    )
     assert len(corr) == 60 and corr["r"].notna().all() and null.shape == (60, 999)
     assert np.isnan(comp).all()  # no residue column: no composition-matched null
     table = run_tests(corr, fdr=0.01, min_proteins=5, null=null)
@@ -99,19 +107,33 @@ def test_contrast_finds_added_alignment_and_not_an_inherited_one():
 
     rng = np.random.default_rng(3)
     n = 40
-    base = pd.DataFrame({"accession": [f"P{i}" for i in range(n)], "label": ["a"] * 20 + ["b"] * 20,
-                         "layer": "embedding", "head": -1, "annotation_type": "active_site"})  # fmt: skip
-    inherited = rng.normal(0.2, 0.05, n)  # both models align a little (the encoder before fine-tuning)
+    base = pd.DataFrame(
+        {
+            "accession": [f"P{i}" for i in range(n)],
+            "label": ["a"] * 20 + ["b"] * 20,
+            "layer": "embedding",
+            "head": -1,
+            "annotation_type": "active_site",
+        }
+    )
+    inherited = rng.normal(
+        0.2, 0.05, n
+    )  # both models align a little (the encoder before fine-tuning)
     control = base.assign(r=inherited + rng.normal(0, 0.02, n))
     # fine-tuning adds 0.3 for class a only; class b differs from the control by noise that is
     # symmetric about zero (each difference and its negative), so its median difference is 0
     noise = rng.normal(0, 0.02, n // 4)
-    added = np.where(base["label"] == "a", 0.3 + rng.normal(0, 0.02, n), np.tile(np.r_[noise, -noise], 2))
+    added = np.where(
+        base["label"] == "a", 0.3 + rng.normal(0, 0.02, n), np.tile(np.r_[noise, -noise], 2)
+    )
     reference = base.assign(r=control["r"] + added)
     reference.loc[0, "r"] = np.nan  # undefined in one model: left out, counted
     t = contrast_tests(reference, control, min_proteins=5).set_index("class")
     assert t.loc["a", "significant"] and not t.loc["b", "significant"]
-    assert t.loc["b", "median_difference"] == pytest.approx(0, abs=1e-12) and t.loc["b", "p_value"] > 0.4
+    assert (
+        t.loc["b", "median_difference"] == pytest.approx(0, abs=1e-12)
+        and t.loc["b", "p_value"] > 0.4
+    )
     assert t.loc["a", "n_proteins"] == 19 and t.loc["a", "n_excluded"] == 1
     d = (reference["r"] - control["r"])[1:20]
     assert t.loc["a", "median_difference"] == pytest.approx(d.median())
@@ -134,14 +156,32 @@ def test_composition_null_separates_a_site_from_its_residues():
         ws = rng.choice(n, 6, replace=False)
         seq[ws] = "W"
         base = rng.normal(size=n)
-        for layer, rel in (("site", base + 3.0 * (np.arange(n) == ws[0])), ("identity", base + 3.0 * (seq == "W"))):
-            rows.append(pd.DataFrame({"accession": acc, "layer": layer, "head": -1, "position": np.arange(1, n + 1),
-                                      "residue": seq, "relevance": rel}))  # fmt: skip
+        for layer, rel in (
+            ("site", base + 3.0 * (np.arange(n) == ws[0])),
+            ("identity", base + 3.0 * (seq == "W")),
+        ):
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "accession": acc,
+                        "layer": layer,
+                        "head": -1,
+                        "position": np.arange(1, n + 1),
+                        "residue": seq,
+                        "relevance": rel,
+                    }
+                )
+            )
         ann.append({"accession": acc, "type": "active_site", "start": ws[0] + 1, "end": ws[0] + 1})
         labels[acc] = "1"
-    corr, null, comp = protein_correlations(pd.concat(rows), pd.DataFrame(ann), pd.Series(labels), n_shifts=199)
+    corr, null, comp = protein_correlations(
+        pd.concat(rows), pd.DataFrame(ann), pd.Series(labels), n_shifts=199
+    )
     assert comp.shape == null.shape == (60, 199) and not np.isnan(comp).any()
     t = adjust(group_tests(corr, null, 5, False, comp)).set_index("layer")
     assert t.loc["site", "significant"] and t.loc["site", "significant_composition"]
     assert t.loc["identity", "significant"] and t.loc["identity", "significant_shift"]
-    assert not t.loc["identity", "significant_composition"] and t.loc["identity", "p_composition"] > 0.05
+    assert (
+        not t.loc["identity", "significant_composition"]
+        and t.loc["identity", "p_composition"] > 0.05
+    )

@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from plmxai.synthetic import DemoSpec, generate, write_tsv
-from plmxai.uniprot import read_uniprot_tsv
+from plmxai.data.synthetic import DemoSpec, generate, write_tsv
+from plmxai.data.uniprot import read_uniprot_tsv
 
 
 def test_motifs_are_planted_where_annotated(tmp_path):
@@ -43,10 +43,14 @@ def test_seeded_and_deterministic():
 
 @pytest.mark.parametrize(
     "kw, msg",
-    [({"n_classes": 9}, "n_classes"), ({"decoy_mutations": 0}, "decoy_mutations"),
-     ({"min_length": 11}, "cannot hold"), ({"min_length": 90, "max_length": 80}, "min_length"),
-     ({"motif_alphabet": "W"}, "motif_alphabet")],
-)  # fmt: skip
+    [
+        ({"n_classes": 9}, "n_classes"),
+        ({"decoy_mutations": 0}, "decoy_mutations"),
+        ({"min_length": 11}, "cannot hold"),
+        ({"min_length": 90, "max_length": 80}, "min_length"),
+        ({"motif_alphabet": "W"}, "motif_alphabet"),
+    ],
+)
 def test_bad_spec(kw, msg):
     with pytest.raises(ValueError, match=msg):
         DemoSpec(**kw)

@@ -1,4 +1,5 @@
 """Fine-tuning: batching by length, controls, metrics with CIs, and resume after SIGKILL."""
+
 import os
 import signal
 import subprocess
@@ -11,27 +12,32 @@ import pandas as pd
 import pytest
 import torch
 
-from plmxai.evaluate import bootstrap_ci, metrics_table
-from plmxai.modeling import build_model
-from plmxai.pipeline import variant_data
-from plmxai.training import TrainOptions, epoch_plan, finetune, padding_fraction
+from plmxai.metrics import bootstrap_ci, metrics_table
+from plmxai.model.esm import build_model
+from plmxai.model.training import TrainOptions, epoch_plan, finetune, padding_fraction, variant_data
 
-SPEC = {"source": "random", "architecture": {"hidden_size": 32, "num_layers": 1, "num_heads": 2,
-                                             "intermediate_size": 32}}  # fmt: skip
+SPEC = {
+    "source": "random",
+    "architecture": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 32},
+}
 
 
 def demo_tokens(n=120, seed=0):
-    from plmxai.synthetic import DemoSpec, generate
-    from plmxai.tokenize import esm2_tokenizer
+    from plmxai.data.synthetic import DemoSpec, generate
+    from plmxai.model.tokens import esm2_tokenizer
 
     df, _ = generate(DemoSpec(n_proteins=n, n_classes=3, min_length=30, max_length=90, seed=seed))
     tok = esm2_tokenizer()
-    return pd.DataFrame({
-        "accession": df["Entry"], "input_ids": [np.array(tok(s)["input_ids"], dtype=np.int16) for s in df["Sequence"]],
-        "n_residues": df["Sequence"].str.len(), "label": df["EC number"].str[0],
-        "label_id": df["EC number"].str[0].astype(int) - 1,
-        "split": np.where(np.arange(n) % 5 == 0, "val", "train"),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "accession": df["Entry"],
+            "input_ids": [np.array(tok(s)["input_ids"], dtype=np.int16) for s in df["Sequence"]],
+            "n_residues": df["Sequence"].str.len(),
+            "label": df["EC number"].str[0],
+            "label_id": df["EC number"].str[0].astype(int) - 1,
+            "split": np.where(np.arange(n) % 5 == 0, "val", "train"),
+        }
+    )
 
 
 def test_epoch_plan_is_a_seeded_partition_and_length_batching_cuts_padding():
@@ -74,32 +80,38 @@ def test_frozen_control_keeps_the_encoder_and_shuffled_permutes_labels():
     tokens = demo_tokens()
     train, val = variant_data(tokens, "shuffled", seed=0)
     assert sorted(train["label_id"]) == sorted(tokens[tokens.split == "train"]["label_id"])
-    assert (train["label_id"].to_numpy() != tokens[tokens.split == "train"]["label_id"].to_numpy()).any()
+    assert (
+        train["label_id"].to_numpy() != tokens[tokens.split == "train"]["label_id"].to_numpy()
+    ).any()
     model = build_model(SPEC, ["1", "2", "3"], seed=0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     train, val = variant_data(tokens, "frozen", seed=0)
     finetune(model, train, val, TrainOptions(epochs=2, batch_size=16, freeze_encoder=True))
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in after if k.startswith("esm."))
-    assert not torch.equal(before["classifier.out_proj.weight"], after["classifier.out_proj.weight"])
+    assert not torch.equal(
+        before["classifier.out_proj.weight"], after["classifier.out_proj.weight"]
+    )
 
 
 def test_early_stopping():
     tokens = demo_tokens()
     model = build_model(SPEC, ["1", "2", "3"], seed=0)
     train, val = variant_data(tokens, "finetuned", seed=0)
-    hist = finetune(model, train, val, TrainOptions(epochs=10, learning_rate=1e-12, early_stopping_patience=2))
+    hist = finetune(
+        model, train, val, TrainOptions(epochs=10, learning_rate=1e-12, early_stopping_patience=2)
+    )
     assert len(hist) == 3 and hist["kept"].tolist() == [True, False, False]
 
 
-RUNNER = textwrap.dedent('''
+RUNNER = textwrap.dedent("""
     import logging, sys, torch
     logging.basicConfig(level=logging.INFO)
     torch.set_num_threads(1)
     from tests.test_training import SPEC, demo_tokens
-    from plmxai.modeling import build_model
-    from plmxai.pipeline import variant_data
-    from plmxai.training import TrainOptions, finetune
+    from plmxai.model.esm import build_model
+    from plmxai.model.training import variant_data
+    from plmxai.model.training import TrainOptions, finetune
     ckpt, out = sys.argv[1], sys.argv[2]
     tokens = demo_tokens(n=600)
     train, val = variant_data(tokens, "finetuned", seed=0)
@@ -108,7 +120,7 @@ RUNNER = textwrap.dedent('''
     hist = finetune(model, train, val, opt, checkpoint_dir=ckpt if ckpt != "-" else None)
     torch.save(model.state_dict(), out + ".pt")
     hist.drop(columns="seconds").to_parquet(out + ".parquet")
-''')  # fmt: skip
+""")
 
 
 def test_resume_after_sigkill_gives_the_same_model(tmp_path):
@@ -119,11 +131,19 @@ def test_resume_after_sigkill_gives_the_same_model(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     ckpt = tmp_path / "ckpt"
     # uninterrupted reference
-    subprocess.run([sys.executable, str(script), "-", str(tmp_path / "ref")], env=env, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, str(script), "-", str(tmp_path / "ref")],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     # killed with SIGKILL once a mid-run checkpoint exists, then started again
-    proc = subprocess.Popen([sys.executable, str(script), str(ckpt), str(tmp_path / "run")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(ckpt), str(tmp_path / "run")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while not (ckpt / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -131,11 +151,17 @@ def test_resume_after_sigkill_gives_the_same_model(tmp_path):
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (tmp_path / "run.pt").exists()
-    done = subprocess.run([sys.executable, str(script), str(ckpt), str(tmp_path / "run")], env=env,
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(script), str(ckpt), str(tmp_path / "run")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "resumed from" in done.stderr
     ref, run = torch.load(tmp_path / "ref.pt"), torch.load(tmp_path / "run.pt")
     for k in ref:
         assert torch.equal(ref[k], run[k]), k
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ref.parquet"),
-                                  pd.read_parquet(tmp_path / "run.parquet"))  # fmt: skip
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "ref.parquet"), pd.read_parquet(tmp_path / "run.parquet")
+    )

@@ -6,7 +6,7 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from plmxai.uniprot import (
+from plmxai.data.uniprot import (
     ReadOptions,
     UniProtFormatError,
     ec_label,
@@ -31,9 +31,16 @@ def row(acc="P1", seq="MKTAYIAKQR", ec="3.1.1.1", site="", binding="", act="", l
 
 @pytest.mark.parametrize(
     "loc, expected",
-    [("164", (164, 164)), ("10..17", (10, 17)), ("<1..5", (1, 5)), ("3..>250", (3, 250)),
-     ("?", None), ("?..12", None), ("7..?", None)],
-)  # fmt: skip
+    [
+        ("164", (164, 164)),
+        ("10..17", (10, 17)),
+        ("<1..5", (1, 5)),
+        ("3..>250", (3, 250)),
+        ("?", None),
+        ("?..12", None),
+        ("7..?", None),
+    ],
+)
 def test_parse_location(loc, expected):
     assert parse_location(loc) == expected
 
@@ -45,32 +52,50 @@ def test_parse_location_rejects(loc):
 
 
 def test_parse_features_keeps_qualifiers_with_semicolons():
-    text = ('ACT_SITE 164; /note="Nucleophile; via serine"; /evidence="ECO:0000269|PubMed:1"; '
-            'BINDING 10..17; /ligand="ATP"; /ligand_id="ChEBI:CHEBI:30616"')  # fmt: skip
+    text = (
+        'ACT_SITE 164; /note="Nucleophile; via serine"; /evidence="ECO:0000269|PubMed:1"; '
+        'BINDING 10..17; /ligand="ATP"; /ligand_id="ChEBI:CHEBI:30616"'
+    )
     f = parse_features(text)
     assert [x["key"] for x in f] == ["ACT_SITE", "BINDING"]
     assert f[0]["loc"] == "164" and f[1]["loc"] == "10..17"
-    assert f[0]["qualifiers"] == {"note": "Nucleophile; via serine",
-                                  "evidence": "ECO:0000269|PubMed:1"}  # fmt: skip
+    assert f[0]["qualifiers"] == {
+        "note": "Nucleophile; via serine",
+        "evidence": "ECO:0000269|PubMed:1",
+    }
     assert f[1]["qualifiers"]["ligand"] == "ATP"
 
 
 @pytest.mark.parametrize(
     "ec, level, multi, expected",
-    [("3.1.1.74", 1, "drop", "3"), ("3.1.1.74", 2, "drop", "3.1"),
-     ("2.7.7.108; 3.1.4.-", 1, "drop", None), ("2.7.7.108; 3.1.4.-", 1, "first", "2"),
-     ("3.1.-.-", 3, "drop", None), ("3.1.1.1; 3.1.2.-", 1, "drop", "3"), ("", 1, "drop", None)],
-)  # fmt: skip
+    [
+        ("3.1.1.74", 1, "drop", "3"),
+        ("3.1.1.74", 2, "drop", "3.1"),
+        ("2.7.7.108; 3.1.4.-", 1, "drop", None),
+        ("2.7.7.108; 3.1.4.-", 1, "first", "2"),
+        ("3.1.-.-", 3, "drop", None),
+        ("3.1.1.1; 3.1.2.-", 1, "drop", "3"),
+        ("", 1, "drop", None),
+    ],
+)
 def test_ec_label(ec, level, multi, expected):
     assert ec_label(ec, level, multi)[0] == expected
 
 
 def test_read_snippet_with_ranges(tmp_path):
-    p = write(tmp_path, HEADER
-              + row("P1", "MKTAYIAKQR", "3.1.1.1", site='SITE 2; /note="x"',
-                    binding='BINDING 3..5; /ligand="ATP"; /evidence="ECO:0000250|UniProtKB:Q1"',
-                    act='ACT_SITE 7; /evidence="ECO:0000269"; ACT_SITE 9')
-              + row("P2", "ACDEFGH", "1.2.3.4"))  # fmt: skip
+    p = write(
+        tmp_path,
+        HEADER
+        + row(
+            "P1",
+            "MKTAYIAKQR",
+            "3.1.1.1",
+            site='SITE 2; /note="x"',
+            binding='BINDING 3..5; /ligand="ATP"; /evidence="ECO:0000250|UniProtKB:Q1"',
+            act='ACT_SITE 7; /evidence="ECO:0000269"; ACT_SITE 9',
+        )
+        + row("P2", "ACDEFGH", "1.2.3.4"),
+    )
     prot, ann, rep = read_uniprot_tsv(p)
     assert list(prot["accession"]) == ["P1", "P2"]
     assert list(prot["label"]) == ["3", "1"]
@@ -92,26 +117,30 @@ def test_lowercase_policy(tmp_path):
 
 def test_min_class_size_drops_and_counts(tmp_path):
     rows = [row(f"P{i}", ec="3.1.1.1") for i in range(3)] + [row("Q1", ec="1.1.1.1")]
-    prot, _, rep = read_uniprot_tsv(write(tmp_path, HEADER + "".join(rows)),
-                                    ReadOptions(min_class_size=2))  # fmt: skip
+    prot, _, rep = read_uniprot_tsv(
+        write(tmp_path, HEADER + "".join(rows)), ReadOptions(min_class_size=2)
+    )
     assert set(prot["label"]) == {"3"}
     assert rep.classes_dropped == ["1"] and rep.dropped["class smaller than min_class_size"] == 1
 
 
 BAD_INPUTS = [
-        ("", r"line 1: empty file"),
-        ("Entry\tSequence\n", r"line 1: missing column\(s\) \['EC number'\]"),
-        (HEADER + "P1\tP1_X\t10\n", r"line 2: 3 columns, header has 8"),
-        (HEADER + row(act="ACT_SITE 7x"), r"line 2: P1, ACT_SITE: bad position '7x'"),
-        (HEADER + row(act="ACT_SITE 11"), r"line 2: P1, ACT_SITE 11: position beyond the sequence \(10"),
-        (HEADER + row(seq="MKTAJIAKQR"), r"line 2: P1: 'J' at residue 5 is not an amino-acid letter"),
-        (HEADER + row(seq="MKTA1IAKQR"), r"line 2: P1: '1' at residue 5"),
-        (HEADER + row() + row(), r"line 3: duplicate accession 'P1' \(first on line 2\)"),
-        (HEADER + row(length=12), r"line 2: P1: Length '12' but the sequence has 10 residues"),
-        (HEADER + row(ec="3.1.1"), r"line 2: P1: malformed EC number '3.1.1'"),
-        (HEADER + row(act="garbage here"), r"line 2: P1, column 'Active site': cannot parse"),
-        (HEADER + row(ec=""), r"no usable entries \(dropped: \{'no EC number': 1\}\)"),
-]  # fmt: skip
+    ("", r"line 1: empty file"),
+    ("Entry\tSequence\n", r"line 1: missing column\(s\) \['EC number'\]"),
+    (HEADER + "P1\tP1_X\t10\n", r"line 2: 3 columns, header has 8"),
+    (HEADER + row(act="ACT_SITE 7x"), r"line 2: P1, ACT_SITE: bad position '7x'"),
+    (
+        HEADER + row(act="ACT_SITE 11"),
+        r"line 2: P1, ACT_SITE 11: position beyond the sequence \(10",
+    ),
+    (HEADER + row(seq="MKTAJIAKQR"), r"line 2: P1: 'J' at residue 5 is not an amino-acid letter"),
+    (HEADER + row(seq="MKTA1IAKQR"), r"line 2: P1: '1' at residue 5"),
+    (HEADER + row() + row(), r"line 3: duplicate accession 'P1' \(first on line 2\)"),
+    (HEADER + row(length=12), r"line 2: P1: Length '12' but the sequence has 10 residues"),
+    (HEADER + row(ec="3.1.1"), r"line 2: P1: malformed EC number '3.1.1'"),
+    (HEADER + row(act="garbage here"), r"line 2: P1, column 'Active site': cannot parse"),
+    (HEADER + row(ec=""), r"no usable entries \(dropped: \{'no EC number': 1\}\)"),
+]
 
 
 @pytest.mark.parametrize("text, message", BAD_INPUTS)
@@ -151,9 +180,13 @@ def test_real_swissprot_export_every_feature_parsed(shared_data):
                     start = int(m.group(1))
                     end = int(m.group(2) or start)
                     expected[(cells["Entry"], key, start, end)] += 1
-    got = Counter(zip(ann["accession"], ann["feature"], ann["start"].astype(int), ann["end"].astype(int)))
+    got = Counter(
+        zip(ann["accession"], ann["feature"], ann["start"].astype(int), ann["end"].astype(int))
+    )
     assert got == expected
-    assert sum(1 for k in expected.elements() if k[1] == "ACT_SITE") == 3873  # grep -oP "(^|\t|; )ACT_SITE \d"
+    assert (
+        sum(1 for k in expected.elements() if k[1] == "ACT_SITE") == 3873
+    )  # grep -oP "(^|\t|; )ACT_SITE \d"
     assert sum(1 for k in expected.elements() if k[1] == "BINDING") == 10505
     assert sum(1 for k in expected.elements() if k[1] == "SITE") == 851
     # positions lie in their sequence; a known entry: cutinase A0A024SC78 nucleophile S164
@@ -168,13 +201,19 @@ def test_real_swissprot_export_every_feature_parsed(shared_data):
     assert len(prot1) + rep1.dropped["several EC numbers disagree"] == 2209
 
 
-QUOTED_ROWS = (HEADER
-               + row("P1", "MKTAYIAKQR", "3.1.1.1", site='SITE 2; /note="x; y"',
-                     binding='BINDING 3..5; /ligand="ATP"; /evidence="ECO:0000250|UniProtKB:Q1"',
-                     act='ACT_SITE 7; /note="Nucleophile"; ACT_SITE 9')
-               + row("P2", "ACDEFGH", "1.2.3.4")
-               + row("P3", "MKTAYIAKQR", "2.7.1.1",
-                     act='ACT_SITE 3; /evidence="ECO:0000269"'))  # fmt: skip
+QUOTED_ROWS = (
+    HEADER
+    + row(
+        "P1",
+        "MKTAYIAKQR",
+        "3.1.1.1",
+        site='SITE 2; /note="x; y"',
+        binding='BINDING 3..5; /ligand="ATP"; /evidence="ECO:0000250|UniProtKB:Q1"',
+        act='ACT_SITE 7; /note="Nucleophile"; ACT_SITE 9',
+    )
+    + row("P2", "ACDEFGH", "1.2.3.4")
+    + row("P3", "MKTAYIAKQR", "2.7.1.1", act='ACT_SITE 3; /evidence="ECO:0000269"')
+)
 
 
 @pytest.mark.parametrize("quoting", [csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC])
@@ -195,15 +234,23 @@ def test_quoted_tsv_reads_like_the_api_tsv(tmp_path, quoting):
 
 def test_quoted_tsv_errors_keep_the_file_line(tmp_path):
     # a quoted cell may hold a line break: the next record starts one file line further down
-    text = (HEADER.replace("\tSite\t", '\t"Site"\t')
-            + row("P1", site='"SITE 2; /note=""two\nlines"""')
-            + row("P2", act='"ACT_SITE 11; /note=""x"""'))  # fmt: skip
+    text = (
+        HEADER.replace("\tSite\t", '\t"Site"\t')
+        + row("P1", site='"SITE 2; /note=""two\nlines"""')
+        + row("P2", act='"ACT_SITE 11; /note=""x"""')
+    )
     p = write(tmp_path, text, "quoted.tsv")
-    with pytest.raises(UniProtFormatError, match=r"quoted.tsv, line 4: P2, ACT_SITE 11: position "
-                                                 r"beyond the sequence"):  # fmt: skip
+    with pytest.raises(
+        UniProtFormatError,
+        match=r"quoted.tsv, line 4: P2, ACT_SITE 11: position "
+        r"beyond the sequence",
+    ):
         read_uniprot_tsv(p)
-    bad = write(tmp_path, HEADER + row("P1", site='"SITE 2; /note=""x"""') + 'P2\t"unclosed\n',
-                "bad_quotes.tsv")  # fmt: skip
+    bad = write(
+        tmp_path,
+        HEADER + row("P1", site='"SITE 2; /note=""x"""') + 'P2\t"unclosed\n',
+        "bad_quotes.tsv",
+    )
     with pytest.raises(UniProtFormatError, match=r"bad_quotes.tsv, line 3: bad CSV quoting"):
         read_uniprot_tsv(bad)
 

@@ -1,4 +1,5 @@
 """The whole Snakemake workflow on a small planted-motif demo, in a temporary folder."""
+
 import os
 import re
 import subprocess
@@ -9,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from plmxai.io import partitions, read_partitioned
 from plmxai.runlog import AUDIT_ENV
+from plmxai.tables import partitions, read_partitioned
 from tests.conda_envs import closure, env_distributions, import_leaks, script_envs
 from tests.conftest import ROOT
 
@@ -19,13 +20,24 @@ pytestmark = pytest.mark.integration
 CONFIG = {
     "run": "itest",
     "seed": 0,
-    "data": {"source": "synthetic", "synthetic": {"n_proteins": 3000}, "split": {"method": "random"}},
+    "data": {
+        "source": "synthetic",
+        "synthetic": {"n_proteins": 3000},
+        "split": {"method": "random"},
+    },
     "variants": ["finetuned", "shuffled"],
     "training": {"epochs": 35, "batch_size": 32, "learning_rate": 0.003},
     # activation over all neurons: on this config (not pretrained) its top 1% beats random,
     # selected per site it does not (measured)
-    "knowledge": {"max_proteins": 40, "ka_steps": 32, "conductance_steps": 200, "n_random": 5,
-                  "fractions": [0.01, 0.02, 0.05, 0.1], "bootstrap": 300, "activation_within": "all"},
+    "knowledge": {
+        "max_proteins": 40,
+        "ka_steps": 32,
+        "conductance_steps": 200,
+        "n_random": 5,
+        "fractions": [0.01, 0.02, 0.05, 0.1],
+        "bootstrap": 300,
+        "activation_within": "all",
+    },
     "attribution": {"n_steps": 200, "max_proteins": 120, "head_steps": 300, "chunks": 2},
     "statistics": {"fdr": 0.05, "n_shifts": 199},
     "faithfulness": {"ks": [1, 4, 16], "n_random": 5, "bootstrap": 200},
@@ -35,25 +47,53 @@ CONFIG = {
 SMALL_CONFIG = {
     "run": "small",
     "seed": 0,
-    "data": {"source": "synthetic", "synthetic": {"n_proteins": 300}, "split": {"method": "random"}},
+    "data": {
+        "source": "synthetic",
+        "synthetic": {"n_proteins": 300},
+        "split": {"method": "random"},
+    },
     "variants": ["finetuned"],
     "training": {"epochs": 4, "batch_size": 32, "learning_rate": 0.003, "bootstrap": 50},
-    "knowledge": {"max_proteins": 10, "ka_steps": 8, "conductance_steps": 8, "n_random": 5,
-                  "fractions": [0.05, 0.1], "bootstrap": 50},
+    "knowledge": {
+        "max_proteins": 10,
+        "ka_steps": 8,
+        "conductance_steps": 8,
+        "n_random": 5,
+        "fractions": [0.05, 0.1],
+        "bootstrap": 50,
+    },
     "attribution": {"n_steps": 16, "max_proteins": 20, "head_steps": 16, "chunks": 2},
     "statistics": {"n_shifts": 19, "min_proteins": 3},
     "faithfulness": {"ks": [1, 4], "n_random": 2, "bootstrap": 50},
-    "attention": {"max_proteins": 30, "n_shifts": 19, "blosum_permutations": 99,
-                  "probes": {"train_proteins": 40, "test_proteins": 20}},
-}  # fmt: skip
+    "attention": {
+        "max_proteins": 30,
+        "n_shifts": 19,
+        "blosum_permutations": 99,
+        "probes": {"train_proteins": 40, "test_proteins": 20},
+    },
+}
 
 
 def snakemake(workdir, configfile, *args, check=True, env=None):
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(configfile), "--cores", "2", *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        "--cores",
+        "2",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
     return proc
 
 
@@ -97,9 +137,17 @@ def test_rule_imports_covered_by_envs(demo_run):
     assert not leaks, leaks
     # the demo runs every rule but the network ones and the given variant's (audited by
     # tests/test_real_model.py::test_given_variant_end_to_end)
-    assert audited == {r for pairs in envs.values() for r, _ in pairs} - {"download", "alphafold", "given_model"}
+    assert audited == {r for pairs in envs.values() for r, _ in pairs} - {
+        "download",
+        "alphafold",
+        "given_model",
+    }
     assert {env.name for pairs in envs.values() for _, env in pairs} == {
-        "data.yaml", "model.yaml", "stats.yaml", "report.yaml"}
+        "data.yaml",
+        "model.yaml",
+        "stats.yaml",
+        "report.yaml",
+    }
     # the families are apart: no torch outside the model environment
     for name in ("data.yaml", "stats.yaml", "report.yaml"):
         assert "torch" not in closure(env_distributions(ROOT / "envs" / name)), name
@@ -110,24 +158,32 @@ def test_demo_tables(demo_run):
     out = work / "results" / "itest"
     proteins = pd.read_parquet(out / "data" / "proteins.parquet")
     assert len(proteins) == 3000 and proteins["split"].value_counts().to_dict() == {
-        "train": 2100, "test": 600, "val": 300}
+        "train": 2100,
+        "test": 600,
+        "val": 300,
+    }
     ft, sh = out / "finetuned", out / "shuffled"
     preds = pd.read_parquet(ft / "model" / "predictions.parquet")
     test = preds[preds["split"] == "test"]
     assert test["correct"].mean() >= 0.9
-    metrics = pd.read_parquet(ft / "model" / "metrics.parquet").set_index(["split", "class", "metric"])
+    metrics = pd.read_parquet(ft / "model" / "metrics.parquet").set_index(
+        ["split", "class", "metric"]
+    )
     acc = metrics.loc[("test", "all", "accuracy")]
     assert acc["value"] == pytest.approx(test["correct"].mean())
     assert acc["ci_low"] < acc["value"] < acc["ci_high"] and acc["n"] == 600
     # the control: permuted labels leave the model at chance, far below the fine-tuned one
-    sh_acc = pd.read_parquet(sh / "model" / "metrics.parquet").set_index(["split", "class", "metric"]).loc[
-        ("test", "all", "accuracy")]
+    sh_acc = (
+        pd.read_parquet(sh / "model" / "metrics.parquet")
+        .set_index(["split", "class", "metric"])
+        .loc[("test", "all", "accuracy")]
+    )
     assert sh_acc["ci_high"] < 0.4 < 0.9 < acc["ci_low"]
     training = pd.read_parquet(ft / "model" / "training.parquet")
     assert len(training) == 35 and training["kept"].sum() == 1
     assert (training["padding_fraction"] < 0.05).all()  # length batching
     assert not (ft / "model" / "checkpoint").exists()  # removed once the run completed
-    stats = pd.read_parquet(ft / "statistics" / "statistics.parquet")
+    stats = pd.read_parquet(ft / "attribution" / "statistics.parquet")
     pooled = stats[(stats["annotation_type"] == "active_site") & (stats["class"] == "all")]
     assert len(pooled) == 1 + 2 * 4  # the embedding level and every head of both layers
     motif = pooled[pooled["layer"] == "embedding"].iloc[0]
@@ -139,16 +195,19 @@ def test_demo_tables(demo_run):
     # transformers 5.24, numpy 2.4 and pandas 3.1, layer 0 head 2 of the control aligns with the
     # motif at median r 0.05, q 7e-8, explained by the motif residues' amino acids, q_composition
     # 0.42; measured on this config.)
-    sh_stats = pd.read_parquet(sh / "statistics" / "statistics.parquet")
+    sh_stats = pd.read_parquet(sh / "attribution" / "statistics.parquet")
     assert not sh_stats["significant_composition"].any()
     assert motif["significant_composition"]  # beyond what the motif residues' identity explains
     # and the fine-tuned model's alignment exceeds the control's, protein by protein
-    contrast = pd.read_parquet(out / "comparison" / "attribution_contrast.parquet")
-    c = contrast[(contrast["layer"] == "embedding") & (contrast["annotation_type"] == "active_site")
-                 & (contrast["class"] == "all")].iloc[0]  # fmt: skip
+    contrast = pd.read_parquet(out / "attribution" / "contrast.parquet")
+    c = contrast[
+        (contrast["layer"] == "embedding")
+        & (contrast["annotation_type"] == "active_site")
+        & (contrast["class"] == "all")
+    ].iloc[0]
     assert c["control"] == "shuffled" and c["significant"] and c["n_proteins"] == 120
     assert c["median_r_reference"] == pytest.approx(motif["median_r"])
-    neurons = pd.read_parquet(ft / "neurons" / "neuron_activation.parquet")
+    neurons = pd.read_parquet(ft / "knowledge" / "neuron_activation.parquet")
     assert len(neurons) == 4 * 2 * (4 * 64 + 128 + 64)
     comp = pd.read_parquet(ft / "attribution" / "completeness.parquet")
     assert comp.groupby("method").size().to_dict() == {"embedding_ig": 120, "head_conductance": 120}
@@ -157,10 +216,16 @@ def test_demo_tables(demo_run):
     assert comp.groupby("method")["relative_error"].median().to_dict()["head_conductance"] < 0.15
     assert partitions(ft / "attribution" / "relevance", "layer") == ["0", "1", "embedding"]
     rel = read_partitioned(ft / "attribution" / "relevance", "layer", ["embedding"])
-    assert len(rel) == proteins.set_index("accession").loc[comp["accession"].unique(), "length"].sum()
-    assert not (ft / "attribution" / "chunks").exists() or not list((ft / "attribution" / "chunks").iterdir())
+    assert (
+        len(rel) == proteins.set_index("accession").loc[comp["accession"].unique(), "length"].sum()
+    )
+    assert not (ft / "attribution" / "chunks").exists() or not list(
+        (ft / "attribution" / "chunks").iterdir()
+    )
     # replacing the most relevant residues by alanine hurts far more than random residues
-    faith = pd.read_parquet(ft / "attribution" / "faithfulness.parquet").set_index(["k", "selection"])
+    faith = pd.read_parquet(ft / "attribution" / "faithfulness.parquet").set_index(
+        ["k", "selection"]
+    )
     for k in (1, 4):
         assert faith.loc[(k, "relevant - random"), "ci_low"] > 0.1, k
     assert faith.loc[(4, "relevant"), "n_proteins"] == 120
@@ -171,11 +236,26 @@ def test_demo_tables(demo_run):
     assert len(motif_heads) and (motif_heads["ratio"] > 1).all() and motif_heads["ratio"].max() > 5
     assert (motif_heads["q_permutation"] < 0.05).all()
     html = (out / "report.html").read_text()
-    for section in ["Data", "Variants compared", "Variant: finetuned", "Variant: shuffled", "Training",
-                    "Test metrics", "Knowledge neurons", "Residue attributions", "Statistics",
-                    "Knowledge neurons: preservation, ablation, density", "density heatmap",
-                    "median r per head, active_site", "Faithfulness: alanine replacement", "Fine-tuned against each control", "Attention: what the heads attend to", "BLOSUM62",
-                    "Provenance", "data:image/png;base64,"]:  # fmt: skip
+    for section in [
+        "Data",
+        "Variants compared",
+        "Variant: finetuned",
+        "Variant: shuffled",
+        "Training",
+        "Test metrics",
+        "Knowledge neurons",
+        "Residue attributions",
+        "Statistics",
+        "Knowledge neurons: preservation, ablation, density",
+        "density heatmap",
+        "median r per head, active_site",
+        "Faithfulness: alanine replacement",
+        "Fine-tuned against each control",
+        "Attention: what the heads attend to",
+        "BLOSUM62",
+        "Provenance",
+        "data:image/png;base64,",
+    ]:
         assert section in html
     assert not re.search(r'(src|href)="https?://', html)
     assert not list(out.rglob("*.tmp")), "temporary files left behind"
@@ -186,7 +266,7 @@ def test_report_in_headless_chromium(demo_run):
     """The report as a reader sees it: no console error, every image loads, nothing runs off a
     laptop's screen (1366 px); the screenshot is kept beside the report."""
     pytest.importorskip("playwright")
-    from plmxai.report_check import check_report, find_chromium, problems
+    from plmxai.report.check import check_report, find_chromium, problems
 
     if find_chromium() is None:
         pytest.skip("no Chromium (apt-get install chromium)")
@@ -194,7 +274,11 @@ def test_report_in_headless_chromium(demo_run):
     out = work / "results" / "itest"
     found = check_report(out / "report.html", out / "report.png", width=1366)
     assert problems(found) == []
-    assert found["n_images"] > 20 and found["n_tables"] > 20 and (out / "report.png").stat().st_size > 10_000
+    assert (
+        found["n_images"] > 20
+        and found["n_tables"] > 20
+        and (out / "report.png").stat().st_size > 10_000
+    )
 
 
 def test_snakemake_report_holds_the_figures(demo_run):
@@ -215,13 +299,21 @@ def test_knowledge_neuron_tables(demo_run):
     ft = out / "finetuned" / "knowledge"
     scores = pd.read_parquet(ft / "ig_scores.parquet")
     assert scores.groupby("method").size().to_dict() == {
-        "conductance": 4 * 896, "knowledge_attribution": 4 * 896}
+        "conductance": 4 * 896,
+        "knowledge_attribution": 4 * 896,
+    }
     comp = pd.read_parquet(ft / "completeness.parquet")
-    assert comp.groupby("method")["accession"].nunique().to_dict() == {"conductance": 40, "knowledge_attribution": 40}
+    assert comp.groupby("method")["accession"].nunique().to_dict() == {
+        "conductance": 40,
+        "knowledge_attribution": 40,
+    }
     summary = pd.read_parquet(ft / "preservation.parquet")
     acc = summary[summary["metric"] == "accuracy"].set_index(["mode", "method", "fraction"])
-    test_acc = pd.read_parquet(out / "finetuned" / "model" / "metrics.parquet").set_index(
-        ["split", "class", "metric"]).loc[("test", "all", "accuracy"), "value"]
+    test_acc = (
+        pd.read_parquet(out / "finetuned" / "model" / "metrics.parquet")
+        .set_index(["split", "class", "metric"])
+        .loc[("test", "all", "accuracy"), "value"]
+    )
     # keeping every neuron, or ablating none, is the fine-tuned model itself
     assert acc.loc[("preserve", "all", 1.0), "value"] == pytest.approx(test_acc)
     assert acc.loc[("ablate_revert", "none", 0.0), "value"] == pytest.approx(test_acc)
@@ -238,7 +330,9 @@ def test_knowledge_neuron_tables(demo_run):
     assert set(runs.loc[runs["method"] == "random", "draw"]) == set(range(5))
     density = pd.read_parquet(ft / "density.parquet")
     per_site = density[density["layer"] == "all"].groupby(["method", "fraction"])["selected"].sum()
-    assert (per_site.to_numpy() == np.round(per_site.index.get_level_values("fraction") * 896)).all()
+    assert (
+        per_site.to_numpy() == np.round(per_site.index.get_level_values("fraction") * 896)
+    ).all()
     assert density["q_value"].between(0, 1).all()
     agree = pd.read_parquet(ft / "agreement.parquet")
     assert len(agree) == 6 and agree["spearman"].between(-1, 1).all()
@@ -253,24 +347,56 @@ def test_incremental_reruns(demo_run):
     assert planned_jobs(snakemake(work, cfg, "-n")) == {}
     stats_only = write_config(work / "fdr.yaml", {**CONFIG, "statistics": {"fdr": 0.01}})
     assert planned_jobs(snakemake(work, stats_only, "-n")) == {
-        "statistics": 2, "attribution_contrast": 1, "attention": 2, "report": 1, "all": 1}
-    tests_only = write_config(work / "kn.yaml", {**CONFIG, "knowledge": {**CONFIG["knowledge"], "n_random": 6}})
-    assert planned_jobs(snakemake(work, tests_only, "-n")) == {"knowledge_tests": 2, "report": 1, "all": 1}
-    bigger = write_config(work / "model.yaml", {**CONFIG, "model": {"architecture": {"hidden_size": 96}}})
+        "statistics": 2,
+        "attribution_contrast": 1,
+        "attention": 2,
+        "report": 1,
+        "all": 1,
+    }
+    tests_only = write_config(
+        work / "kn.yaml", {**CONFIG, "knowledge": {**CONFIG["knowledge"], "n_random": 6}}
+    )
+    assert planned_jobs(snakemake(work, tests_only, "-n")) == {
+        "knowledge_tests": 2,
+        "report": 1,
+        "all": 1,
+    }
+    bigger = write_config(
+        work / "model.yaml", {**CONFIG, "model": {"architecture": {"hidden_size": 96}}}
+    )
     assert planned_jobs(snakemake(work, bigger, "-n")) == {
-        "init_model": 1, "finetune": 2, "neuron_activation": 2, "knowledge_scores": 2, "knowledge_tests": 2,
-        "attribution_chunk": 4, "attribution": 2, "faithfulness": 2, "statistics": 2, "attribution_contrast": 1,
-        "attention": 2, "probes": 2, "report": 1, "all": 1}
+        "init_model": 1,
+        "finetune": 2,
+        "neuron_activation": 2,
+        "knowledge_scores": 2,
+        "knowledge_tests": 2,
+        "attribution_chunk": 4,
+        "attribution": 2,
+        "faithfulness": 2,
+        "statistics": 2,
+        "attribution_contrast": 1,
+        "attention": 2,
+        "probes": 2,
+        "report": 1,
+        "all": 1,
+    }
 
 
 def test_same_config_same_tables(demo_run, tmp_path):
     work, cfg = demo_run
     out = work / "results" / "itest"
-    before = {p: pd.read_parquet(out / p) for p in [
-        "finetuned/model/predictions.parquet", "finetuned/statistics/statistics.parquet",
-        "finetuned/neurons/neuron_activation.parquet", "shuffled/model/metrics.parquet",
-        "finetuned/knowledge/ig_scores.parquet", "finetuned/knowledge/preservation.parquet",
-        "finetuned/knowledge/density.parquet"]}  # fmt: skip
+    before = {
+        p: pd.read_parquet(out / p)
+        for p in [
+            "finetuned/model/predictions.parquet",
+            "finetuned/attribution/statistics.parquet",
+            "finetuned/knowledge/neuron_activation.parquet",
+            "shuffled/model/metrics.parquet",
+            "finetuned/knowledge/ig_scores.parquet",
+            "finetuned/knowledge/preservation.parquet",
+            "finetuned/knowledge/density.parquet",
+        ]
+    }
     snakemake(work, cfg, "--forcerun", "init_model")
     for p, df in before.items():
         pd.testing.assert_frame_equal(pd.read_parquet(out / p), df, check_exact=True, obj=p)
@@ -280,7 +406,10 @@ def test_bad_config_stops_at_start(tmp_path):
     bad = write_config(tmp_path / "bad.yaml", {**CONFIG, "statistics": {"fdr": 2}})
     proc = snakemake(tmp_path, bad, "-n", check=False)
     assert proc.returncode != 0
-    assert "config key 'statistics.fdr': 2 is greater than the maximum of 1" in proc.stdout + proc.stderr
+    assert (
+        "config key 'statistics.fdr': 2 is greater than the maximum of 1"
+        in proc.stdout + proc.stderr
+    )
     assert not (tmp_path / "results").exists()
 
 
@@ -294,40 +423,66 @@ def test_real_swissprot_subset_with_esm2_8m_architecture(shared_data, tmp_path):
         "data": {
             "source": "uniprot_tsv",
             "tsv": str(shared_data / "uniprot" / "swissprot_enzymes_sites.tsv"),
-            "max_per_class": 12, "min_class_size": 12, "max_length": 200, "overlong": "crop",
+            "max_per_class": 12,
+            "min_class_size": 12,
+            "max_length": 200,
+            "overlong": "crop",
             "features": ["ACT_SITE", "BINDING", "SITE"],
-            "split": {"method": "homology" if shutil.which("mmseqs") else "random",
-                      "train": 0.5, "val": 0.2, "test": 0.3},
+            "split": {
+                "method": "homology" if shutil.which("mmseqs") else "random",
+                "train": 0.5,
+                "val": 0.2,
+                "test": 0.3,
+            },
         },
-        "model": {"source": "random",
-                  "config_dir": str(shared_data / "esm2_configs" / "esm2_t6_8M_UR50D")},
+        "model": {
+            "source": "random",
+            "config_dir": str(shared_data / "esm2_configs" / "esm2_t6_8M_UR50D"),
+        },
         "variants": ["finetuned"],
         "training": {"epochs": 1, "batch_size": 8, "learning_rate": 0.0001, "bootstrap": 100},
-        "neurons": {"split": "test"},
-        "knowledge": {"max_proteins": 3, "ka_steps": 4, "conductance_steps": 8, "fractions": [0.01, 0.1],
-                      "n_random": 5, "bootstrap": 100},
+        "neurons": {"split": "test"},  # the old name of knowledge.activation, still accepted
+        "knowledge": {
+            "max_proteins": 3,
+            "ka_steps": 4,
+            "conductance_steps": 8,
+            "fractions": [0.01, 0.1],
+            "n_random": 5,
+            "bootstrap": 100,
+        },
         "attribution": {"n_steps": 16, "max_proteins": 6},
         "statistics": {"min_proteins": 3},
-    }  # fmt: skip
+    }
     snakemake(tmp_path, write_config(tmp_path / "real.yaml", cfg))
     out = tmp_path / "results" / "real"
     ft = out / "finetuned"
     proteins = pd.read_parquet(out / "data" / "proteins.parquet")
-    assert proteins["label"].value_counts().to_dict() == {"1": 12, "2": 12, "3": 12, "4": 12, "5": 12, "6": 12}
+    assert proteins["label"].value_counts().to_dict() == {
+        "1": 12,
+        "2": 12,
+        "3": 12,
+        "4": 12,
+        "5": 12,
+        "6": 12,
+    }
     assert proteins["length"].max() <= 200
-    neurons = pd.read_parquet(ft / "neurons" / "neuron_activation.parquet")
+    neurons = pd.read_parquet(ft / "knowledge" / "neuron_activation.parquet")
     assert neurons[["layer", "site", "neuron"]].drop_duplicates().shape[0] == 17280
     rel = read_partitioned(ft / "attribution" / "relevance", "layer")
     assert rel["accession"].nunique() == 6
-    assert rel.groupby("layer")["head"].nunique().to_dict() == {**{str(i): 20 for i in range(6)}, "embedding": 1}
+    assert rel.groupby("layer")["head"].nunique().to_dict() == {
+        **{str(i): 20 for i in range(6)},
+        "embedding": 1,
+    }
     comp = pd.read_parquet(ft / "attribution" / "completeness.parquet")
     assert comp["f_input"].notna().all()
-    stats = pd.read_parquet(ft / "statistics" / "statistics.parquet")
+    stats = pd.read_parquet(ft / "attribution" / "statistics.parquet")
     assert "active_site" in set(stats["annotation_type"])
     assert (stats["q_value"].dropna().between(0, 1)).all()
     ks = pd.read_parquet(ft / "knowledge" / "ig_scores.parquet")
-    assert ks.groupby("method")[["layer", "site", "neuron"]].apply(lambda g: len(g.drop_duplicates())).to_dict() == {
-        "conductance": 17280, "knowledge_attribution": 17280}
+    assert ks.groupby("method")[["layer", "site", "neuron"]].apply(
+        lambda g: len(g.drop_duplicates())
+    ).to_dict() == {"conductance": 17280, "knowledge_attribution": 17280}
     pres = pd.read_parquet(ft / "knowledge" / "preservation.parquet")
     assert set(pres.loc[pres["fraction"] == 0.1, "n_selected"]) == {1728}
     html = (out / "report.html").read_text()
@@ -343,13 +498,21 @@ def test_between_workflow_cache(tmp_path, monkeypatch):
     first, second = tmp_path / "first", tmp_path / "second"
     for work in (first, second):
         work.mkdir()
-        proc = snakemake(work, write_config(work / "config.yaml", SMALL_CONFIG), target,
-                         "--cache", "init_model", "finetune")  # fmt: skip
+        proc = snakemake(
+            work,
+            write_config(work / "config.yaml", SMALL_CONFIG),
+            target,
+            "--cache",
+            "init_model",
+            "finetune",
+        )
     text = proc.stdout + proc.stderr
     # the second workflow ran the data stages but no model job (a cache hit leaves its log empty)
     logs = second / "results/small/logs"
     assert (logs / "tokenize.log").stat().st_size > 0
-    assert (logs / "finetune_finetuned.log").stat().st_size == 0 and (logs / "init_model.log").stat().st_size == 0
+    assert (logs / "finetune_finetuned.log").stat().st_size == 0 and (
+        logs / "init_model.log"
+    ).stat().st_size == 0
     assert "Symlinking output file results/small/finetuned/model/metrics.parquet from cache" in text
     cached = second / "results/small/finetuned/model/predictions.parquet"
     assert cached.is_symlink() and str(tmp_path / "cache") in str(cached.resolve())
@@ -361,6 +524,13 @@ def test_between_workflow_cache(tmp_path, monkeypatch):
     third = tmp_path / "third"
     third.mkdir()
     other = {**SMALL_CONFIG, "training": {**SMALL_CONFIG["training"], "epochs": 3}}
-    snakemake(third, write_config(third / "config.yaml", other), target, "--cache", "init_model", "finetune")
+    snakemake(
+        third,
+        write_config(third / "config.yaml", other),
+        target,
+        "--cache",
+        "init_model",
+        "finetune",
+    )
     assert "done in" in (third / "results/small/logs/finetune_finetuned.log").read_text()
     assert (third / "results/small/logs/init_model.log").stat().st_size == 0

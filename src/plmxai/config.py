@@ -1,4 +1,5 @@
 """The workflow config: JSON-Schema validation with defaults and messages that name the key."""
+
 from __future__ import annotations
 
 import copy
@@ -85,9 +86,7 @@ def _check_consistency(cfg: dict[str, Any]) -> None:
     split = cfg["data"]["split"]
     total = split["train"] + split["val"] + split["test"]
     if abs(total - 1) > 1e-9:
-        raise ConfigError(
-            f"config keys 'data.split.train/val/test' must sum to 1, got {total:g}"
-        )
+        raise ConfigError(f"config keys 'data.split.train/val/test' must sum to 1, got {total:g}")
     if split["train"] <= 0 or split["test"] <= 0:
         raise ConfigError("config keys 'data.split.train' and 'data.split.test' must be > 0")
     if cfg["data"]["source"] == "uniprot_tsv" and not cfg["data"]["tsv"]:
@@ -105,7 +104,9 @@ def _check_consistency(cfg: dict[str, Any]) -> None:
         )
     m = cfg["model"]
     if m["source"] == "pretrained" and not m["name_or_path"]:
-        raise ConfigError("config key 'model.name_or_path' is required when model.source is pretrained")
+        raise ConfigError(
+            "config key 'model.name_or_path' is required when model.source is pretrained"
+        )
     a = m["architecture"]
     if m["source"] == "random" and not m["config_dir"] and a["hidden_size"] % a["num_heads"]:
         raise ConfigError(
@@ -151,9 +152,12 @@ def _check_source(cfg: dict[str, Any]) -> None:
         raise ConfigError(
             f"config key 'data.label': {label!r} is not a label that data.source {source} "
             f"carries; use one of {list(SOURCE_LABELS[source])}"
-            + (" (an unlabelled set: set data.label: none and variants: [given])" if "none" in
-               SOURCE_LABELS[source] else "")
-        )  # fmt: skip
+            + (
+                " (an unlabelled set: set data.label: none and variants: [given])"
+                if "none" in SOURCE_LABELS[source]
+                else ""
+            )
+        )
     if label == "none":
         if cfg["variants"] != ["given"]:
             raise ConfigError(

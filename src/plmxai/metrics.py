@@ -1,4 +1,5 @@
 """Classification metrics with bootstrap confidence intervals."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,9 @@ def metrics(y_true, y_pred, n_classes: int) -> dict:
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "macro_f1": float(
+            f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+        ),
         "mcc": float(matthews_corrcoef(y_true, y_pred)) if len(set(y_true.tolist())) > 1 else 0.0,
     }
 
@@ -30,8 +33,11 @@ def bootstrap_weights(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
     """(n_boot, n) multiplicities of each item in resamples drawn with replacement; shared by
     every model evaluated on the same items, so that their intervals are paired."""
     rng = np.random.default_rng(seed)
-    return np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_boot)]) if n_boot else \
-        np.zeros((0, n), dtype=np.int64)  # fmt: skip
+    return (
+        np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_boot)])
+        if n_boot
+        else np.zeros((0, n), dtype=np.int64)
+    )
 
 
 def confusions(y_true, y_pred, n_classes: int, weights: np.ndarray) -> np.ndarray:
@@ -58,8 +64,9 @@ def metrics_from_confusions(cm: np.ndarray) -> dict[str, np.ndarray]:
     return {"accuracy": correct / np.maximum(total, 1), "macro_f1": f1.mean(1), "mcc": mcc}
 
 
-def bootstrap_ci(y_true, y_pred, n_classes: int, n_boot: int = 1000, level: float = 0.95,
-                 seed: int = 0) -> dict[str, tuple[float, float]]:  # fmt: skip
+def bootstrap_ci(
+    y_true, y_pred, n_classes: int, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> dict[str, tuple[float, float]]:
     """Percentile intervals of each metric over proteins resampled with replacement."""
     w = bootstrap_weights(len(y_true), n_boot, seed)
     draws = metrics_from_confusions(confusions(y_true, y_pred, n_classes, w))
@@ -67,7 +74,9 @@ def bootstrap_ci(y_true, y_pred, n_classes: int, n_boot: int = 1000, level: floa
     return {k: (float(np.quantile(v, a)), float(np.quantile(v, 1 - a))) for k, v in draws.items()}
 
 
-def metrics_table(preds: pd.DataFrame, labels: list[str], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def metrics_table(
+    preds: pd.DataFrame, labels: list[str], n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
     """Tidy metrics for the validation and test splits: overall (with bootstrap CIs on test)
     and per-class precision, recall and F1."""
     rows = []
@@ -80,13 +89,33 @@ def metrics_table(preds: pd.DataFrame, labels: list[str], n_boot: int = 1000, se
         ci = bootstrap_ci(yt, yp, k, n_boot, seed=seed) if split == "test" and n_boot else {}
         for name, value in metrics(yt, yp, k).items():
             lo, hi = ci.get(name, (np.nan, np.nan))
-            rows.append({"split": split, "class": "all", "metric": name, "value": value,
-                         "ci_low": lo, "ci_high": hi, "n": len(p)})  # fmt: skip
-        prec, rec, f1, sup = precision_recall_fscore_support(yt, yp, labels=list(range(k)), zero_division=0)
+            rows.append(
+                {
+                    "split": split,
+                    "class": "all",
+                    "metric": name,
+                    "value": value,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n": len(p),
+                }
+            )
+        prec, rec, f1, sup = precision_recall_fscore_support(
+            yt, yp, labels=list(range(k)), zero_division=0
+        )
         for c in range(k):
             for name, arr in (("precision", prec), ("recall", rec), ("f1", f1)):
-                rows.append({"split": split, "class": labels[c], "metric": name, "value": float(arr[c]),
-                             "ci_low": np.nan, "ci_high": np.nan, "n": int(sup[c])})  # fmt: skip
+                rows.append(
+                    {
+                        "split": split,
+                        "class": labels[c],
+                        "metric": name,
+                        "value": float(arr[c]),
+                        "ci_low": np.nan,
+                        "ci_high": np.nan,
+                        "n": int(sup[c]),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -99,5 +128,12 @@ def confusion_table(preds: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
         cm = confusion(p["label_id"], p["pred_id"], len(labels))
         for i in range(len(labels)):
             for j in range(len(labels)):
-                rows.append({"split": split, "true": labels[i], "predicted": labels[j], "count": int(cm[i, j])})
+                rows.append(
+                    {
+                        "split": split,
+                        "true": labels[i],
+                        "predicted": labels[j],
+                        "count": int(cm[i, j]),
+                    }
+                )
     return pd.DataFrame(rows)

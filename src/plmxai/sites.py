@@ -3,6 +3,7 @@
 Kept apart from `modeling` so that the statistics and report stages read it without
 importing torch and transformers (their conda environments do not have them).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ correlation r between its relevance vector and the binary annotation mask. Acros
 the one-sided Wilcoxon signed-rank test of median r > 0, with effect sizes (median r,
 matched-pairs rank-biserial correlation) and n. Benjamini-Hochberg over every test made.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -29,7 +30,9 @@ def point_biserial(values: np.ndarray, mask: np.ndarray) -> float:
 def annotation_masks(annotations: pd.DataFrame, length: int) -> dict[str, np.ndarray]:
     """Annotation type -> boolean mask over residues 1..length."""
     out: dict[str, np.ndarray] = {}
-    pair = annotations["pair"] if "pair" in annotations else pd.Series(False, index=annotations.index)
+    pair = (
+        annotations["pair"] if "pair" in annotations else pd.Series(False, index=annotations.index)
+    )
     for rec, is_pair in zip(annotations.itertuples(index=False), pair):
         m = out.setdefault(rec.type, np.zeros(length, dtype=bool))
         if is_pair:  # a disulfide bond or cross-link: its two residues, not the stretch between
@@ -71,7 +74,9 @@ def permute_within_groups(values: np.ndarray, groups: np.ndarray, draws: int, rn
     amino acid), one permutation per draw: a null that keeps every residue's identity."""
     n = len(groups)
     keys = rng.random((draws, n))
-    order = np.lexsort((keys, np.broadcast_to(groups, (draws, n))), axis=-1)  # by group, random within
+    order = np.lexsort(
+        (keys, np.broadcast_to(groups, (draws, n))), axis=-1
+    )  # by group, random within
     base = np.lexsort((np.arange(n), groups))  # by group, in sequence order
     out = np.empty((draws, *values.shape), dtype=values.dtype)
     out[:, base] = values[order]
@@ -102,37 +107,71 @@ def protein_correlations(
     for acc, g in relevance.groupby("accession", sort=False):
         if acc not in ann_by_acc:
             continue
-        wide = g.pivot_table(index=["layer", "head"], columns="position", values="relevance", sort=True,
-                             observed=True)  # fmt: skip
+        wide = g.pivot_table(
+            index=["layer", "head"],
+            columns="position",
+            values="relevance",
+            sort=True,
+            observed=True,
+        )
         x = transform(wide.to_numpy(dtype=np.float64), how)
         length = int(wide.columns.max())
         if np.isnan(x).any() or list(wide.columns) != list(range(1, length + 1)):
-            raise ValueError(f"relevance of {acc}: positions are not 1..{length} for every layer and head")
+            raise ValueError(
+                f"relevance of {acc}: positions are not 1..{length} for every layer and head"
+            )
         rng = np.random.default_rng([seed, zlib.crc32(str(acc).encode())])
-        shifts = rng.integers(1, length, size=n_shifts) if length > 1 else np.zeros(n_shifts, dtype=int)
+        shifts = (
+            rng.integers(1, length, size=n_shifts) if length > 1 else np.zeros(n_shifts, dtype=int)
+        )
         residues = None
         if n_shifts and "residue" in g:
             first = g.drop_duplicates("position").sort_values("position")
             residues = np.frombuffer("".join(first["residue"].astype(str)).encode(), dtype=np.uint8)
         for typ, mask in annotation_masks(ann_by_acc[acc], length).items():
             constant = mask.min() == mask.max()
-            r = np.full(len(x), np.nan) if constant else shifted_correlations(x, mask, np.array([0]))[:, 0]
+            r = (
+                np.full(len(x), np.nan)
+                if constant
+                else shifted_correlations(x, mask, np.array([0]))[:, 0]
+            )
             r[np.ptp(x, axis=1) == 0] = np.nan
             if n_shifts:
-                nulls.append(np.full((len(x), n_shifts), np.nan) if constant
-                             else shifted_correlations(x, mask, shifts))  # fmt: skip
-                comp_nulls.append(np.full((len(x), n_shifts), np.nan) if constant or residues is None
-                                  else _permuted_correlations(x, mask, residues, n_shifts, rng))  # fmt: skip
+                nulls.append(
+                    np.full((len(x), n_shifts), np.nan)
+                    if constant
+                    else shifted_correlations(x, mask, shifts)
+                )
+                comp_nulls.append(
+                    np.full((len(x), n_shifts), np.nan)
+                    if constant or residues is None
+                    else _permuted_correlations(x, mask, residues, n_shifts, rng)
+                )
             for (layer, head), value in zip(wide.index, r):
-                rows.append((acc, labels.get(acc), layer, head, typ, length, int(mask.sum()), float(value)))
-    corr = pd.DataFrame(rows, columns=["accession", "label", "layer", "head", "annotation_type", "n_residues",
-                                       "n_annotated", "r"])  # fmt: skip
+                rows.append(
+                    (acc, labels.get(acc), layer, head, typ, length, int(mask.sum()), float(value))
+                )
+    corr = pd.DataFrame(
+        rows,
+        columns=[
+            "accession",
+            "label",
+            "layer",
+            "head",
+            "annotation_type",
+            "n_residues",
+            "n_annotated",
+            "r",
+        ],
+    )
     null = np.concatenate(nulls) if nulls else np.empty((0, n_shifts))
     comp_null = np.concatenate(comp_nulls) if comp_nulls else np.empty((0, n_shifts))
     return corr, null, comp_null
 
 
-def _permuted_correlations(x: np.ndarray, mask: np.ndarray, residues: np.ndarray, draws: int, rng) -> np.ndarray:
+def _permuted_correlations(
+    x: np.ndarray, mask: np.ndarray, residues: np.ndarray, draws: int, rng
+) -> np.ndarray:
     """tracks x draws: r of every track with the mask permuted within amino acids (the mask's
     mean and norm are kept, so one matrix product gives them all)."""
     moved = permute_within_groups(mask.astype(np.float64), residues, draws, rng)  # draws x L
@@ -182,9 +221,12 @@ def bh_call(table: pd.DataFrame, p: str, q: str, significant: str, fdr: float) -
 
 
 def group_tests(
-    correlations: pd.DataFrame, null: np.ndarray | None = None, min_proteins: int = 5, per_class: bool = True,
+    correlations: pd.DataFrame,
+    null: np.ndarray | None = None,
+    min_proteins: int = 5,
+    per_class: bool = True,
     composition_null: np.ndarray | None = None,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """One test per (layer, head, annotation type, class) and for all classes pooled ("all"),
     without multiple-testing correction. With `null` (rows of `correlations` x shifts), also
     the circular-shift permutation p-value of the median r: draw b takes each protein's r
@@ -199,14 +241,21 @@ def group_tests(
             ok = g["r"].notna().to_numpy()
             r = g["r"].to_numpy()[ok]
             row = {
-                "layer": layer, "head": head, "annotation_type": typ, "class": cls,
-                "n_proteins": len(r), "n_excluded": int((~ok).sum()),
+                "layer": layer,
+                "head": head,
+                "annotation_type": typ,
+                "class": cls,
+                "n_proteins": len(r),
+                "n_excluded": int((~ok).sum()),
                 "median_r": float(np.median(r)) if len(r) else np.nan,
                 "mean_r": float(np.mean(r)) if len(r) else np.nan,
                 "fraction_positive": float(np.mean(r > 0)) if len(r) else np.nan,
                 "rank_biserial": rank_biserial(r) if len(r) else np.nan,
-                "statistic": np.nan, "p_value": np.nan, "p_shift": np.nan, "p_composition": np.nan,
-            }  # fmt: skip
+                "statistic": np.nan,
+                "p_value": np.nan,
+                "p_shift": np.nan,
+                "p_composition": np.nan,
+            }
             if len(r) >= min_proteins:
                 row["statistic"], row["p_value"] = wilcoxon_greater(r)
                 for name, nl in (("p_shift", null), ("p_composition", composition_null)):
@@ -218,8 +267,22 @@ def group_tests(
 
 
 # the columns of a table of group tests, also when no test could be made (no annotations)
-TEST_COLUMNS = ["layer", "head", "annotation_type", "class", "n_proteins", "n_excluded", "median_r", "mean_r",
-                "fraction_positive", "rank_biserial", "statistic", "p_value", "p_shift", "p_composition"]  # fmt: skip
+TEST_COLUMNS = [
+    "layer",
+    "head",
+    "annotation_type",
+    "class",
+    "n_proteins",
+    "n_excluded",
+    "median_r",
+    "mean_r",
+    "fraction_positive",
+    "rank_biserial",
+    "statistic",
+    "p_value",
+    "p_shift",
+    "p_composition",
+]
 
 
 def adjust(tests: pd.DataFrame, fdr: float = 0.05) -> pd.DataFrame:
@@ -227,9 +290,18 @@ def adjust(tests: pd.DataFrame, fdr: float = 0.05) -> pd.DataFrame:
     p-values; `significant` is the Wilcoxon call, `significant_shift` the shift-null call."""
     out = tests.copy()
     if out.empty:
-        cols = ["q_value", "significant", "q_shift", "significant_shift", "q_composition",
-                "significant_composition", "n_tests"]  # fmt: skip
-        return out.reindex(columns=[*out.columns, *cols]).astype({c: bool for c in cols if c.startswith("sig")})
+        cols = [
+            "q_value",
+            "significant",
+            "q_shift",
+            "significant_shift",
+            "q_composition",
+            "significant_composition",
+            "n_tests",
+        ]
+        return out.reindex(columns=[*out.columns, *cols]).astype(
+            {c: bool for c in cols if c.startswith("sig")}
+        )
     bh_call(out, "p_value", "q_value", "significant", fdr)
     bh_call(out, "p_shift", "q_shift", "significant_shift", fdr)
     bh_call(out, "p_composition", "q_composition", "significant_composition", fdr)
@@ -238,20 +310,28 @@ def adjust(tests: pd.DataFrame, fdr: float = 0.05) -> pd.DataFrame:
 
 
 def test_correlations(
-    correlations: pd.DataFrame, fdr: float = 0.05, min_proteins: int = 5, per_class: bool = True,
+    correlations: pd.DataFrame,
+    fdr: float = 0.05,
+    min_proteins: int = 5,
+    per_class: bool = True,
     null: np.ndarray | None = None,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """Group tests, then BH over all of them."""
-    return adjust(group_tests(correlations.reset_index(drop=True), null, min_proteins, per_class), fdr)
+    return adjust(
+        group_tests(correlations.reset_index(drop=True), null, min_proteins, per_class), fdr
+    )
 
 
 CONTRAST_KEYS = ["layer", "head", "annotation_type"]
 
 
 def contrast_tests(
-    reference: pd.DataFrame, control: pd.DataFrame, min_proteins: int = 5, per_class: bool = True,
+    reference: pd.DataFrame,
+    control: pd.DataFrame,
+    min_proteins: int = 5,
+    per_class: bool = True,
     fdr: float = 0.05,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """Is the reference model's relevance more aligned with the annotations than a control's?
 
     Pairs the per-protein r of the two models (same protein, layer, head, annotation type;
@@ -261,8 +341,9 @@ def contrast_tests(
     can make a label-free model's relevance follow the annotations a little on its own, so a
     significant control alone does not tell whether fine-tuning added to it."""
     keys = ["accession"] + CONTRAST_KEYS
-    pair = reference[keys + ["label", "r"]].merge(control[keys + ["r"]], on=keys, suffixes=("_reference", "_control"),
-                                                 validate="one_to_one")  # fmt: skip
+    pair = reference[keys + ["label", "r"]].merge(
+        control[keys + ["r"]], on=keys, suffixes=("_reference", "_control"), validate="one_to_one"
+    )
     groups = [("all", pair)]
     if per_class:
         groups += [(str(c), g) for c, g in pair.groupby("label", sort=True)]
@@ -271,14 +352,22 @@ def contrast_tests(
         for key, g in sub.groupby(CONTRAST_KEYS, sort=True):
             ok = g["r_reference"].notna() & g["r_control"].notna()
             d = (g["r_reference"] - g["r_control"]).to_numpy()[ok.to_numpy()]
-            row = dict(zip(CONTRAST_KEYS, key), **{
-                "class": cls, "n_proteins": len(d), "n_excluded": int((~ok).sum()),
-                "median_r_reference": float(g["r_reference"][ok].median()) if len(d) else np.nan,
-                "median_r_control": float(g["r_control"][ok].median()) if len(d) else np.nan,
-                "median_difference": float(np.median(d)) if len(d) else np.nan,
-                "rank_biserial": rank_biserial(d) if len(d) else np.nan,
-                "statistic": np.nan, "p_value": np.nan,
-            })  # fmt: skip
+            row = dict(
+                zip(CONTRAST_KEYS, key),
+                **{
+                    "class": cls,
+                    "n_proteins": len(d),
+                    "n_excluded": int((~ok).sum()),
+                    "median_r_reference": float(g["r_reference"][ok].median())
+                    if len(d)
+                    else np.nan,
+                    "median_r_control": float(g["r_control"][ok].median()) if len(d) else np.nan,
+                    "median_difference": float(np.median(d)) if len(d) else np.nan,
+                    "rank_biserial": rank_biserial(d) if len(d) else np.nan,
+                    "statistic": np.nan,
+                    "p_value": np.nan,
+                },
+            )
             if len(d) >= min_proteins:
                 row["statistic"], row["p_value"] = wilcoxon_greater(d)
             rows.append(row)

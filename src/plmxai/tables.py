@@ -4,6 +4,7 @@ Every output is written under a temporary name in the destination folder and ren
 place, so a killed job never leaves a file that looks complete. Parquet files carry their
 provenance (config hash, package version, model id) in the schema metadata.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,8 +38,11 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     in sorted order (an input folder such as a set of structures has one checksum too)."""
     path = Path(path)
     if path.is_dir():
-        lines = [f"{p.relative_to(path).as_posix()} {sha256_file(p)}\n"
-                 for p in sorted(path.rglob("*")) if p.is_file()]  # fmt: skip
+        lines = [
+            f"{p.relative_to(path).as_posix()} {sha256_file(p)}\n"
+            for p in sorted(path.rglob("*"))
+            if p.is_file()
+        ]
         return hashlib.sha256("".join(lines).encode()).hexdigest()
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -82,7 +86,9 @@ def write_parquet(
 ) -> Path:
     """Write a DataFrame atomically with provenance in the file metadata."""
     table = pa.Table.from_pandas(df, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **_metadata(provenance)})
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), **_metadata(provenance)}
+    )
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return Path(path)
@@ -166,8 +172,9 @@ def write_text(text: str, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def write_partitioned(chunks: list, path: str | os.PathLike, column: str,
-                      provenance: Mapping[str, Any] | None = None) -> dict[str, int]:  # fmt: skip
+def write_partitioned(
+    chunks: list, path: str | os.PathLike, column: str, provenance: Mapping[str, Any] | None = None
+) -> dict[str, int]:
     """Gather Parquet files into a dataset directory partitioned by `column` (hive layout,
     `column=value/part-0.parquet`), streaming one row group at a time: memory holds one row
     group, not the data. Chunks are read in order, so the dataset's row order is theirs.
@@ -182,12 +189,16 @@ def write_partitioned(chunks: list, path: str | os.PathLike, column: str,
                     table = f.read_row_group(i)
                     keys = table.column(column).to_pylist()
                     for value in dict.fromkeys(keys):
-                        part = table.filter(pc.equal(table.column(column), value)).drop_columns([column])
+                        part = table.filter(pc.equal(table.column(column), value)).drop_columns(
+                            [column]
+                        )
                         w = writers.get(value)
                         if w is None:
                             (tmp / f"{column}={value}").mkdir()
                             schema = part.schema.with_metadata(_metadata(provenance))
-                            w = writers[value] = pq.ParquetWriter(tmp / f"{column}={value}" / "part-0.parquet", schema)
+                            w = writers[value] = pq.ParquetWriter(
+                                tmp / f"{column}={value}" / "part-0.parquet", schema
+                            )
                         w.write_table(part.replace_schema_metadata(w.schema.metadata))
                         rows[value] = rows.get(value, 0) + len(part)
         finally:
@@ -196,8 +207,12 @@ def write_partitioned(chunks: list, path: str | os.PathLike, column: str,
     return rows
 
 
-def read_partitioned(path: str | os.PathLike, column: str, values: list[str] | None = None,
-                     columns: list[str] | None = None) -> pd.DataFrame:  # fmt: skip
+def read_partitioned(
+    path: str | os.PathLike,
+    column: str,
+    values: list[str] | None = None,
+    columns: list[str] | None = None,
+) -> pd.DataFrame:
     """Read a dataset written by `write_partitioned`, or only its partitions in `values`; the
     partition column comes back as strings."""
     path = Path(path)
@@ -224,7 +239,9 @@ CHECKPOINT_FILE = "plmxai_checkpoint.json"
 
 
 def write_checkpoint_info(info: Mapping[str, Any], folder: str | os.PathLike) -> None:
-    (Path(folder) / CHECKPOINT_FILE).write_text(json.dumps(dict(info), indent=1, sort_keys=True) + "\n")
+    (Path(folder) / CHECKPOINT_FILE).write_text(
+        json.dumps(dict(info), indent=1, sort_keys=True) + "\n"
+    )
 
 
 def read_checkpoint_info(folder: str | os.PathLike) -> dict | None:

@@ -5,6 +5,7 @@ installing it there would pull all of its dependencies into each of them. Withou
 is the same code that `pip install -e .` installed. Snakemake adds the scripts' folder to
 sys.path, so every script can import this module first.
 """
+
 import sys
 from pathlib import Path
 

@@ -19,17 +19,27 @@ def structure_lookup(st: dict, accessions, proteins_path=None) -> pd.DataFrame:
     from plmxai.data.structures import structure_files
 
     wanted = set(accessions)
-    files = structure_files(st["folder"], st["mapping"]) if st["folder"] else pd.DataFrame(
-        columns=["accession", "path", "chain"])  # fmt: skip
+    files = (
+        structure_files(st["folder"], st["mapping"])
+        if st["folder"]
+        else pd.DataFrame(columns=["accession", "path", "chain"])
+    )
     if proteins_path is not None and "structure_path" in parquet_columns(proteins_path):
-        own = pd.read_parquet(proteins_path, columns=["accession", "structure_path", "structure_chain"])
-        own = own.rename(columns={"structure_path": "path", "structure_chain": "chain"}).dropna(subset=["path"])
+        own = pd.read_parquet(
+            proteins_path, columns=["accession", "structure_path", "structure_chain"]
+        )
+        own = own.rename(columns={"structure_path": "path", "structure_chain": "chain"}).dropna(
+            subset=["path"]
+        )
         files = pd.concat([own, files], ignore_index=True)
     files = files[files["accession"].isin(wanted)]
     if st.get("alphafold"):
         folder = Path(st["alphafold_folder"])
-        af = [{"accession": a, "path": str(p), "chain": None} for a in sorted(wanted - set(files["accession"]))
-              if (p := cached_model(folder, a)) is not None]  # fmt: skip
+        af = [
+            {"accession": a, "path": str(p), "chain": None}
+            for a in sorted(wanted - set(files["accession"]))
+            if (p := cached_model(folder, a)) is not None
+        ]
         files = pd.concat([files, pd.DataFrame(af, columns=files.columns)], ignore_index=True)
     return files.drop_duplicates("accession").set_index("accession")
 
@@ -44,8 +54,15 @@ def protein_inputs(acc: str, seq: str, ann_by_acc: dict, lookup: pd.DataFrame, s
     if acc not in lookup.index:
         return masks, None, None, None
     rec = lookup.loc[acc]
-    info, contacts, considered = mapped_contacts(seq, rec["path"], rec["chain"], st["contact_cutoff"],
-                                                 st["min_separation"], st["min_identity"], st["min_coverage"])  # fmt: skip
+    info, contacts, considered = mapped_contacts(
+        seq,
+        rec["path"],
+        rec["chain"],
+        st["contact_cutoff"],
+        st["min_separation"],
+        st["min_identity"],
+        st["min_coverage"],
+    )
     return masks, info, contacts, considered
 
 
@@ -54,6 +71,8 @@ def structure_accessions(attention: dict, tokens: pd.DataFrame, seed: int) -> li
     a = attention
     parts = [seeded_subset(select_split(tokens, a["split"]), a["max_proteins"], seed)]
     if a["probes"]["enabled"]:
-        parts += [seeded_subset(select_split(tokens, "train"), a["probes"]["train_proteins"], seed),
-                  seeded_subset(select_split(tokens, "test"), a["probes"]["test_proteins"], seed)]  # fmt: skip
+        parts += [
+            seeded_subset(select_split(tokens, "train"), a["probes"]["train_proteins"], seed),
+            seeded_subset(select_split(tokens, "test"), a["probes"]["test_proteins"], seed),
+        ]
     return sorted(set(pd.concat(parts)["accession"]))

@@ -23,6 +23,7 @@ tested (counted).
 Everything streams over proteins: per protein, the head's high-confidence column counts (and,
 for contacts, its high-confidence pair map) are folded into small accumulators.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,7 +42,9 @@ log = logging.getLogger(__name__)
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 
 
-def attention_maps(model, tokens: pd.DataFrame, batch_size: int = 4) -> Iterator[tuple[int, np.ndarray]]:
+def attention_maps(
+    model, tokens: pd.DataFrame, batch_size: int = 4
+) -> Iterator[tuple[int, np.ndarray]]:
     """(row of `tokens`, attention over residues: layers x heads x L x L, float32) per protein.
 
     Eager attention for this pass only (sdpa returns no weights); one batch of maps is held
@@ -55,7 +58,9 @@ def attention_maps(model, tokens: pd.DataFrame, batch_size: int = 4) -> Iterator
     try:
         for pos, ids, mask in batches(tokens, batch_size):
             with torch.no_grad():
-                out = model.esm(input_ids=ids.to(device), attention_mask=mask.to(device), output_attentions=True)
+                out = model.esm(
+                    input_ids=ids.to(device), attention_mask=mask.to(device), output_attentions=True
+                )
             att = torch.stack(out.attentions, 1).float().cpu()  # B x layers x heads x T x T
             for b, row in enumerate(pos):
                 first = int(tokens["first_residue_token"].iloc[row])
@@ -73,8 +78,16 @@ def _shifts(accession: str, n: int, draws: int, seed: int) -> np.ndarray:
 class PropertyCounts:
     """Streaming counts for attention-to-property over a data set."""
 
-    def __init__(self, n_layers: int, n_heads: int, properties: list[str], theta: float = 0.3, draws: int = 199,
-                 seed: int = 0, composition_columns: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        n_layers: int,
+        n_heads: int,
+        properties: list[str],
+        theta: float = 0.3,
+        draws: int = 199,
+        seed: int = 0,
+        composition_columns: int = 0,
+    ):
         self.shape = (n_layers, n_heads)
         # the first `composition_columns` properties (annotations) also get a null that keeps
         # each residue's amino acid: is the attention beyond what the residues' identity explains?
@@ -98,9 +111,15 @@ class PropertyCounts:
         self.proteins = 0
         self.structures = 0
 
-    def add(self, accession: str, att: np.ndarray, props: np.ndarray,
-            contacts: np.ndarray | None = None, considered: np.ndarray | None = None,
-            residues: np.ndarray | None = None) -> None:  # fmt: skip
+    def add(
+        self,
+        accession: str,
+        att: np.ndarray,
+        props: np.ndarray,
+        contacts: np.ndarray | None = None,
+        considered: np.ndarray | None = None,
+        residues: np.ndarray | None = None,
+    ) -> None:
         """att: layers x heads x L x L; props: L x P (0/1) residue properties (attention TO
         residue j); contacts/considered: L x L booleans where a structure is mapped; residues:
         L amino-acid codes (needed with composition columns)."""
@@ -114,17 +133,23 @@ class PropertyCounts:
         self.bg_pairs += n * n
         shifts = _shifts(accession, n, self.draws, self.seed)
         if self.draws:
-            idx = (np.arange(n)[:, None] - shifts[None, :]) % n  # L x draws: the property moved by s
+            idx = (
+                np.arange(n)[:, None] - shifts[None, :]
+            ) % n  # L x draws: the property moved by s
             # as matrix products (BLAS), not einsum's loops: counts of 0/1 properties are
             # integers, so the sums are exact in any order
             moved = props[idx]  # L x draws x P
-            self.null_hits += (col @ moved.reshape(n, -1)).reshape(len(col), self.draws, -1).transpose(0, 2, 1)
+            self.null_hits += (
+                (col @ moved.reshape(n, -1)).reshape(len(col), self.draws, -1).transpose(0, 2, 1)
+            )
             if self.n_comp:
                 rng = np.random.default_rng([self.seed, zlib.crc32(str(accession).encode()), 13])
                 moved = permute_within_groups(props[:, : self.n_comp], residues, self.draws, rng)
                 k = moved.shape[-1]
                 flat = moved.transpose(1, 0, 2).reshape(n, -1)  # L x (draws * K)
-                self.comp_null_hits += (col @ flat).reshape(len(col), self.draws, k).transpose(0, 2, 1)
+                self.comp_null_hits += (
+                    (col @ flat).reshape(len(col), self.draws, k).transpose(0, 2, 1)
+                )
         self.proteins += 1
         if contacts is None:
             return
@@ -141,24 +166,50 @@ class PropertyCounts:
             self.c_null_high += null_high
             self.c_null_hits += null_hits
 
-    def table(self, min_pairs: int = 100, fdr: float = 0.05, kinds: dict | None = None) -> pd.DataFrame:
+    def table(
+        self, min_pairs: int = 100, fdr: float = 0.05, kinds: dict | None = None
+    ) -> pd.DataFrame:
         """One row per head x property (contact included where structures were mapped)."""
         n_layers, n_heads = self.shape
         layer, head = np.divmod(np.arange(n_layers * n_heads), n_heads)
         parts = []
         with np.errstate(invalid="ignore", divide="ignore"):
             for k, prop in enumerate(self.props):
-                part = _rows(layer, head, prop, (kinds or {}).get(prop, "residue"), self.hits[:, k],
-                             self.n_high, self.bg_hits[k], self.bg_pairs, self.null_hits[:, k, :],
-                             np.broadcast_to(self.n_high[:, None], (len(self.n_high), self.draws)), min_pairs)  # fmt: skip
+                part = _rows(
+                    layer,
+                    head,
+                    prop,
+                    (kinds or {}).get(prop, "residue"),
+                    self.hits[:, k],
+                    self.n_high,
+                    self.bg_hits[k],
+                    self.bg_pairs,
+                    self.null_hits[:, k, :],
+                    np.broadcast_to(self.n_high[:, None], (len(self.n_high), self.draws)),
+                    min_pairs,
+                )
                 if k < self.n_comp and self.draws:
                     null = self.comp_null_hits[:, k, :] / self.n_high[:, None]
-                    part["p_composition"] = np.where(part["tested"], _perm_p(null, part["proportion"].to_numpy()),
-                                                     np.nan)  # fmt: skip
+                    part["p_composition"] = np.where(
+                        part["tested"], _perm_p(null, part["proportion"].to_numpy()), np.nan
+                    )
                 parts.append(part)
             if self.structures:
-                parts.append(_rows(layer, head, "contact", "contact", self.c_hits, self.c_high, self.c_bg_hits,
-                                   self.c_bg_pairs, self.c_null_hits, self.c_null_high, min_pairs))  # fmt: skip
+                parts.append(
+                    _rows(
+                        layer,
+                        head,
+                        "contact",
+                        "contact",
+                        self.c_hits,
+                        self.c_high,
+                        self.c_bg_hits,
+                        self.c_bg_pairs,
+                        self.c_null_hits,
+                        self.c_null_high,
+                        min_pairs,
+                    )
+                )
         out = pd.concat(parts, ignore_index=True)
         bh_call(out, "p_z", "q_z", "significant_z", fdr)
         bh_call(out, "p_permutation", "q_permutation", "significant", fdr)
@@ -167,7 +218,9 @@ class PropertyCounts:
         return out
 
 
-def _rows(layer, head, prop, kind, hits, high, bg_hits, bg_pairs, null_hits, null_high, min_pairs) -> pd.DataFrame:
+def _rows(
+    layer, head, prop, kind, hits, high, bg_hits, bg_pairs, null_hits, null_high, min_pairs
+) -> pd.DataFrame:
     p = hits / high
     bg = bg_hits / bg_pairs if bg_pairs else np.nan
     # the original's two-proportion z-test: high-confidence pairs against all pairs
@@ -178,15 +231,30 @@ def _rows(layer, head, prop, kind, hits, high, bg_hits, bg_pairs, null_hits, nul
     p_null = null_hits / null_high
     tested = high >= min_pairs
     p_perm = _perm_p(p_null, p) if null_hits.shape[1] else np.full(len(p), np.nan)
-    return pd.DataFrame({
-        "layer": layer, "head": head, "property": prop, "kind": kind, "n_high_pairs": high.astype(np.int64),
-        "proportion": p, "background": bg, "ratio": p / bg if bg else np.nan,
-        "null_mean": np.where(high > 0, p_null.mean(axis=1), np.nan) if null_hits.shape[1] else np.nan, "z": np.where(tested, z, np.nan),
-        "p_z": np.where(tested, p_z, np.nan), "p_permutation": np.where(tested, p_perm, np.nan), "tested": tested,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "layer": layer,
+            "head": head,
+            "property": prop,
+            "kind": kind,
+            "n_high_pairs": high.astype(np.int64),
+            "proportion": p,
+            "background": bg,
+            "ratio": p / bg if bg else np.nan,
+            "null_mean": np.where(high > 0, p_null.mean(axis=1), np.nan)
+            if null_hits.shape[1]
+            else np.nan,
+            "z": np.where(tested, z, np.nan),
+            "p_z": np.where(tested, p_z, np.nan),
+            "p_permutation": np.where(tested, p_perm, np.nan),
+            "tested": tested,
+        }
+    )
 
 
-def diagonal_shift_counts(high: np.ndarray, mats: list[np.ndarray], shifts: np.ndarray) -> list[np.ndarray]:
+def diagonal_shift_counts(
+    high: np.ndarray, mats: list[np.ndarray], shifts: np.ndarray
+) -> list[np.ndarray]:
     """For each matrix of `mats`, heads x shifts: sum_ij high[h, i, j] * mat rolled by (s, s),
     for every shift s, by FFT.
 
@@ -196,12 +264,18 @@ def diagonal_shift_counts(high: np.ndarray, mats: list[np.ndarray], shifts: np.n
     n = high.shape[-1]
     i = np.arange(n)
     j = (i[None, :] + i[:, None]) % n  # row d: the diagonal at offset d, position i
-    spec_high = np.conj(np.fft.rfft(high[:, i[None, :], j].astype(np.float32), axis=-1))  # heads x diag x freq
+    spec_high = np.conj(
+        np.fft.rfft(high[:, i[None, :], j].astype(np.float32), axis=-1)
+    )  # heads x diag x freq
     lags = (-np.asarray(shifts)) % n
     out = []
     for mat in mats:
-        spec = np.einsum("hdf,df->hf", spec_high, np.fft.rfft(mat[i[None, :], j].astype(np.float32), axis=-1))
-        corr = np.fft.irfft(spec, n=n, axis=-1)  # corr[h, t] = sum_d sum_i high_d[h, i] mat_d[(i + t) % n]
+        spec = np.einsum(
+            "hdf,df->hf", spec_high, np.fft.rfft(mat[i[None, :], j].astype(np.float32), axis=-1)
+        )
+        corr = np.fft.irfft(
+            spec, n=n, axis=-1
+        )  # corr[h, t] = sum_d sum_i high_d[h, i] mat_d[(i + t) % n]
         out.append(np.rint(corr[:, lags]))  # counts of 0/1 products: whole numbers
     return out
 
@@ -225,17 +299,28 @@ def layer_profiles(table: pd.DataFrame) -> pd.DataFrame:
     """Per property and layer, the mean proportion over tested heads (and its ratio to
     background); per property the centre of gravity sum_l l p_l / sum_l p_l (layers from 0)."""
     t = table[table["tested"]]
-    prof = t.groupby(["property", "kind", "layer"], sort=True).agg(
-        mean_proportion=("proportion", "mean"), background=("background", "first"),
-        n_heads=("head", "size"), n_significant=("significant", "sum")).reset_index()  # fmt: skip
+    prof = (
+        t.groupby(["property", "kind", "layer"], sort=True)
+        .agg(
+            mean_proportion=("proportion", "mean"),
+            background=("background", "first"),
+            n_heads=("head", "size"),
+            n_significant=("significant", "sum"),
+        )
+        .reset_index()
+    )
     prof["mean_ratio"] = prof["mean_proportion"] / prof["background"]
     weighted = (prof["layer"] * prof["mean_proportion"]).groupby(prof["property"]).sum()
     with np.errstate(invalid="ignore", divide="ignore"):
-        cog = (weighted / prof.groupby("property")["mean_proportion"].sum()).rename("centre_of_gravity")
+        cog = (weighted / prof.groupby("property")["mean_proportion"].sum()).rename(
+            "centre_of_gravity"
+        )
     return prof.merge(cog, left_on="property", right_index=True, how="left")
 
 
-def blosum_correlation(table: pd.DataFrame, n_permutations: int = 9999, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+def blosum_correlation(
+    table: pd.DataFrame, n_permutations: int = 9999, seed: int = 0
+) -> tuple[dict, pd.DataFrame]:
     """Pearson r between the heads' amino-acid attention similarity and BLOSUM62.
 
     sim(a, b) = Pearson correlation, over tested heads, of the proportions of attention to a
@@ -245,7 +330,8 @@ def blosum_correlation(table: pd.DataFrame, n_permutations: int = 9999, seed: in
 
     t = table[(table["kind"] == "amino_acid") & table["tested"]]
     prof = t.pivot_table(index=["layer", "head"], columns="property", values="proportion").reindex(
-        columns=list(AMINO_ACIDS))  # fmt: skip
+        columns=list(AMINO_ACIDS)
+    )
     blosum = substitution_matrices.load("BLOSUM62")
     b = np.array([[blosum[x][y] for y in AMINO_ACIDS] for x in AMINO_ACIDS], dtype=np.float64)
     iu = np.triu_indices(20, 1)

@@ -6,6 +6,7 @@ forward hook. Passing `inputs_embeds` instead would skip ESM's token-dropout sca
 zeroing. The baseline is `<cls> <pad>... <eos>` (never `<mask>`, which token dropout zeroes);
 the Gauss-Legendre rule is accurate where Riemann sums miss completeness by tens of percent.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,9 +18,9 @@ import torch
 from captum.attr import LayerIntegratedGradients
 from tqdm import tqdm
 
+from plmxai.model.batching import batches
 from plmxai.model.esm import fused_gelu_backward
 from plmxai.model.tokens import ESM2_ALPHABET
-from plmxai.model.batching import batches
 
 _LETTERS = np.array(ESM2_ALPHABET, dtype=object)
 
@@ -27,14 +28,21 @@ log = logging.getLogger(__name__)
 
 RELEVANCE_COLUMNS = ["accession", "layer", "head", "position", "residue", "relevance"]
 COMPLETENESS_COLUMNS = [
-    "accession", "label_id", "target_id", "f_input", "f_baseline", "attribution_sum",
-    "delta", "relative_error",
-]  # fmt: skip
+    "accession",
+    "label_id",
+    "target_id",
+    "f_input",
+    "f_baseline",
+    "attribution_sum",
+    "delta",
+    "relative_error",
+]
 
 
 def _forward(model):
     def fn(input_ids, attention_mask):
         return model(input_ids=input_ids, attention_mask=attention_mask).logits
+
     return fn
 
 
@@ -67,14 +75,25 @@ def embedding_ig(
     lig = LayerIntegratedGradients(fwd, model.esm.embeddings)
     ids_col = tokens["input_ids"].to_numpy()
     for pos, ids, mask in tqdm(
-        batches(tokens, batch_size), total=-(-len(tokens) // batch_size),
-        desc="embedding IG", mininterval=10, miniters=1,
-    ):  # fmt: skip
+        batches(tokens, batch_size),
+        total=-(-len(tokens) // batch_size),
+        desc="embedding IG",
+        mininterval=10,
+        miniters=1,
+    ):
         ids, mask = ids.to(device), mask.to(device)
         lengths = mask.sum(1).tolist()
-        per_row = [baseline_ids(ids[r : r + 1, :n], baseline, n_baselines, seed, tokens["accession"].iat[p],
-                                model.config.pad_token_id)  # fmt: skip
-                   for r, (p, n) in enumerate(zip(pos, lengths))]
+        per_row = [
+            baseline_ids(
+                ids[r : r + 1, :n],
+                baseline,
+                n_baselines,
+                seed,
+                tokens["accession"].iat[p],
+                model.config.pad_token_id,
+            )
+            for r, (p, n) in enumerate(zip(pos, lengths))
+        ]
         with torch.no_grad():
             f_in = fwd(ids, mask).float()
         if target == "true":
@@ -136,4 +155,7 @@ def embedding_ig(
                     "relative_error": abs(total - gap) / max(abs(gap), 1e-12),
                 }
             )
-        yield pd.concat(rel_rows, ignore_index=True), pd.DataFrame(comp_rows, columns=COMPLETENESS_COLUMNS)
+        yield (
+            pd.concat(rel_rows, ignore_index=True),
+            pd.DataFrame(comp_rows, columns=COMPLETENESS_COLUMNS),
+        )

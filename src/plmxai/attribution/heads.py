@@ -11,6 +11,7 @@ Baselines: `<cls> <pad>... <eos>` ("pad"), or the average over seeded shuffles o
 own residues ("shuffled": composition kept, order destroyed); each protein's shuffles are
 seeded by its accession, so results do not depend on batching or chunking.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -27,13 +28,21 @@ _LETTERS = np.array(ESM2_ALPHABET, dtype=object)
 
 def context_points(model) -> dict[int, tuple]:
     """Layer -> (attention.output.dense, "input"): the attention context of each layer."""
-    return {i: (layer.attention.output.dense, "input") for i, layer in enumerate(model.esm.encoder.layer)}
+    return {
+        i: (layer.attention.output.dense, "input")
+        for i, layer in enumerate(model.esm.encoder.layer)
+    }
 
 
 def head_relevance(
-    model, ids: torch.Tensor, target: int, baselines: list[torch.Tensor], n_steps: int = 50,
-    method: str = "gausslegendre", output: str = "logit",
-) -> tuple[np.ndarray, dict]:  # fmt: skip
+    model,
+    ids: torch.Tensor,
+    target: int,
+    baselines: list[torch.Tensor],
+    n_steps: int = 50,
+    method: str = "gausslegendre",
+    output: str = "logit",
+) -> tuple[np.ndarray, dict]:
     """(layers x heads x tokens) relevance, averaged over the baselines, and completeness of
     the embedding output along the same paths (sum vs F(x) - mean F(baseline))."""
     n_heads = model.config.num_attention_heads
@@ -41,9 +50,20 @@ def head_relevance(
     total, comp = None, {"attribution_sum": 0.0, "f_baseline": 0.0}
     for b in baselines:
         c: dict = {}
-        cond = path_conductance(model, ids, target, points, n_steps, method, output=output, completeness=c,
-                                baseline_ids=b)  # fmt: skip
-        per_head = torch.stack([cond[lay].view(ids.shape[1], n_heads, -1).sum(-1).T for lay in sorted(cond)])
+        cond = path_conductance(
+            model,
+            ids,
+            target,
+            points,
+            n_steps,
+            method,
+            output=output,
+            completeness=c,
+            baseline_ids=b,
+        )
+        per_head = torch.stack(
+            [cond[lay].view(ids.shape[1], n_heads, -1).sum(-1).T for lay in sorted(cond)]
+        )
         total = per_head if total is None else total + per_head
         comp["f_input"] = c["f_input"]
         comp["f_baseline"] += c["f_baseline"] / len(baselines)
@@ -52,9 +72,16 @@ def head_relevance(
 
 
 def head_attribution(
-    model, tokens: pd.DataFrame, target: str = "true", n_steps: int = 50, method: str = "gausslegendre",
-    baseline: str = "pad", n_baselines: int = 1, seed: int = 0, output: str = "logit",
-) -> Iterator[tuple[pd.DataFrame, dict]]:  # fmt: skip
+    model,
+    tokens: pd.DataFrame,
+    target: str = "true",
+    n_steps: int = 50,
+    method: str = "gausslegendre",
+    baseline: str = "pad",
+    n_baselines: int = 1,
+    seed: int = 0,
+    output: str = "logit",
+) -> Iterator[tuple[pd.DataFrame, dict]]:
     """Per protein: (relevance rows of every layer and head, completeness row)."""
     device = next(model.parameters()).device
     model.eval()
@@ -63,21 +90,28 @@ def head_attribution(
         ids = torch.as_tensor(np.asarray(rec.input_ids, dtype=np.int64), device=device)[None]
         n_res = int(rec.n_residues)
         t = target_class(model, ids, rec.label_id, target)
-        bases = baseline_ids(ids, baseline, n_baselines, seed, rec.accession, model.config.pad_token_id)
+        bases = baseline_ids(
+            ids, baseline, n_baselines, seed, rec.accession, model.config.pad_token_id
+        )
         rel, comp = head_relevance(model, ids, t, bases, n_steps, method, output)
         rel = rel[:, :, 1 : n_res + 1]  # residues only: <cls> and <eos> are not residues
         residues = _LETTERS[np.asarray(rec.input_ids[1 : n_res + 1], dtype=np.int64)]
-        rows = pd.DataFrame({
-            "accession": rec.accession,
-            "layer": np.repeat(np.arange(n_layers).astype(str), n_heads * n_res),
-            "head": np.tile(np.repeat(np.arange(n_heads, dtype=np.int16), n_res), n_layers),
-            "position": np.tile(np.arange(1, n_res + 1, dtype=np.int32), n_layers * n_heads),
-            "residue": np.tile(residues, n_layers * n_heads),
-            "relevance": rel.reshape(-1).astype(np.float32),
-        })  # fmt: skip
+        rows = pd.DataFrame(
+            {
+                "accession": rec.accession,
+                "layer": np.repeat(np.arange(n_layers).astype(str), n_heads * n_res),
+                "head": np.tile(np.repeat(np.arange(n_heads, dtype=np.int16), n_res), n_layers),
+                "position": np.tile(np.arange(1, n_res + 1, dtype=np.int32), n_layers * n_heads),
+                "residue": np.tile(residues, n_layers * n_heads),
+                "relevance": rel.reshape(-1).astype(np.float32),
+            }
+        )
         gap = comp["f_input"] - comp["f_baseline"]
-        comp.update(accession=rec.accession, label_id=int(rec.label_id), target_id=t,
-                    delta=comp["attribution_sum"] - gap,
-                    relative_error=abs(comp["attribution_sum"] - gap) / max(abs(gap), 1e-12))  # fmt: skip
+        comp.update(
+            accession=rec.accession,
+            label_id=int(rec.label_id),
+            target_id=t,
+            delta=comp["attribution_sum"] - gap,
+            relative_error=abs(comp["attribution_sum"] - gap) / max(abs(gap), 1e-12),
+        )
         yield rows, comp
-

@@ -8,8 +8,14 @@ import pandas as pd
 from plmxai.data.splits import seeded_subset, select_split
 
 
-def attribution_proteins(tokens: pd.DataFrame, predictions: pd.DataFrame | None, split: str,
-                         only_correct: bool, max_proteins: int, seed: int) -> pd.DataFrame:  # fmt: skip
+def attribution_proteins(
+    tokens: pd.DataFrame,
+    predictions: pd.DataFrame | None,
+    split: str,
+    only_correct: bool,
+    max_proteins: int,
+    seed: int,
+) -> pd.DataFrame:
     """The proteins attributed: the split, optionally only those the model classifies
     correctly, then at most `max_proteins` (seeded), ordered by length."""
     tokens = select_split(tokens, split)
@@ -18,7 +24,9 @@ def attribution_proteins(tokens: pd.DataFrame, predictions: pd.DataFrame | None,
         tokens = tokens[tokens["accession"].isin(correct)].reset_index(drop=True)
     tokens = seeded_subset(tokens, max_proteins, seed)
     # by length, as proteins are batched: chunks cut at whole batches then batch alike
-    return tokens.iloc[np.argsort(tokens["n_residues"].to_numpy(), kind="stable")].reset_index(drop=True)
+    return tokens.iloc[np.argsort(tokens["n_residues"].to_numpy(), kind="stable")].reset_index(
+        drop=True
+    )
 
 
 def chunk_slice(n: int, chunks: int, chunk: int, batch_size: int) -> slice:

@@ -5,6 +5,7 @@ when whole (atomic rename), and nothing re-downloaded that is already there.
 The prediction API (`<api>/<accession>`) names the model file of the current database
 version; an accession without a model (HTTP 404) is recorded as absent, not an error.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,15 @@ from pathlib import Path
 import pandas as pd
 import requests
 
-from plmxai.data.download import DownloadError, NotFoundError, _atomic_path, _Deadline, _Fetcher, _sha256_of, _TransientError
+from plmxai.data.download import (
+    DownloadError,
+    NotFoundError,
+    _atomic_path,
+    _Deadline,
+    _Fetcher,
+    _sha256_of,
+    _TransientError,
+)
 
 log = logging.getLogger("plmxai.data.download")
 
@@ -36,10 +45,16 @@ def _check_pdb(text: str, url: str) -> None:
 
 
 def download_alphafold(
-    accessions: Iterable[str], folder, api_url: str = ALPHAFOLD_API, max_retries: int = 8,
-    backoff: float = 1.0, timeout: float = 60.0, total_timeout: float = 3600.0,
-    session: requests.Session | None = None, sleep: Callable[[float], object] = time.sleep,
-) -> pd.DataFrame:  # fmt: skip
+    accessions: Iterable[str],
+    folder,
+    api_url: str = ALPHAFOLD_API,
+    max_retries: int = 8,
+    backoff: float = 1.0,
+    timeout: float = 60.0,
+    total_timeout: float = 3600.0,
+    session: requests.Session | None = None,
+    sleep: Callable[[float], object] = time.sleep,
+) -> pd.DataFrame:
     """Fetch the AlphaFold DB model (PDB format) of every accession into `folder`.
 
     Returns one row per accession: status (downloaded, cached, absent), file, sha256, retries.
@@ -55,7 +70,14 @@ def download_alphafold(
         for acc in dict.fromkeys(accessions):
             path = cached_model(folder, acc)
             if path is not None:
-                rows.append({"accession": acc, "status": "cached", "file": path.name, "sha256": _sha256_of(path)})
+                rows.append(
+                    {
+                        "accession": acc,
+                        "status": "cached",
+                        "file": path.name,
+                        "sha256": _sha256_of(path),
+                    }
+                )
                 continue
             try:
                 meta = json.loads(fetcher.get(api_url.rstrip("/") + "/" + acc).text)
@@ -64,7 +86,9 @@ def download_alphafold(
                 continue
             except json.JSONDecodeError as e:
                 raise DownloadError(f"AlphaFold DB API answer for {acc} is not JSON: {e}") from e
-            entry = next((m for m in meta if m.get("uniprotAccession") == acc), meta[0] if meta else None)
+            entry = next(
+                (m for m in meta if m.get("uniprotAccession") == acc), meta[0] if meta else None
+            )
             if not entry or not entry.get("pdbUrl"):
                 rows.append({"accession": acc, "status": "absent", "file": None, "sha256": None})
                 continue
@@ -83,10 +107,19 @@ def download_alphafold(
                     fetcher._wait_before_retry(url, attempt, _TransientError(str(err)))
             with _atomic_path(folder / name) as tmp:
                 tmp.write_text(text, encoding="utf-8")
-            rows.append({"accession": acc, "status": "downloaded", "file": name, "sha256": _sha256_of(folder / name)})
+            rows.append(
+                {
+                    "accession": acc,
+                    "status": "downloaded",
+                    "file": name,
+                    "sha256": _sha256_of(folder / name),
+                }
+            )
     finally:
         if own:
             session.close()
     table = pd.DataFrame(rows, columns=["accession", "status", "file", "sha256"])
-    log.info("AlphaFold DB: %s (%d retries)", table["status"].value_counts().to_dict(), fetcher.retries)
+    log.info(
+        "AlphaFold DB: %s (%d retries)", table["status"].value_counts().to_dict(), fetcher.retries
+    )
     return table

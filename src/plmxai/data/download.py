@@ -11,6 +11,7 @@ the file in place, so a failed run never leaves a partial TSV where a good one i
     download_uniprot("ec:* AND reviewed:true", ["accession", "sequence", "ec", "ft_act_site"],
                      "uniprot.tsv.gz", "uniprot.provenance.json")
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -147,16 +148,27 @@ def download_uniprot(
     }
     with _atomic_path(provenance_path) as tmp:
         tmp.write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
-    log.info("downloaded %d rows in %d pages (%d retries, UniProt release %s) to %s",
-             result.rows, result.pages, fetcher.retries, result.release, out_path)  # fmt: skip
+    log.info(
+        "downloaded %d rows in %d pages (%d retries, UniProt release %s) to %s",
+        result.rows,
+        result.pages,
+        fetcher.retries,
+        result.release,
+        out_path,
+    )
     return provenance
 
 
-def _search_url(base_url: str, query: str, fields: list[str], page_size: int,
-                compressed: bool) -> str:  # fmt: skip
+def _search_url(
+    base_url: str, query: str, fields: list[str], page_size: int, compressed: bool
+) -> str:
     # Built once up front so that error messages can name the exact URL that failed.
-    params = {"query": query, "format": "tsv", "size": page_size,
-              "compressed": "true" if compressed else "false"}  # fmt: skip
+    params = {
+        "query": query,
+        "format": "tsv",
+        "size": page_size,
+        "compressed": "true" if compressed else "false",
+    }
     if fields:  # no fields: the API's default columns
         params["fields"] = ",".join(fields)
     return requests.Request("GET", base_url, params=params).prepare().url
@@ -232,8 +244,15 @@ def _total_results(headers, url: str) -> int | None:
 class _Fetcher:
     """GETs one page with retries, counting every retried attempt in `retries`."""
 
-    def __init__(self, session: requests.Session, max_retries: int, backoff: float,
-                 timeout: float, deadline: _Deadline, sleep: Callable[[float], object]):  # fmt: skip
+    def __init__(
+        self,
+        session: requests.Session,
+        max_retries: int,
+        backoff: float,
+        timeout: float,
+        deadline: _Deadline,
+        sleep: Callable[[float], object],
+    ):
         self.session, self.max_retries, self.backoff = session, max_retries, backoff
         self.timeout, self.deadline, self.sleep = timeout, deadline, sleep
         self.retries = 0
@@ -272,8 +291,9 @@ class _Fetcher:
         # A per-request timeout longer than what is left of the total would overrun it.
         timeout = max(min(self.timeout, self.deadline.remaining()), 0.001)
         try:
-            with self.session.get(url, timeout=timeout, stream=True,
-                                  headers={"User-Agent": f"plmxai/{__version__}"}) as response:  # fmt: skip
+            with self.session.get(
+                url, timeout=timeout, stream=True, headers={"User-Agent": f"plmxai/{__version__}"}
+            ) as response:
                 _raise_for_status(response, url)
                 body = self._read_body(response, url)
                 headers, next_url = response.headers, _next_url(response)

@@ -3,6 +3,7 @@
 MMseqs2 is an external program (Debian package `mmseqs2`, bioconda `mmseqs2`); it is called
 through its documented command line (`easy-cluster`, `easy-search`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,20 +45,43 @@ def _run(args: list[str], tmp: Path) -> None:
         raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
 
 
-def cluster(proteins: pd.DataFrame, min_seq_id: float, coverage: float, threads: int = 1) -> pd.Series:
+def cluster(
+    proteins: pd.DataFrame, min_seq_id: float, coverage: float, threads: int = 1
+) -> pd.Series:
     """accession -> cluster representative accession."""
     exe = mmseqs_binary()
     with tempfile.TemporaryDirectory(prefix="plmxai-mmseqs-") as tmp:
         t = Path(tmp)
         _write_fasta(t / "in.fasta", proteins["accession"], proteins["sequence"])
-        _run([exe, "easy-cluster", "in.fasta", "clu", "work", "--min-seq-id", str(min_seq_id),
-              "-c", str(coverage), "--cov-mode", "0", "--threads", str(threads), "-v", "1"], t)  # fmt: skip
-        pairs = pd.read_csv(t / "clu_cluster.tsv", sep="\t", header=None, names=["rep", "member"],
-                            dtype=str)  # fmt: skip
+        _run(
+            [
+                exe,
+                "easy-cluster",
+                "in.fasta",
+                "clu",
+                "work",
+                "--min-seq-id",
+                str(min_seq_id),
+                "-c",
+                str(coverage),
+                "--cov-mode",
+                "0",
+                "--threads",
+                str(threads),
+                "-v",
+                "1",
+            ],
+            t,
+        )
+        pairs = pd.read_csv(
+            t / "clu_cluster.tsv", sep="\t", header=None, names=["rep", "member"], dtype=str
+        )
     out = pairs.set_index("member")["rep"]
     missing = set(proteins["accession"]) - set(out.index)
     if missing:
-        raise RuntimeError(f"MMseqs2 left {len(missing)} proteins unclustered, e.g. {sorted(missing)[:3]}")
+        raise RuntimeError(
+            f"MMseqs2 left {len(missing)} proteins unclustered, e.g. {sorted(missing)[:3]}"
+        )
     return out.reindex(proteins["accession"]).rename("cluster")
 
 
@@ -72,7 +96,9 @@ def cluster_split(
     names = list(fractions)
     target = np.array([fractions[n] for n in names], dtype=float)
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({"label": labels.to_numpy(), "cluster": clusters.to_numpy()}, index=labels.index)
+    df = pd.DataFrame(
+        {"label": labels.to_numpy(), "cluster": clusters.to_numpy()}, index=labels.index
+    )
     majority = df.groupby("cluster")["label"].agg(lambda x: x.value_counts().sort_index().idxmax())
     sizes = df.groupby("cluster").size()
     out = pd.Series(index=labels.index, dtype=object)
@@ -99,9 +125,26 @@ def max_identity_to_train(proteins: pd.DataFrame, threads: int = 1) -> dict:
         t = Path(tmp)
         _write_fasta(t / "test.fasta", test["accession"], test["sequence"])
         _write_fasta(t / "train.fasta", train["accession"], train["sequence"])
-        _run([exe, "easy-search", "test.fasta", "train.fasta", "hits.m8", "work",
-              "--format-output", "query,target,fident,qcov", "--threads", str(threads), "-v", "1"], t)  # fmt: skip
-        hits = pd.read_csv(t / "hits.m8", sep="\t", header=None, names=["query", "target", "fident", "qcov"])
+        _run(
+            [
+                exe,
+                "easy-search",
+                "test.fasta",
+                "train.fasta",
+                "hits.m8",
+                "work",
+                "--format-output",
+                "query,target,fident,qcov",
+                "--threads",
+                str(threads),
+                "-v",
+                "1",
+            ],
+            t,
+        )
+        hits = pd.read_csv(
+            t / "hits.m8", sep="\t", header=None, names=["query", "target", "fident", "qcov"]
+        )
     if hits.empty:
         return {"test_proteins_with_train_hit": 0, "max_test_train_identity": 0.0}
     top = hits.loc[hits["fident"].idxmax()]

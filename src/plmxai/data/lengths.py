@@ -4,6 +4,7 @@
 annotated residues as possible (ties: the window centred closest on the annotated span), and
 moves the annotations into window coordinates; `error` stops.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,8 +51,12 @@ def apply_length_policy(
     proteins["window_start"] = np.int32(1)
     proteins["full_length"] = proteins["length"].astype(np.int32)
     long = proteins["length"] > max_length
-    counts = {"overlong": int(long.sum()), "skipped": 0, "cropped": 0,
-              "annotations_outside_window": 0}  # fmt: skip
+    counts = {
+        "overlong": int(long.sum()),
+        "skipped": 0,
+        "cropped": 0,
+        "annotations_outside_window": 0,
+    }
     if not long.any():
         return proteins, annotations, counts
     if policy == "error":
@@ -65,9 +70,11 @@ def apply_length_policy(
     if policy == "skip":
         dropped = set(proteins.loc[long, "accession"])
         counts["skipped"] = len(dropped)
-        return (proteins[~long].reset_index(drop=True),
-                annotations[~annotations["accession"].isin(dropped)].reset_index(drop=True),
-                counts)  # fmt: skip
+        return (
+            proteins[~long].reset_index(drop=True),
+            annotations[~annotations["accession"].isin(dropped)].reset_index(drop=True),
+            counts,
+        )
     if policy != "crop":
         raise ValueError(f"length policy must be skip, crop or error, got {policy!r}")
     by_acc = {a: g for a, g in annotations.groupby("accession", sort=False)}
@@ -81,8 +88,11 @@ def apply_length_policy(
         proteins.iat[i, proteins.columns.get_loc("length")] = max_length
         proteins.iat[i, proteins.columns.get_loc("window_start")] = lo
         if len(ann):
-            inside = np.where(ann["pair"], (ann["start"] >= lo) & (ann["end"] <= hi),
-                              (ann["end"] >= lo) & (ann["start"] <= hi))  # fmt: skip
+            inside = np.where(
+                ann["pair"],
+                (ann["start"] >= lo) & (ann["end"] <= hi),
+                (ann["end"] >= lo) & (ann["start"] <= hi),
+            )
             counts["annotations_outside_window"] += int((~inside).sum())
             moved = ann[inside].copy()
             moved["start"] = np.maximum(moved["start"], lo) - s
@@ -91,5 +101,9 @@ def apply_length_policy(
         counts["cropped"] += 1
     out_ann = pd.concat(keep_ann, ignore_index=True).astype({"start": "int32", "end": "int32"})
     order = {a: k for k, a in enumerate(proteins["accession"])}
-    out_ann = out_ann.sort_values(["accession", "start"], key=lambda c: c.map(order) if c.name == "accession" else c, kind="stable")
+    out_ann = out_ann.sort_values(
+        ["accession", "start"],
+        key=lambda c: c.map(order) if c.name == "accession" else c,
+        kind="stable",
+    )
     return proteins, out_ann.reset_index(drop=True), counts

@@ -1,5 +1,6 @@
 """The data stage's logic: a source read into proteins and annotations, with the length
 policy, class filtering, the per-class cap and the train/val/test split. Knows no model."""
+
 from __future__ import annotations
 
 import logging
@@ -22,7 +23,9 @@ def _label_key(label: str):
     return [int(p) if p.isdigit() else p for p in parts]
 
 
-def prepare(tsv, d: dict, seed: int, threads: int = 1) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+def prepare(
+    tsv, d: dict, seed: int, threads: int = 1
+) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """A source file or folder -> (proteins, annotations, summary, provenance): labels, the
     length policy, classes too small, the per-class cap, splits. `d` is the config's `data`
     section; the summary's counts describe the tables returned.
@@ -33,16 +36,25 @@ def prepare(tsv, d: dict, seed: int, threads: int = 1) -> tuple[pd.DataFrame, pd
     unlabelled = d["label"] == "none"
     if source == "uniprot_tsv":
         opts = ReadOptions(
-            label=d["label"], ec_level=d["ec_level"], multi_ec=d["multi_ec"],
-            lowercase=d["lowercase"], min_class_size=1, features=tuple(d["features"]),
-            evidence=tuple(d["evidence"]), positive=d["positive"],
-        )  # fmt: skip
+            label=d["label"],
+            ec_level=d["ec_level"],
+            multi_ec=d["multi_ec"],
+            lowercase=d["lowercase"],
+            min_class_size=1,
+            features=tuple(d["features"]),
+            evidence=tuple(d["evidence"]),
+            positive=d["positive"],
+        )
         proteins, annotations, report = read_uniprot_tsv(tsv, opts)
         chains = None
     else:
         # each reader takes only the options its format has
-        options = {"fasta": {"lowercase": d["lowercase"]}, "sites_jsonl": {"outside": d["sites_outside"], "lowercase": d["lowercase"]}, "structures": {},
-                   "residue_fasta": {"label": d["label"], "lowercase": d["lowercase"]}}[source]  # fmt: skip
+        options = {
+            "fasta": {"lowercase": d["lowercase"]},
+            "sites_jsonl": {"outside": d["sites_outside"], "lowercase": d["lowercase"]},
+            "structures": {},
+            "residue_fasta": {"label": d["label"], "lowercase": d["lowercase"]},
+        }[source]
         proteins, annotations, report, chains = read_input(source, tsv, **options)
         annotations = annotations[annotations["feature"].isin(d["features"])].reset_index(drop=True)
     if chains is not None:  # a structure folder: each chain's own coordinates give its contacts
@@ -53,18 +65,26 @@ def prepare(tsv, d: dict, seed: int, threads: int = 1) -> tuple[pd.DataFrame, pd
         proteins, annotations, d["max_length"], d["overlong"], source=tsv
     )
     if not unlabelled:
-        proteins, annotations = drop_small_classes(proteins, annotations, d["min_class_size"], report)
+        proteins, annotations = drop_small_classes(
+            proteins, annotations, d["min_class_size"], report
+        )
     n_before_subsample = len(proteins)
     if d["max_per_class"]:
         proteins = subsample_per_class(proteins, d["max_per_class"], seed)
         annotations = annotations[annotations["accession"].isin(proteins["accession"])]
     if proteins.empty:
-        raise ValueError(f"{tsv}: no protein left (dropped: {dict(report.dropped)}, classes dropped by "
-                         f"min_class_size: {report.classes_dropped}, length policy: {length_counts})")  # fmt: skip
+        raise ValueError(
+            f"{tsv}: no protein left (dropped: {dict(report.dropped)}, classes dropped by "
+            f"min_class_size: {report.classes_dropped}, length policy: {length_counts})"
+        )
     # the summary's counts describe the tables written: rows read = kept + every drop
     if length_counts.get("skipped"):
-        report.dropped[f"longer than data.max_length ({d['max_length']})"] += int(length_counts["skipped"])
-    report.dropped["over data.max_per_class (seeded subsample)"] += n_before_subsample - len(proteins)
+        report.dropped[f"longer than data.max_length ({d['max_length']})"] += int(
+            length_counts["skipped"]
+        )
+    report.dropped["over data.max_per_class (seeded subsample)"] += n_before_subsample - len(
+        proteins
+    )
     report.dropped = +report.dropped  # no zero counts
     report.kept = len(proteins)
     report.features = Counter(annotations["feature"])
@@ -86,28 +106,44 @@ def prepare(tsv, d: dict, seed: int, threads: int = 1) -> tuple[pd.DataFrame, pd
             proteins["label"], proteins["cluster"], fractions, seed
         ).to_numpy()
         split_info.update(
-            {"clusters": int(proteins["cluster"].nunique()), "min_seq_id": sp["min_seq_id"],
-             "coverage": sp["coverage"], **homology.max_identity_to_train(proteins, threads)}
-        )  # fmt: skip
+            {
+                "clusters": int(proteins["cluster"].nunique()),
+                "min_seq_id": sp["min_seq_id"],
+                "coverage": sp["coverage"],
+                **homology.max_identity_to_train(proteins, threads),
+            }
+        )
     else:
         proteins["split"] = stratified_split(proteins["label"], fractions, seed).to_numpy()
         proteins["cluster"] = proteins["accession"]  # every protein its own cluster
     for split in ("train", "test"):
-        empty = [c for c in labels if not ((proteins["split"] == split) & (proteins["label"] == c)).any()]
+        empty = [
+            c for c in labels if not ((proteins["split"] == split) & (proteins["label"] == c)).any()
+        ]
         if empty:
-            log.warning("classes %s have no %s proteins (clusters too few or too large)", empty, split)
+            log.warning(
+                "classes %s have no %s proteins (clusters too few or too large)", empty, split
+            )
     prov = {"stage": "data", "config_hash": config_hash([d, seed]), "source": str(tsv)}
     summary = report.as_dict()
     summary.update(
         {
             "sha256": sha256_file(tsv),
             "labels": labels,
-            "length_policy": {"max_length": d["max_length"], "policy": d["overlong"], **length_counts},
+            "length_policy": {
+                "max_length": d["max_length"],
+                "policy": d["overlong"],
+                **length_counts,
+            },
             "split": split_info,
             "class_counts": {str(k): int(v) for k, v in proteins["label"].value_counts().items()},
-            "split_counts": proteins.groupby(["split", "label"]).size().unstack(fill_value=0)
+            "split_counts": proteins.groupby(["split", "label"])
+            .size()
+            .unstack(fill_value=0)
             .to_dict(orient="index"),
-            "annotation_counts": {str(k): int(v) for k, v in annotations["type"].value_counts().items()},
+            "annotation_counts": {
+                str(k): int(v) for k, v in annotations["type"].value_counts().items()
+            },
             "length": {
                 "min": int(proteins["length"].min()),
                 "median": float(proteins["length"].median()),
@@ -115,7 +151,14 @@ def prepare(tsv, d: dict, seed: int, threads: int = 1) -> tuple[pd.DataFrame, pd
             },
         }
     )
-    log.info("read %s: kept %d of %d rows (dropped %s); %d annotations; length policy %s; "
-             "split %s", tsv, len(proteins), report.rows, dict(report.dropped), len(annotations),
-             length_counts, split_info)  # fmt: skip
+    log.info(
+        "read %s: kept %d of %d rows (dropped %s); %d annotations; length policy %s; split %s",
+        tsv,
+        len(proteins),
+        report.rows,
+        dict(report.dropped),
+        len(annotations),
+        length_counts,
+        split_info,
+    )
     return proteins.reset_index(drop=True), annotations.reset_index(drop=True), summary, prov

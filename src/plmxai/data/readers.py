@@ -18,6 +18,7 @@ they did is counted in the report. Inputs without a class label get `UNLABELLED`
 No torch or transformers here: the data stage runs in a light environment. Biotite is imported
 only by the structure reader.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -30,12 +31,30 @@ from pathlib import Path
 
 import pandas as pd
 
-from plmxai.data.uniprot import FEATURE_TYPES, PAIR_FEATURES, VALID_RESIDUES, ReadOptions, ReadReport, UniProtFormatError, _open_text, read_uniprot_tsv
+from plmxai.data.uniprot import (
+    FEATURE_TYPES,
+    PAIR_FEATURES,
+    VALID_RESIDUES,
+    ReadOptions,
+    ReadReport,
+    UniProtFormatError,
+    _open_text,
+    read_uniprot_tsv,
+)
 
 UNLABELLED = "unlabelled"
 PROTEIN_COLUMNS = ["accession", "sequence", "length", "label", "ec", "line"]
-ANNOTATION_COLUMNS = ["accession", "feature", "type", "pair", "start", "end", "note", "evidence",
-                      "ligand"]  # fmt: skip
+ANNOTATION_COLUMNS = [
+    "accession",
+    "feature",
+    "type",
+    "pair",
+    "start",
+    "end",
+    "note",
+    "evidence",
+    "ligand",
+]
 
 # TMbed per-residue labels (BernhoferM/TMbed, data/README.md). Neither letter case encodes an
 # orientation: in tmbed_alpha.fasta `H` segments run 1->2 (inside to outside) 1,546 times and
@@ -93,29 +112,47 @@ class _Records:
             i = next(k for k, c in enumerate(seq) if c != c.upper())
             if self.lowercase == "error":
                 raise InputFormatError(
-                    self.path, where(i),
+                    self.path,
+                    where(i),
                     f"lower-case letters in the sequence of {acc} ({seq[i]!r} at residue {i + 1})",
-                )  # fmt: skip
+                )
             seq = seq.upper()
             self.report.uppercased += 1
         for i, c in enumerate(seq):
             if c not in VALID_RESIDUES:
                 raise InputFormatError(
-                    self.path, where(i),
+                    self.path,
+                    where(i),
                     f"{acc}: {c!r} at residue {i + 1} is not an amino-acid letter",
-                )  # fmt: skip
+                )
         return seq
 
     def protein(self, acc: str, seq: str, label: str, line: int) -> None:
-        self.proteins.append({"accession": acc, "sequence": seq, "length": len(seq),
-                              "label": label, "ec": "", "line": line})  # fmt: skip
+        self.proteins.append(
+            {
+                "accession": acc,
+                "sequence": seq,
+                "length": len(seq),
+                "label": label,
+                "ec": "",
+                "line": line,
+            }
+        )
 
     def annotation(self, acc: str, feature: str, start: int, end: int, note: str = "") -> None:
-        self.annotations.append({
-            "accession": acc, "feature": feature, "type": FEATURE_TYPES[feature],
-            "pair": feature in PAIR_FEATURES, "start": start, "end": end, "note": note,
-            "evidence": "", "ligand": "",
-        })  # fmt: skip
+        self.annotations.append(
+            {
+                "accession": acc,
+                "feature": feature,
+                "type": FEATURE_TYPES[feature],
+                "pair": feature in PAIR_FEATURES,
+                "start": start,
+                "end": end,
+                "note": note,
+                "evidence": "",
+                "ligand": "",
+            }
+        )
         self.report.features[feature] += 1
 
     def tables(self) -> tuple[pd.DataFrame, pd.DataFrame, ReadReport]:
@@ -236,10 +273,11 @@ def read_residue_label_fasta(
         head_line, header = lines[k]
         if not header.startswith(">"):
             raise InputFormatError(
-                path, head_line,
+                path,
+                head_line,
                 f"expected a '>' header (records are header, sequence, labels), "
                 f"got {header[:60]!r}",
-            )  # fmt: skip
+            )
         acc = header[1:].split("|")[0].strip()
         if not acc:
             raise InputFormatError(path, head_line, f"header {header!r} has no id")
@@ -247,31 +285,36 @@ def read_residue_label_fasta(
         for what, (n, text) in zip(("sequence", "label"), record):
             if text.startswith(">"):
                 raise InputFormatError(
-                    path, n, f"truncated record {acc} (header on line {head_line}): "
+                    path,
+                    n,
+                    f"truncated record {acc} (header on line {head_line}): "
                     f"a header {text[:60]!r} where its {what} line should be",
-                )  # fmt: skip
+                )
         if len(record) < 2:
             missing = "sequence and label lines" if not record else "label line"
             raise InputFormatError(
-                path, (record[-1][0] if record else head_line),
+                path,
+                (record[-1][0] if record else head_line),
                 f"truncated file: record {acc} (header on line {head_line}) has no {missing}",
-            )  # fmt: skip
+            )
         rec.accession(acc, head_line, "id")
         (seq_line, seq), (lab_line, labels) = record[0], record[1]
         seq, labels = seq.strip(), labels.strip()
         if len(seq) != len(labels):
             raise InputFormatError(
-                path, lab_line,
+                path,
+                lab_line,
                 f"{acc}: the sequence has {len(seq)} residues (line {seq_line}) but the label "
                 f"string has {len(labels)} letters",
-            )  # fmt: skip
+            )
         for i, c in enumerate(labels):
             if c not in RESIDUE_LABEL_LETTERS:
                 raise InputFormatError(
-                    path, lab_line,
+                    path,
+                    lab_line,
                     f"{acc}: unknown label letter {c!r} at position {i + 1} (known: "
                     f"{''.join(sorted(RESIDUE_LABEL_LETTERS))})",
-                )  # fmt: skip
+                )
         seq = rec.sequence(seq, acc, seq_line)
         membrane = False
         for letter, start, end in _runs(labels):
@@ -332,8 +375,11 @@ def read_sites_jsonl(
             if not isinstance(acc, str) or not acc.strip():
                 raise InputFormatError(path, lineno, f"id must be a non-empty string, got {acc!r}")
             acc = acc.strip()
-            for key, value, kind in (("primary", seq, str), ("positions", positions, list),
-                                     ("sites", sites, list)):  # fmt: skip
+            for key, value, kind in (
+                ("primary", seq, str),
+                ("positions", positions, list),
+                ("sites", sites, list),
+            ):
                 if not isinstance(value, kind):
                     raise InputFormatError(
                         path, lineno, f"{acc}: {key} must be a {kind.__name__}, got {value!r:.60}"
@@ -349,10 +395,11 @@ def read_sites_jsonl(
                 raise InputFormatError(path, lineno, f"{acc}: empty primary sequence")
             if len(positions) != len(seq):
                 raise InputFormatError(
-                    path, lineno,
+                    path,
+                    lineno,
                     f"{acc}: {len(positions)} positions for a primary sequence of {len(seq)} "
                     f"residues",
-                )  # fmt: skip
+                )
             seq = rec.sequence(seq, acc, lineno)
             counts: dict = {}
             first: dict = {}
@@ -365,14 +412,16 @@ def read_sites_jsonl(
                         rec.report.sites_outside_skipped += 1
                         continue
                     raise InputFormatError(
-                        path, lineno,
+                        path,
+                        lineno,
                         f"{acc}: site {site!r} outside the chain (its residue numbers run "
                         f"{positions[0]!r}..{positions[-1]!r})",
-                    )  # fmt: skip
+                    )
                 if counts[site] > 1:
                     rec.report.sites_ambiguous += 1
-                rec.annotation(acc, "BINDING", first[site] + 1, first[site] + 1,
-                               f"PDB residue {site}")  # fmt: skip
+                rec.annotation(
+                    acc, "BINDING", first[site] + 1, first[site] + 1, f"PDB residue {site}"
+                )
             rec.protein(acc, seq, UNLABELLED, lineno)
     except _READ_ERRORS as err:
         if isinstance(err, FileNotFoundError):
@@ -411,9 +460,14 @@ def read_structure_folder(
         raise InputFormatError(
             folder, None, f"no such folder (expected structure files: {accepted})"
         )
-    files = sorted((p for p in folder.iterdir()
-                    if p.is_file() and _structure_stem(p.name, STRUCTURE_SUFFIXES)),
-                   key=lambda p: p.name)  # fmt: skip
+    files = sorted(
+        (
+            p
+            for p in folder.iterdir()
+            if p.is_file() and _structure_stem(p.name, STRUCTURE_SUFFIXES)
+        ),
+        key=lambda p: p.name,
+    )
     if not files:
         raise InputFormatError(folder, None, f"no structure file (accepted suffixes: {accepted})")
     rec = _Records(folder, "structures", "upper")
@@ -435,10 +489,11 @@ def read_structure_folder(
             owner[acc] = p.name
             if set(chain.sequence) <= {"X"}:
                 raise InputFormatError(
-                    p, None,
+                    p,
+                    None,
                     f"chain {chain_id!r}: all {len(chain.sequence)} residues are non-standard "
                     f"amino acids (X)",
-                )  # fmt: skip
+                )
             seq = rec.sequence(chain.sequence, acc, None)
             rec.protein(acc, seq, UNLABELLED, 0)
             chain_rows.append({"accession": acc, "path": str(p), "chain": chain_id})
@@ -469,8 +524,11 @@ def read_input(
     if source == "uniprot_tsv":
         allowed = set(inspect.signature(ReadOptions).parameters)
     else:
-        allowed = {name for name, p in inspect.signature(READERS[source]).parameters.items()
-                   if p.kind is inspect.Parameter.KEYWORD_ONLY}  # fmt: skip
+        allowed = {
+            name
+            for name, p in inspect.signature(READERS[source]).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        }
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(
@@ -486,6 +544,13 @@ def read_input(
 
 
 __all__ = [
-    "UNLABELLED", "InputFormatError", "SOURCES", "fasta_accession", "read_fasta",
-    "read_residue_label_fasta", "read_sites_jsonl", "read_structure_folder", "read_input",
-]  # fmt: skip
+    "UNLABELLED",
+    "InputFormatError",
+    "SOURCES",
+    "fasta_accession",
+    "read_fasta",
+    "read_residue_label_fasta",
+    "read_sites_jsonl",
+    "read_structure_folder",
+    "read_input",
+]

@@ -1,13 +1,12 @@
 """Train/validation/test splits, stratified by class and seeded."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 
-def stratified_split(
-    labels: pd.Series, fractions: dict[str, float], seed: int
-) -> pd.Series:
+def stratified_split(labels: pd.Series, fractions: dict[str, float], seed: int) -> pd.Series:
     """Assign each item to a split so that every class is spread in the given fractions.
 
     Within each class the items are shuffled (seeded) and cut at the cumulative fractions,

@@ -6,6 +6,7 @@ loops, expression tags, insertion codes), so a structure residue is placed on th
 through a pairwise alignment of the chain's sequence, read from its C-alpha records, with the
 protein sequence. Residues without an aligned, resolved C-alpha get no contact information.
 """
+
 from __future__ import annotations
 
 import logging
@@ -92,8 +93,12 @@ def align_to_chain(sequence: str, chain: Chain) -> Mapping:
     misalignment as a variant."""
     from Bio.Align import PairwiseAligner, substitution_matrices
 
-    aligner = PairwiseAligner(mode="global", substitution_matrix=substitution_matrices.load("BLOSUM62"),
-                              open_gap_score=-10, extend_gap_score=-0.5)  # fmt: skip
+    aligner = PairwiseAligner(
+        mode="global",
+        substitution_matrix=substitution_matrices.load("BLOSUM62"),
+        open_gap_score=-10,
+        extend_gap_score=-0.5,
+    )
     aligner.end_insertion_score = aligner.end_deletion_score = 0.0  # free end gaps
     seq = sequence.replace("U", "C").replace("O", "K")
     chain_seq = chain.sequence.replace("X", "A") if chain.sequence else "A"
@@ -106,7 +111,9 @@ def align_to_chain(sequence: str, chain: Chain) -> Mapping:
             if sequence[i] == chain.sequence[j]:
                 same += 1
                 to_chain[i] = j
-    return Mapping(chain.name, to_chain, same / pairs if pairs else 0.0, pairs / max(len(sequence), 1))
+    return Mapping(
+        chain.name, to_chain, same / pairs if pairs else 0.0, pairs / max(len(sequence), 1)
+    )
 
 
 def best_chain(sequence: str, chains: dict[str, Chain], chain: str | None = None) -> Mapping:
@@ -120,8 +127,9 @@ def best_chain(sequence: str, chains: dict[str, Chain], chain: str | None = None
     return max(maps, key=lambda m: m.identity * m.coverage)
 
 
-def sequence_contacts(sequence: str, chain: Chain, mapping: Mapping, cutoff: float = 8.0,
-                      min_separation: int = 6) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def sequence_contacts(
+    sequence: str, chain: Chain, mapping: Mapping, cutoff: float = 8.0, min_separation: int = 6
+) -> tuple[np.ndarray, np.ndarray]:
     """(contacts L x L over sequence positions, resolved: L) for one mapped chain. Separation
     is counted along the protein sequence, not the chain; pairs with an unresolved residue are
     not contacts and are to be left out of the pairs considered (resolved[i] & resolved[j])."""
@@ -155,8 +163,16 @@ def structure_files(folder: str | Path, mapping_table: str | Path | None = None)
         for line, r in enumerate(table.itertuples(index=False), start=2):
             p = folder / r.file
             if not p.is_file():
-                raise FileNotFoundError(f"{mapping_table}, line {line}: structure file {r.file!r} not in {folder}")
-            rows.append({"accession": r.accession, "path": str(p), "chain": None if pd.isna(r.chain) else r.chain})
+                raise FileNotFoundError(
+                    f"{mapping_table}, line {line}: structure file {r.file!r} not in {folder}"
+                )
+            rows.append(
+                {
+                    "accession": r.accession,
+                    "path": str(p),
+                    "chain": None if pd.isna(r.chain) else r.chain,
+                }
+            )
         return pd.DataFrame(rows, columns=["accession", "path", "chain"])
     rows = []
     for p in sorted(folder.iterdir()) if folder.is_dir() else []:
@@ -185,19 +201,34 @@ def binding_site_mask(positions: list, sites: list) -> tuple[np.ndarray, int]:
     return mask, missing
 
 
-def mapped_contacts(sequence: str, path: str, chain: str | None, cutoff: float = 8.0, min_separation: int = 6,
-                    min_identity: float = 0.9, min_coverage: float = 0.5) -> tuple[dict, np.ndarray | None,
-                                                                                 np.ndarray | None]:  # fmt: skip
+def mapped_contacts(
+    sequence: str,
+    path: str,
+    chain: str | None,
+    cutoff: float = 8.0,
+    min_separation: int = 6,
+    min_identity: float = 0.9,
+    min_coverage: float = 0.5,
+) -> tuple[dict, np.ndarray | None, np.ndarray | None]:
     """(mapping summary, contacts, considered pairs) of a protein and its structure file;
     contacts are None when the alignment is below `min_identity` or `min_coverage` (the
     summary says so: `used` False)."""
     chains = read_chains(path)
     m = best_chain(sequence, chains, chain)
-    info = {"path": str(path), "chain": m.chain, "identity": m.identity, "coverage": m.coverage,
-            "used": m.identity >= min_identity and m.coverage >= min_coverage}  # fmt: skip
+    info = {
+        "path": str(path),
+        "chain": m.chain,
+        "identity": m.identity,
+        "coverage": m.coverage,
+        "used": m.identity >= min_identity and m.coverage >= min_coverage,
+    }
     if not info["used"]:
         return info, None, None
     contacts, resolved = sequence_contacts(sequence, chains[m.chain], m, cutoff, min_separation)
     idx = np.arange(len(sequence))
-    considered = resolved[:, None] & resolved[None, :] & (np.abs(idx[:, None] - idx[None, :]) >= min_separation)
+    considered = (
+        resolved[:, None]
+        & resolved[None, :]
+        & (np.abs(idx[:, None] - idx[None, :]) >= min_separation)
+    )
     return info, contacts, considered

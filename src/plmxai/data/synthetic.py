@@ -7,6 +7,7 @@ the exact motif and not merely its residues. The output is a UniProt TSV export 
 columns as the REST API returns), with the motif residues annotated as ACT_SITE and the decoys
 as SITE ranges, so the real reader parses it and every analysis has a known right answer.
 """
+
 from __future__ import annotations
 
 import csv
@@ -17,18 +18,43 @@ import pandas as pd
 
 # UniProtKB/Swiss-Prot release statistics, amino-acid composition (percent).
 SWISSPROT_COMPOSITION = {
-    "A": 8.25, "R": 5.53, "N": 4.06, "D": 5.45, "C": 1.37, "Q": 3.93, "E": 6.75,
-    "G": 7.07, "H": 2.27, "I": 5.96, "L": 9.66, "K": 5.84, "M": 2.42, "F": 3.86,
-    "P": 4.70, "S": 6.56, "T": 5.34, "W": 1.08, "Y": 2.92, "V": 6.87,
-}  # fmt: skip
+    "A": 8.25,
+    "R": 5.53,
+    "N": 4.06,
+    "D": 5.45,
+    "C": 1.37,
+    "Q": 3.93,
+    "E": 6.75,
+    "G": 7.07,
+    "H": 2.27,
+    "I": 5.96,
+    "L": 9.66,
+    "K": 5.84,
+    "M": 2.42,
+    "F": 3.86,
+    "P": 4.70,
+    "S": 6.56,
+    "T": 5.34,
+    "W": 1.08,
+    "Y": 2.92,
+    "V": 6.87,
+}
 AMINO_ACIDS = np.array(list(SWISSPROT_COMPOSITION))
 _P = np.array(list(SWISSPROT_COMPOSITION.values()))
 BACKGROUND = _P / _P.sum()
 
 TSV_COLUMNS = [
-    "Entry", "Entry Name", "Protein names", "Organism", "Length", "EC number",
-    "Sequence", "Site", "Binding site", "Active site",
-]  # fmt: skip
+    "Entry",
+    "Entry Name",
+    "Protein names",
+    "Organism",
+    "Length",
+    "EC number",
+    "Sequence",
+    "Site",
+    "Binding site",
+    "Active site",
+]
 
 
 @dataclass(frozen=True)
@@ -62,7 +88,9 @@ class DemoSpec:
             )
         bad = sorted(set(self.motif_alphabet) - set(SWISSPROT_COMPOSITION))
         if bad or len(set(self.motif_alphabet)) < 2:
-            raise ValueError(f"motif_alphabet needs >= 2 standard amino acids, got {self.motif_alphabet!r}")
+            raise ValueError(
+                f"motif_alphabet needs >= 2 standard amino acids, got {self.motif_alphabet!r}"
+            )
         if self.min_length > self.max_length:
             raise ValueError(f"min_length {self.min_length} > max_length {self.max_length}")
 
@@ -123,9 +151,10 @@ def generate(spec: DemoSpec) -> tuple[pd.DataFrame, list[str]]:
                 decoys.append((starts[j], other))
             text = "".join(seq)
             # the class must be defined by its motif alone: no other full motif anywhere
-            if all(m not in text for c, m in enumerate(motifs) if c != cls) and text.count(
-                motifs[cls]
-            ) == 1:
+            if (
+                all(m not in text for c, m in enumerate(motifs) if c != cls)
+                and text.count(motifs[cls]) == 1
+            ):
                 break
         acts = "; ".join(
             f'ACT_SITE {motif_start + 1 + p}; /note="Planted motif of class {cls + 1}"; '

@@ -13,6 +13,7 @@ by a field that is wholly quoted (`"..."`, inner quotes doubled) and read with C
 the same tables; error line numbers stay the file's own (a quoted field may span lines: a
 record's line is the one it starts on).
 """
+
 from __future__ import annotations
 
 import csv
@@ -178,7 +179,7 @@ def parse_features(text: str) -> list[dict]:
     while pos < n:
         m = _FEATURE_RE.match(text, pos)
         if not m:
-            raise ValueError(f"cannot parse feature text at {text[pos:pos + 60]!r}")
+            raise ValueError(f"cannot parse feature text at {text[pos : pos + 60]!r}")
         feat = {"key": m.group("key"), "loc": m.group("loc"), "qualifiers": {}}
         pos = m.end()
         while pos < n:
@@ -321,9 +322,10 @@ def read_uniprot_tsv(
                 )
             col = {name: i for i, name in enumerate(header)}
             feature_cols = [
-                (name, key) for name, key in FEATURE_COLUMNS.items()
+                (name, key)
+                for name, key in FEATURE_COLUMNS.items()
                 if name in col and key in opt.features
-            ]  # fmt: skip
+            ]
             for lineno, row in rows:
                 if not row or row == [""]:
                     continue
@@ -354,16 +356,18 @@ def read_uniprot_tsv(
                 if bad:
                     i = min(seq.index(b) for b in bad)
                     raise UniProtFormatError(
-                        path, lineno,
+                        path,
+                        lineno,
                         f"{acc}: {seq[i]!r} at residue {i + 1} is not an amino-acid letter",
-                    )  # fmt: skip
+                    )
                 if "Length" in col and row[col["Length"]].strip():
                     stated = row[col["Length"]].strip()
                     if not stated.isdigit() or int(stated) != len(seq):
                         raise UniProtFormatError(
-                            path, lineno,
+                            path,
+                            lineno,
                             f"{acc}: Length {stated!r} but the sequence has {len(seq)} residues",
-                        )  # fmt: skip
+                        )
                 ec = row[col["EC number"]].strip() if "EC number" in col else ""
                 if opt.label != "ec":
                     label = binary_label(row[col[label_col]], opt.positive)
@@ -391,25 +395,25 @@ def read_uniprot_tsv(
                     for f in parsed:
                         if f["key"] not in ALLOWED_IN_COLUMN.get(colname, {key}):
                             raise UniProtFormatError(
-                                path, lineno,
+                                path,
+                                lineno,
                                 f"{acc}, column {colname!r}: unexpected feature {f['key']!r}",
-                            )  # fmt: skip
+                            )
                         try:
                             loc = parse_location(f["loc"])
                         except ValueError as err:
-                            raise UniProtFormatError(
-                                path, lineno, f"{acc}, {key}: {err}"
-                            ) from None
+                            raise UniProtFormatError(path, lineno, f"{acc}, {key}: {err}") from None
                         if loc is None:
                             report.uncertain_positions_skipped += 1
                             continue
                         start, end = loc
                         if end > len(seq):
                             raise UniProtFormatError(
-                                path, lineno,
+                                path,
+                                lineno,
                                 f"{acc}, {key} {f['loc']}: position beyond the sequence "
                                 f"({len(seq)} residues)",
-                            )  # fmt: skip
+                            )
                         q = f["qualifiers"]
                         if opt.evidence and not _has_evidence(q.get("evidence", ""), opt.evidence):
                             report.evidence_filtered += 1
@@ -430,9 +434,15 @@ def read_uniprot_tsv(
                 annotations.extend(feats)
                 report.features.update(f["feature"] for f in feats)
                 proteins.append(
-                    {"accession": acc, "sequence": seq, "length": len(seq), "label": label,
-                     "ec": ec, "line": lineno}
-                )  # fmt: skip
+                    {
+                        "accession": acc,
+                        "sequence": seq,
+                        "length": len(seq),
+                        "label": label,
+                        "ec": ec,
+                        "line": lineno,
+                    }
+                )
     except (EOFError, gzip.BadGzipFile, UnicodeDecodeError, OSError) as err:
         if isinstance(err, FileNotFoundError):
             raise
@@ -443,9 +453,18 @@ def read_uniprot_tsv(
     )
     ann = pd.DataFrame(
         annotations,
-        columns=["accession", "feature", "type", "pair", "start", "end", "note", "evidence",
-                 "ligand"],
-    )  # fmt: skip
+        columns=[
+            "accession",
+            "feature",
+            "type",
+            "pair",
+            "start",
+            "end",
+            "note",
+            "evidence",
+            "ligand",
+        ],
+    )
     prot, ann = drop_small_classes(prot, ann, opt.min_class_size, report)
     if prot.empty:
         raise UniProtFormatError(path, None, f"no usable entries (dropped: {dict(report.dropped)})")

@@ -5,6 +5,7 @@ ffn_in before GELU, ffn_out) of a layer. Its activation score for class c is the
 class's proteins of the mean (or max) over residue tokens of its activation (optionally
 absolute). One forward pass per batch, with hooks on all sites at once.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,9 +13,9 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from plmxai.model.batching import batches
 from plmxai.model.esm import SITES, site_modules
 from plmxai.sites import site_summary  # noqa: F401 (re-exported)
-from plmxai.model.batching import batches
 
 
 def residue_mask(ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -41,22 +42,28 @@ def activation_scores(
     model.eval()
     modules = site_modules(model)
     n_classes = model.config.num_labels
-    sums = {k: torch.zeros(n_classes, m.out_features, dtype=torch.float64) for k, m in modules.items()}
+    sums = {
+        k: torch.zeros(n_classes, m.out_features, dtype=torch.float64) for k, m in modules.items()
+    }
     counts = torch.zeros(n_classes, dtype=torch.float64)
     captured: dict = {}
 
     def hook(key):
         def fn(_module, _inp, out):
             captured[key] = out
+
         return fn
 
     handles = [m.register_forward_hook(hook(k)) for k, m in modules.items()]
     labels = torch.tensor(tokens["label_id"].to_numpy(), dtype=torch.long)
     try:
         for pos, ids, mask in tqdm(
-            batches(tokens, batch_size), total=-(-len(tokens) // batch_size),
-            desc="activation scores", mininterval=10, miniters=1,
-        ):  # fmt: skip
+            batches(tokens, batch_size),
+            total=-(-len(tokens) // batch_size),
+            desc="activation scores",
+            mininterval=10,
+            miniters=1,
+        ):
             ids, mask = ids.to(device), mask.to(device)
             model(input_ids=ids, attention_mask=mask)
             rmask = residue_mask(ids, mask).unsqueeze(-1)  # (B, T, 1)
@@ -75,10 +82,14 @@ def activation_scores(
     finally:
         for h in handles:
             h.remove()
-    return class_score_table({k: v.numpy() for k, v in sums.items()}, counts.numpy(), model.config.id2label)
+    return class_score_table(
+        {k: v.numpy() for k, v in sums.items()}, counts.numpy(), model.config.id2label
+    )
 
 
-def class_score_table(sums: dict, counts, id2label: dict, extra: dict | None = None) -> pd.DataFrame:
+def class_score_table(
+    sums: dict, counts, id2label: dict, extra: dict | None = None
+) -> pd.DataFrame:
     """Per-class means from per-class sums ((layer, site) -> classes x neurons) and class
     counts, as the long table of neuron scores (sites in SITES order, `extra` columns first)."""
     order = {s: i for i, s in enumerate(SITES)}
@@ -87,9 +98,18 @@ def class_score_table(sums: dict, counts, id2label: dict, extra: dict | None = N
     for (layer, site), total in sorted(sums.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):
         score = total / np.maximum(counts, 1)[:, None]
         for c in range(len(counts)):
-            frames.append(pd.DataFrame({
-                **(extra or {}), "layer": np.int16(layer), "site": site,
-                "neuron": np.arange(score.shape[1], dtype=np.int32), "class_id": np.int16(c),
-                "label": id2label[c], "score": score[c].astype(np.float32), "n_proteins": np.int32(counts[c]),
-            }))  # fmt: skip
+            frames.append(
+                pd.DataFrame(
+                    {
+                        **(extra or {}),
+                        "layer": np.int16(layer),
+                        "site": site,
+                        "neuron": np.arange(score.shape[1], dtype=np.int32),
+                        "class_id": np.int16(c),
+                        "label": id2label[c],
+                        "score": score[c].astype(np.float32),
+                        "n_proteins": np.int32(counts[c]),
+                    }
+                )
+            )
     return pd.concat(frames, ignore_index=True)

@@ -10,6 +10,7 @@ random permutation of the scores over neurons, so the permutation p-value of a m
 rank of its metric among the draws. Every model is evaluated on the same test proteins and the
 bootstrap resamples are shared, so intervals of methods and random draws are paired.
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,8 +20,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from plmxai.metrics import bootstrap_weights, confusions, metrics_from_confusions
 from plmxai.knowledge.scores import neuron_groups, select_top
+from plmxai.metrics import bootstrap_weights, confusions, metrics_from_confusions
 from plmxai.model.esm import site_modules
 from plmxai.model.training import predict_logits
 
@@ -37,8 +38,15 @@ def _site_param_names(model) -> dict[tuple[int, str], str]:
     return {key: names[m] for key, m in site_modules(model).items()}
 
 
-def _hybrid_rows(ft: torch.Tensor, init: torch.Tensor, change: torch.Tensor, keep: str, mode: str,
-                 part: str, mean: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+def _hybrid_rows(
+    ft: torch.Tensor,
+    init: torch.Tensor,
+    change: torch.Tensor,
+    keep: str,
+    mode: str,
+    part: str,
+    mean: torch.Tensor | None,
+) -> torch.Tensor:
     """One site parameter of the hybrid: rows in `change` replaced, the rest fine-tuned."""
     if keep == "selected" or mode == "revert":
         source = init
@@ -51,9 +59,14 @@ def _hybrid_rows(ft: torch.Tensor, init: torch.Tensor, change: torch.Tensor, kee
 
 
 def hybrid_state_dict(
-    model, initial: dict, finetuned: dict, selected: dict[tuple[int, str], np.ndarray],
-    keep: str = "selected", mode: str = "revert", mean_activation: dict | None = None,
-) -> dict:  # fmt: skip
+    model,
+    initial: dict,
+    finetuned: dict,
+    selected: dict[tuple[int, str], np.ndarray],
+    keep: str = "selected",
+    mode: str = "revert",
+    mean_activation: dict | None = None,
+) -> dict:
     """Weights of a hybrid model; everything outside the sites stays fine-tuned.
 
     keep="selected" (preservation): selected neurons keep their fine-tuned rows (weight and
@@ -71,7 +84,9 @@ def hybrid_state_dict(
         mean = None if mean_activation is None else mean_activation[key]
         for part in ("weight", "bias"):
             name = f"{prefix}.{part}"
-            state[name] = _hybrid_rows(finetuned[name], initial[name], change, keep, mode, part, mean)
+            state[name] = _hybrid_rows(
+                finetuned[name], initial[name], change, keep, mode, part, mean
+            )
     return state
 
 
@@ -94,7 +109,9 @@ def as_site_masks(model, chosen: np.ndarray) -> dict:
     return out
 
 
-def random_selection(index: pd.DataFrame, k: int, rng, match: np.ndarray | None = None) -> np.ndarray:
+def random_selection(
+    index: pd.DataFrame, k: int, rng, match: np.ndarray | None = None
+) -> np.ndarray:
     """k random neurons; with `match` (a selection), the same count within each site type and
     layer."""
     chosen = np.zeros(len(index), dtype=bool)
@@ -116,26 +133,43 @@ class HybridEvaluator:
     encoder never moved, needs a single evaluation).
     """
 
-    def __init__(self, model, initial: dict, finetuned: dict, tokens: pd.DataFrame, batch_size: int = 64,
-                 mean_activation: dict | None = None):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        initial: dict,
+        finetuned: dict,
+        tokens: pd.DataFrame,
+        batch_size: int = 64,
+        mean_activation: dict | None = None,
+    ):
         self.model, self.initial, self.finetuned = model, initial, finetuned
         self.tokens, self.batch_size, self.mean = tokens, batch_size, mean_activation
         self.names = _site_param_names(model)
         self.params = dict(model.named_parameters())
         # rows that reverting would change: identical rows make identical hybrids
-        self.moved = {key: ((finetuned[f"{p}.weight"] != initial[f"{p}.weight"]).any(1)
-                            | (finetuned[f"{p}.bias"] != initial[f"{p}.bias"])).numpy()
-                      for key, p in self.names.items()}  # fmt: skip
+        self.moved = {
+            key: (
+                (finetuned[f"{p}.weight"] != initial[f"{p}.weight"]).any(1)
+                | (finetuned[f"{p}.bias"] != initial[f"{p}.bias"])
+            ).numpy()
+            for key, p in self.names.items()
+        }
         self.cache: dict = {}
         self.evaluations = 0
 
     def predict(self, selected: dict, keep: str = "selected", mode: str = "revert") -> np.ndarray:
         """Class probabilities (proteins x classes) of the hybrid."""
-        changes = {k: (~np.asarray(s) if keep == "selected" else np.asarray(s)) for k, s in selected.items()}
+        changes = {
+            k: (~np.asarray(s) if keep == "selected" else np.asarray(s))
+            for k, s in selected.items()
+        }
         effective = mode if keep == "unselected" and mode != "revert" else "revert"
         if effective == "revert":
             changes = {k: c & self.moved[k] for k, c in changes.items()}
-        cache_key = (effective, np.packbits(np.concatenate([changes[k] for k in self.names])).tobytes())
+        cache_key = (
+            effective,
+            np.packbits(np.concatenate([changes[k] for k in self.names])).tobytes(),
+        )
         if cache_key not in self.cache:
             with torch.no_grad():
                 for key, prefix in self.names.items():
@@ -143,10 +177,21 @@ class HybridEvaluator:
                     mean = None if self.mean is None else self.mean[key]
                     for part in ("weight", "bias"):
                         name = f"{prefix}.{part}"
-                        self.params[name].copy_(_hybrid_rows(self.finetuned[name], self.initial[name], change,
-                                                             keep, mode, part, mean))  # fmt: skip
+                        self.params[name].copy_(
+                            _hybrid_rows(
+                                self.finetuned[name],
+                                self.initial[name],
+                                change,
+                                keep,
+                                mode,
+                                part,
+                                mean,
+                            )
+                        )
             logits = predict_logits(self.model, self.tokens, self.batch_size)
-            self.cache[cache_key] = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), 1).numpy()
+            self.cache[cache_key] = torch.softmax(
+                torch.as_tensor(logits, dtype=torch.float64), 1
+            ).numpy()
             self.evaluations += 1
         return self.cache[cache_key]
 
@@ -163,16 +208,26 @@ def _mode_args(mode: str) -> tuple[str, str]:
         return "selected", "revert"
     kind = mode.removeprefix("ablate_")
     if not mode.startswith("ablate_") or kind not in ABLATION_MODES:
-        raise ValueError(f"test mode must be 'preserve' or one of "
-                         f"{['ablate_' + m for m in ABLATION_MODES]}, got {mode!r}")  # fmt: skip
+        raise ValueError(
+            f"test mode must be 'preserve' or one of "
+            f"{['ablate_' + m for m in ABLATION_MODES]}, got {mode!r}"
+        )
     return "unselected", kind
 
 
 def preservation_curves(
-    evaluator: HybridEvaluator, index: pd.DataFrame, scores: dict[str, pd.Series], fractions,
-    modes=("preserve", "ablate_revert"), n_random: int = 10, random_matched: bool = False,
-    within: dict[str, str] | None = None, n_boot: int = 1000, level: float = 0.95, seed: int = 0,
-) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    evaluator: HybridEvaluator,
+    index: pd.DataFrame,
+    scores: dict[str, pd.Series],
+    fractions,
+    modes=("preserve", "ablate_revert"),
+    n_random: int = 10,
+    random_matched: bool = False,
+    within: dict[str, str] | None = None,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every method's selection at every fraction, under every mode, against random draws.
 
     Returns (runs: one row per evaluated model and metric, random draws included; summary: per
@@ -204,19 +259,44 @@ def preservation_curves(
         for name, chosen, frac in (("none", none, 0.0), ("all", every, 1.0)):
             point, boot = evaluate(chosen, mode)
             for m in METRICS:
-                runs.append({"mode": mode, "fraction": frac, "method": name, "draw": -1,
-                             "n_selected": int(chosen.sum()), "metric": m, "value": point[m]})  # fmt: skip
-                summary.append({"mode": mode, "fraction": frac, "method": name, "metric": m, "value": point[m],
-                                "ci_low": np.quantile(boot[m], a) if n_boot else np.nan,
-                                "ci_high": np.quantile(boot[m], 1 - a) if n_boot else np.nan,
-                                "n_selected": int(chosen.sum())})  # fmt: skip
+                runs.append(
+                    {
+                        "mode": mode,
+                        "fraction": frac,
+                        "method": name,
+                        "draw": -1,
+                        "n_selected": int(chosen.sum()),
+                        "metric": m,
+                        "value": point[m],
+                    }
+                )
+                summary.append(
+                    {
+                        "mode": mode,
+                        "fraction": frac,
+                        "method": name,
+                        "metric": m,
+                        "value": point[m],
+                        "ci_low": np.quantile(boot[m], a) if n_boot else np.nan,
+                        "ci_high": np.quantile(boot[m], 1 - a) if n_boot else np.nan,
+                        "n_selected": int(chosen.sum()),
+                    }
+                )
     t0 = time.perf_counter()
     for i, fraction in enumerate(fractions, 1):
         # progress: each hybrid is a pass over the test split, hours for a large model
-        log.info("fraction %g (%d of %d): %d hybrid models evaluated so far, %.1f s", fraction, i,
-                 len(fractions), evaluator.evaluations, time.perf_counter() - t0)  # fmt: skip
-        selections = {name: select_top(s, index, fraction, (within or {}).get(name, "all"))
-                      for name, s in scores.items()}  # fmt: skip
+        log.info(
+            "fraction %g (%d of %d): %d hybrid models evaluated so far, %.1f s",
+            fraction,
+            i,
+            len(fractions),
+            evaluator.evaluations,
+            time.perf_counter() - t0,
+        )
+        selections = {
+            name: select_top(s, index, fraction, (within or {}).get(name, "all"))
+            for name, s in scores.items()
+        }
         k = int(round(fraction * len(index)))  # the size of every selection (select_top)
         draws: dict = {}
         for d in range(n_random):
@@ -233,34 +313,65 @@ def preservation_curves(
                 point, boot = evaluate(chosen, mode)
                 random_points.setdefault(owner, []).append((point, boot))
                 for m in METRICS:
-                    runs.append({"mode": mode, "fraction": fraction,
-                                 "method": "random" if owner is None else f"random_matched:{owner}",
-                                 "draw": d, "n_selected": int(chosen.sum()), "metric": m, "value": point[m]})  # fmt: skip
+                    runs.append(
+                        {
+                            "mode": mode,
+                            "fraction": fraction,
+                            "method": "random" if owner is None else f"random_matched:{owner}",
+                            "draw": d,
+                            "n_selected": int(chosen.sum()),
+                            "metric": m,
+                            "value": point[m],
+                        }
+                    )
             for name, chosen in selections.items():
                 point, boot = evaluate(chosen, mode)
                 band = random_points.get(name if random_matched else None, [])
                 for m in METRICS:
-                    runs.append({"mode": mode, "fraction": fraction, "method": name, "draw": -1,
-                                 "n_selected": int(chosen.sum()), "metric": m, "value": point[m]})  # fmt: skip
+                    runs.append(
+                        {
+                            "mode": mode,
+                            "fraction": fraction,
+                            "method": name,
+                            "draw": -1,
+                            "n_selected": int(chosen.sum()),
+                            "metric": m,
+                            "value": point[m],
+                        }
+                    )
                     r_point = np.array([p[m] for p, _ in band])
                     r_boot = np.concatenate([b[m] for _, b in band]) if band and n_boot else r_point
-                    row = {"mode": mode, "fraction": fraction, "method": name, "metric": m,
-                           "value": point[m], "n_selected": int(chosen.sum()),
-                           "ci_low": np.quantile(boot[m], a) if n_boot else np.nan,
-                           "ci_high": np.quantile(boot[m], 1 - a) if n_boot else np.nan}  # fmt: skip
+                    row = {
+                        "mode": mode,
+                        "fraction": fraction,
+                        "method": name,
+                        "metric": m,
+                        "value": point[m],
+                        "n_selected": int(chosen.sum()),
+                        "ci_low": np.quantile(boot[m], a) if n_boot else np.nan,
+                        "ci_high": np.quantile(boot[m], 1 - a) if n_boot else np.nan,
+                    }
                     if len(band):
-                        row.update({
-                            "random_mean": float(r_point.mean()),
-                            "random_low": float(np.quantile(r_boot, a)),
-                            "random_high": float(np.quantile(r_boot, 1 - a)),
-                            "random_draws": len(band),
-                            "p_permutation": (1 + int((r_point >= point[m]).sum())) / (1 + len(band)),
-                        })  # fmt: skip
+                        row.update(
+                            {
+                                "random_mean": float(r_point.mean()),
+                                "random_low": float(np.quantile(r_boot, a)),
+                                "random_high": float(np.quantile(r_boot, 1 - a)),
+                                "random_draws": len(band),
+                                "p_permutation": (1 + int((r_point >= point[m]).sum()))
+                                / (1 + len(band)),
+                            }
+                        )
                         # preservation is better when higher, ablation when lower (more damage)
-                        row["beats_random"] = (point[m] > row["random_high"]) if mode == "preserve" else (
-                            point[m] < row["random_low"])  # fmt: skip
+                        row["beats_random"] = (
+                            (point[m] > row["random_high"])
+                            if mode == "preserve"
+                            else (point[m] < row["random_low"])
+                        )
                         if mode != "preserve":
-                            row["p_permutation"] = (1 + int((r_point <= point[m]).sum())) / (1 + len(band))
+                            row["p_permutation"] = (1 + int((r_point <= point[m]).sum())) / (
+                                1 + len(band)
+                            )
                     summary.append(row)
     evaluator.restore()
     return pd.DataFrame(runs), pd.DataFrame(summary)

@@ -7,6 +7,7 @@ over steps of (dF / d site-output) x (change of the site output to the next step
 forward/backward passes for all sites. Selection, density per site type and agreement between
 scores are here too.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,16 +17,22 @@ from captum.attr._utils.approximation_methods import approximation_parameters
 from scipy import stats as sps
 from tqdm import tqdm
 
+from plmxai.knowledge.activation import class_score_table, residue_mask
 from plmxai.model.esm import SITES, fused_gelu_backward, site_modules
 from plmxai.model.ig import path_conductance, target_class, target_output
-from plmxai.knowledge.activation import class_score_table, residue_mask
 from plmxai.stats import benjamini_hochberg
 
 
 def conductance_all_sites(
-    model, ids: torch.Tensor, target: int, n_steps: int = 50, method: str = "gausslegendre",
-    step_chunk: int = 26, output: str = "logit", completeness: dict | None = None,
-) -> dict[tuple[int, str], torch.Tensor]:  # fmt: skip
+    model,
+    ids: torch.Tensor,
+    target: int,
+    n_steps: int = 50,
+    method: str = "gausslegendre",
+    step_chunk: int = 26,
+    output: str = "logit",
+    completeness: dict | None = None,
+) -> dict[tuple[int, str], torch.Tensor]:
     """Conductance of every neuron of every site for one protein (ids: 1 x T, no padding).
 
     Returns (layer, site) -> tensor (T, neurons): per-token conductance; sum it over residue
@@ -36,17 +43,24 @@ def conductance_all_sites(
     that the path integral converged.
     """
     points = {k: (m, "output") for k, m in site_modules(model).items()}
-    return path_conductance(model, ids, target, points, n_steps, method, step_chunk, output, completeness)
+    return path_conductance(
+        model, ids, target, points, n_steps, method, step_chunk, output, completeness
+    )
 
 
 ESTIMATORS = ("knowledge_attribution", "conductance")
 
 
 def ig_scores(
-    model, tokens: pd.DataFrame, estimators=ESTIMATORS, ka_steps: int = 20,
-    conductance_steps: int = 50, method: str = "gausslegendre", target: str = "true",
+    model,
+    tokens: pd.DataFrame,
+    estimators=ESTIMATORS,
+    ka_steps: int = 20,
+    conductance_steps: int = 50,
+    method: str = "gausslegendre",
+    target: str = "true",
     output: str = "logit",
-) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-class IG scores of every neuron by each estimator, streamed over proteins.
 
     A protein's score of a neuron is its attribution summed over residue tokens; the class
@@ -72,16 +86,27 @@ def ig_scores(
         for est in estimators:
             if est == "conductance":
                 comp: dict = {}
-                attr = conductance_all_sites(model, ids, t, conductance_steps, method, output=output,
-                                             completeness=comp)  # fmt: skip
+                attr = conductance_all_sites(
+                    model, ids, t, conductance_steps, method, output=output, completeness=comp
+                )
                 comp_rows.append({**base, "method": est, "layer": -1, "site": "embedding", **comp})
             else:
                 comp = {}
-                attr = knowledge_attribution_all_sites(model, ids, t, ka_steps, method, output=output,
-                                                       completeness=comp)  # fmt: skip
-                comp_rows += [{**base, "method": est, "layer": lay, "site": site, "f_input": fx,
-                               "f_baseline": f0, "attribution_sum": total}
-                              for (lay, site), (fx, f0, total) in comp.items()]  # fmt: skip
+                attr = knowledge_attribution_all_sites(
+                    model, ids, t, ka_steps, method, output=output, completeness=comp
+                )
+                comp_rows += [
+                    {
+                        **base,
+                        "method": est,
+                        "layer": lay,
+                        "site": site,
+                        "f_input": fx,
+                        "f_baseline": f0,
+                        "attribution_sum": total,
+                    }
+                    for (lay, site), (fx, f0, total) in comp.items()
+                ]
             for key, a in attr.items():
                 acc = sums.setdefault((est, *key), np.zeros((n_classes, a.shape[1])))
                 acc[rec.label_id] += a[rmask].sum(0).numpy()
@@ -91,12 +116,19 @@ def ig_scores(
     by_method: dict = {}
     for (est, layer, site), total in sums.items():
         by_method.setdefault(est, {})[(layer, site)] = total
-    scores = pd.concat([class_score_table(t, counts, model.config.id2label, {"method": est})
-                        for est, t in sorted(by_method.items())], ignore_index=True)  # fmt: skip
+    scores = pd.concat(
+        [
+            class_score_table(t, counts, model.config.id2label, {"method": est})
+            for est, t in sorted(by_method.items())
+        ],
+        ignore_index=True,
+    )
     comp = pd.DataFrame(comp_rows)
     if len(comp):
         comp["delta"] = comp["attribution_sum"] - (comp["f_input"] - comp["f_baseline"])
-        comp["relative_error"] = comp["delta"].abs() / (comp["f_input"] - comp["f_baseline"]).abs().clip(lower=1e-12)
+        comp["relative_error"] = comp["delta"].abs() / (
+            comp["f_input"] - comp["f_baseline"]
+        ).abs().clip(lower=1e-12)
     return scores, comp
 
 
@@ -110,11 +142,15 @@ def neuron_groups(index: pd.DataFrame, within: str) -> list[np.ndarray]:
         raise ValueError(f"selection scope must be one of {SELECTION_SCOPES}, got {within!r}")
     if within == "all":
         return [np.arange(len(index))]
-    keys = (index["layer"].astype(str) + ("/" + index["site"] if within == "site" else "")).to_numpy()
+    keys = (
+        index["layer"].astype(str) + ("/" + index["site"] if within == "site" else "")
+    ).to_numpy()
     return [np.flatnonzero(keys == k) for k in pd.unique(keys)]
 
 
-def select_top(scores: pd.Series, index: pd.DataFrame, fraction: float, within: str = "all") -> np.ndarray:
+def select_top(
+    scores: pd.Series, index: pd.DataFrame, fraction: float, within: str = "all"
+) -> np.ndarray:
     """Boolean mask of the top `fraction` of neurons by score: over all neurons, within each
     layer, or within each site of each layer (scores whose scale differs between sites, such as
     activations, are then compared only where they share one).
@@ -154,8 +190,16 @@ def density(index: pd.DataFrame, selected: np.ndarray) -> pd.DataFrame:
                 continue
             table = [[a, n - a], [n_sel - a, total - n - (n_sel - a)]]
             p = sps.fisher_exact(table, alternative="greater").pvalue
-            rows.append({"site": site, "layer": str(layer), "neurons": n, "selected": a,
-                         "density": (a / n) / overall if overall else np.nan, "p_value": p})  # fmt: skip
+            rows.append(
+                {
+                    "site": site,
+                    "layer": str(layer),
+                    "neurons": n,
+                    "selected": a,
+                    "density": (a / n) / overall if overall else np.nan,
+                    "p_value": p,
+                }
+            )
     out = pd.DataFrame(rows)
     out["q_value"] = benjamini_hochberg(out["p_value"].to_numpy())
     return out
@@ -175,7 +219,11 @@ def agreement(a: pd.Series, b: pd.Series, fractions=(0.01, 0.05, 0.1)) -> dict:
 
 def neuron_index(model) -> pd.DataFrame:
     """One row per neuron: layer, site, neuron, in site_modules order."""
-    rows = [(layer, site, j) for (layer, site), m in site_modules(model).items() for j in range(m.out_features)]
+    rows = [
+        (layer, site, j)
+        for (layer, site), m in site_modules(model).items()
+        for j in range(m.out_features)
+    ]
     return pd.DataFrame(rows, columns=["layer", "site", "neuron"])
 
 
@@ -183,8 +231,14 @@ def score_vector(scores: pd.DataFrame, index: pd.DataFrame, reduce: str = "max_a
     """One score per neuron from per-class scores: max over classes of |score| (default) or
     mean over classes of |score|, aligned to `index`."""
     a = scores.assign(abs_score=scores["score"].abs())
-    agg = a.groupby(["layer", "site", "neuron"])["abs_score"].agg("max" if reduce == "max_abs" else "mean")
-    return index.join(agg, on=["layer", "site", "neuron"])["abs_score"].fillna(0.0).reset_index(drop=True)
+    agg = a.groupby(["layer", "site", "neuron"])["abs_score"].agg(
+        "max" if reduce == "max_abs" else "mean"
+    )
+    return (
+        index.join(agg, on=["layer", "site", "neuron"])["abs_score"]
+        .fillna(0.0)
+        .reset_index(drop=True)
+    )
 
 
 # ---- knowledge attribution (Dai et al. 2022) ------------------------------------------------
@@ -194,7 +248,11 @@ def _run_from_layer(model, layer: int, hidden: torch.Tensor) -> torch.Tensor:
     """Logits from the input of encoder layer `layer` on (no padding: one protein per batch)."""
     esm = model.esm
     pos = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
-    rotary = esm.rotary_embeddings(hidden, pos) if esm.config.position_embedding_type == "rotary" else None
+    rotary = (
+        esm.rotary_embeddings(hidden, pos)
+        if esm.config.position_embedding_type == "rotary"
+        else None
+    )
     for block in esm.encoder.layer[layer:]:
         hidden = block(hidden, attention_mask=None, position_embeddings=rotary)
     if esm.encoder.emb_layer_norm_after is not None:
@@ -204,9 +262,15 @@ def _run_from_layer(model, layer: int, hidden: torch.Tensor) -> torch.Tensor:
 
 @fused_gelu_backward()
 def knowledge_attribution_all_sites(
-    model, ids: torch.Tensor, target: int, n_steps: int = 20, method: str = "gausslegendre",
-    step_chunk: int = 32, output: str = "logit", completeness: dict | None = None,
-) -> dict[tuple[int, str], torch.Tensor]:  # fmt: skip
+    model,
+    ids: torch.Tensor,
+    target: int,
+    n_steps: int = 20,
+    method: str = "gausslegendre",
+    step_chunk: int = 32,
+    output: str = "logit",
+    completeness: dict | None = None,
+) -> dict[tuple[int, str], torch.Tensor]:
     """Dai et al.'s knowledge attribution of every neuron of every site for one protein
     (ids: 1 x T): the site's output y is scaled from 0 to y, and attribution =
     y x integral of dF/d(alpha y). F is the target logit. The layers before a site are computed
@@ -221,11 +285,18 @@ def knowledge_attribution_all_sites(
     modules = site_modules(model)
     layer_inputs, outputs, handles = {}, {}, []
     for i, block in enumerate(model.esm.encoder.layer):
-        handles.append(block.register_forward_pre_hook(
-            lambda m, args, kw, i=i: layer_inputs.__setitem__(i, args[0] if args else kw["hidden_states"]),
-            with_kwargs=True))  # fmt: skip
+        handles.append(
+            block.register_forward_pre_hook(
+                lambda m, args, kw, i=i: layer_inputs.__setitem__(
+                    i, args[0] if args else kw["hidden_states"]
+                ),
+                with_kwargs=True,
+            )
+        )
     for key, m in modules.items():
-        handles.append(m.register_forward_hook(lambda m, i, o, key=key: outputs.__setitem__(key, o)))
+        handles.append(
+            m.register_forward_hook(lambda m, i, o, key=key: outputs.__setitem__(key, o))
+        )
     try:
         with torch.no_grad():
             model(input_ids=ids, attention_mask=torch.ones_like(ids))
@@ -257,8 +328,14 @@ def knowledge_attribution_all_sites(
             h = module.register_forward_hook(lambda m, i, o, s=ends: s)
             try:
                 with torch.no_grad():
-                    f = target_output(_run_from_layer(model, layer, h0.expand(2, -1, -1)), target, output).double()
+                    f = target_output(
+                        _run_from_layer(model, layer, h0.expand(2, -1, -1)), target, output
+                    ).double()
             finally:
                 h.remove()
-            completeness[(layer, site)] = (float(f[0]), float(f[1]), float(result[(layer, site)].sum()))
+            completeness[(layer, site)] = (
+                float(f[0]),
+                float(f[1]),
+                float(result[(layer, site)].sum()),
+            )
     return result

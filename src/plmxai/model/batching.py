@@ -1,4 +1,5 @@
 """Batches of tokenised proteins, padded to the longest in the batch."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

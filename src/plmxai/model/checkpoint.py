@@ -9,6 +9,7 @@ The classifier head is kept when it has the task's labels and replaced otherwise
 is returned as a sentence for the log and the report, with the weights' sha256 and the hub
 commit for the provenance of every table.
 """
+
 from __future__ import annotations
 
 import json
@@ -107,10 +108,16 @@ def _download(repo: str, revision: str | None, info: CheckpointInfo) -> tuple[Pa
         if path is not None:
             folder = path.parent
     if folder is None:
-        raise CheckpointError(f"hub repository {repo}: no config.json (revision {revision or 'main'})")
+        raise CheckpointError(
+            f"hub repository {repo}: no config.json (revision {revision or 'main'})"
+        )
     # safetensors first: the .bin only where a repository has nothing else
-    for names in (("model.safetensors",), ("model.safetensors.index.json",), ("pytorch_model.bin",),
-                  ("pytorch_model.bin.index.json",)):  # fmt: skip
+    for names in (
+        ("model.safetensors",),
+        ("model.safetensors.index.json",),
+        ("pytorch_model.bin",),
+        ("pytorch_model.bin.index.json",),
+    ):
         path = fetch(names[0])
         if path is None:
             continue
@@ -190,8 +197,13 @@ def _head_labels(state: dict) -> int | None:
     return None if w is None else int(w.shape[0])
 
 
-def load_checkpoint(name_or_path: str, labels: list[str] | None, seed: int, revision: str | None = None,
-                    head: str = "auto"):
+def load_checkpoint(
+    name_or_path: str,
+    labels: list[str] | None,
+    seed: int,
+    revision: str | None = None,
+    head: str = "auto",
+):
     """(EsmForSequenceClassification, CheckpointInfo) from a hub name or folder.
 
     `labels` None: the model as given, its head and labels kept (a checkpoint without a head gets
@@ -203,7 +215,9 @@ def load_checkpoint(name_or_path: str, labels: list[str] | None, seed: int, revi
 
     folder, info = resolve(name_or_path, revision)
     if not (folder / "config.json").is_file():
-        raise CheckpointError(f"{folder}: no config.json; a model folder needs config.json and the weights")
+        raise CheckpointError(
+            f"{folder}: no config.json; a model folder needs config.json and the weights"
+        )
     files = weight_files(folder)
     state: dict[str, torch.Tensor] = {}
     source: dict[str, Path] = {}  # key -> its file, to name it in errors
@@ -215,12 +229,20 @@ def load_checkpoint(name_or_path: str, labels: list[str] | None, seed: int, revi
         info.sha256[path.name] = sha256_file(path)
     # checkpoints saved from the bare EsmModel carry no "esm." prefix
     if not any(k.startswith("esm.") for k in state):
-        state = {(k if k.startswith(("classifier.", "lm_head.")) else f"esm.{k}"): v for k, v in state.items()}
+        state = {
+            (k if k.startswith(("classifier.", "lm_head.")) else f"esm.{k}"): v
+            for k, v in state.items()
+        }
     config = EsmConfig.from_pretrained(str(folder))
     n_head = _head_labels(state)
     info.checkpoint_labels = n_head
     names = [str(v) for _, v in sorted((config.id2label or {}).items())]
-    if n_head and names and len(names) != n_head and not all(_GENERIC_LABEL.match(n) for n in names):
+    if (
+        n_head
+        and names
+        and len(names) != n_head
+        and not all(_GENERIC_LABEL.match(n) for n in names)
+    ):
         raise CheckpointError(
             f"{folder / 'config.json'}: id2label names {len(names)} labels {names[:10]}, and the "
             f"classifier head in the weights has {n_head} outputs; the config and the weights "
@@ -229,31 +251,43 @@ def load_checkpoint(name_or_path: str, labels: list[str] | None, seed: int, revi
     old_names = names if n_head and len(names) == n_head else None
     keep, order = False, None
     if labels is not None and head == "new":
-        info.head = (f"classifier head for {n_head} labels replaced by a new one for {len(labels)} labels "
-                     "(model.head: new)" if n_head else
-                     f"no classifier head in the checkpoint: a new one for {len(labels)} labels")  # fmt: skip
+        info.head = (
+            f"classifier head for {n_head} labels replaced by a new one for {len(labels)} labels "
+            "(model.head: new)"
+            if n_head
+            else f"no classifier head in the checkpoint: a new one for {len(labels)} labels"
+        )
     elif labels is None:
         keep = n_head is not None
         labels = old_names if keep and old_names else [f"LABEL_{i}" for i in range(n_head or 2)]
-        info.head = (f"classifier head for {n_head} labels kept (the model as given)" if keep else
-                     "no classifier head in the checkpoint: a new, random one for 2 labels "
-                     "(attributions of its output mean nothing)")  # fmt: skip
+        info.head = (
+            f"classifier head for {n_head} labels kept (the model as given)"
+            if keep
+            else "no classifier head in the checkpoint: a new, random one for 2 labels "
+            "(attributions of its output mean nothing)"
+        )
     elif n_head is None:
         info.head = f"no classifier head in the checkpoint: a new one for {len(labels)} labels"
     elif n_head != len(labels):
-        info.head = f"classifier head for {n_head} labels replaced by a new one for {len(labels)} labels"
+        info.head = (
+            f"classifier head for {n_head} labels replaced by a new one for {len(labels)} labels"
+        )
     elif old_names is None or all(_GENERIC_LABEL.match(n) for n in old_names):
         # unnamed labels: the same count is all that can be checked; a head from another task
         # with as many classes would pass, so say it (model.head: new replaces it)
         keep = True
-        info.head = (f"classifier head for {n_head} labels kept (its labels are unnamed: taken in "
-                     f"the task's order {labels}; model.head: new replaces it)")  # fmt: skip
+        info.head = (
+            f"classifier head for {n_head} labels kept (its labels are unnamed: taken in "
+            f"the task's order {labels}; model.head: new replaces it)"
+        )
     elif set(old_names) == {str(x) for x in labels}:
         keep, order = True, [old_names.index(str(x)) for x in labels]
         info.head = f"classifier head for {n_head} labels kept (its labels are the task's)"
     else:
-        info.head = (f"classifier head for {n_head} labels {old_names} replaced by a new one for "
-                     f"{len(labels)} labels {list(labels)} (other labels)")  # fmt: skip
+        info.head = (
+            f"classifier head for {n_head} labels {old_names} replaced by a new one for "
+            f"{len(labels)} labels {list(labels)} (other labels)"
+        )
     info.head_kept = keep
     id2label = {i: str(x) for i, x in enumerate(labels)}
     config.num_labels = len(labels)
@@ -269,13 +303,24 @@ def load_checkpoint(name_or_path: str, labels: list[str] | None, seed: int, revi
     # LayerNorm parameters under their legacy names (gamma, beta), which transformers 5 itself
     # writes in save_pretrained and renames on loading
     legacy = {".gamma": ".weight", ".beta": ".bias"}
-    state = {next((k[: -len(a)] + b for a, b in legacy.items() if k.endswith(a) and k[: -len(a)] + b in wanted), k): v
-             for k, v in state.items()}  # fmt: skip
+    state = {
+        next(
+            (
+                k[: -len(a)] + b
+                for a, b in legacy.items()
+                if k.endswith(a) and k[: -len(a)] + b in wanted
+            ),
+            k,
+        ): v
+        for k, v in state.items()
+    }
     # Older checkpoints keep the rotary frequencies per layer, computed in float32 (6.6e-5 off
     # the exact values for ESM-2); the model was trained with those, so they are used, as
     # transformers' own loader does, rather than the freshly computed ones.
     shared = "esm.rotary_embeddings.inv_freq"
-    per_layer = [v for k, v in state.items() if k.endswith("rotary_embeddings.inv_freq") and k != shared]
+    per_layer = [
+        v for k, v in state.items() if k.endswith("rotary_embeddings.inv_freq") and k != shared
+    ]
     if shared in wanted and shared not in state and per_layer:
         if any(not torch.equal(v, per_layer[0]) for v in per_layer):
             raise CheckpointError(f"{files[0]}: the layers' rotary frequencies differ")
@@ -303,12 +348,15 @@ def load_checkpoint(name_or_path: str, labels: list[str] | None, seed: int, revi
             f"{missing[:3]}); config.json and the weights do not describe the same model"
         )
     info.ignored_keys = len(ignored)
-    log.info("loaded %s%s: %s (sha256 %s); %s", name_or_path,
-             f" at commit {info.commit}" if info.commit else "", ", ".join(info.weights),
-             ", ".join(v[:12] for v in info.sha256.values()), info.head)  # fmt: skip
+    log.info(
+        "loaded %s%s: %s (sha256 %s); %s",
+        name_or_path,
+        f" at commit {info.commit}" if info.commit else "",
+        ", ".join(info.weights),
+        ", ".join(v[:12] for v in info.sha256.values()),
+        info.head,
+    )
     return model.eval(), info
-
-
 
 
 def model_provenance(model) -> dict:
@@ -317,5 +365,9 @@ def model_provenance(model) -> dict:
     info = getattr(model, "plmxai_checkpoint", None)
     if not info:
         return {}
-    return {"checkpoint": info["name_or_path"], "checkpoint_commit": info.get("commit"),
-            "checkpoint_sha256": info["sha256"], "checkpoint_head": info["head"]}  # fmt: skip
+    return {
+        "checkpoint": info["name_or_path"],
+        "checkpoint_commit": info.get("commit"),
+        "checkpoint_sha256": info["sha256"],
+        "checkpoint_head": info["head"],
+    }

@@ -3,6 +3,7 @@
 Loading never executes code from files: saved models are safetensors; pretrained checkpoints
 are read by `plmxai.model.checkpoint` (safetensors, or a .bin through torch.load(weights_only=True)).
 """
+
 from __future__ import annotations
 
 import math
@@ -15,9 +16,9 @@ import numpy as np
 import torch
 from transformers import EsmConfig, EsmForSequenceClassification
 
-from plmxai.tables import atomic_path, read_checkpoint_info, write_checkpoint_info
-from plmxai.sites import SITES  # noqa: F401 (re-exported)
 from plmxai.model.tokens import esm2_tokenizer, load_tokenizer
+from plmxai.sites import SITES  # noqa: F401 (re-exported)
+from plmxai.tables import atomic_path, read_checkpoint_info, write_checkpoint_info
 
 # ESM-2 architecture constants shared by every size (facebook/esm2_* config.json)
 _ESM2_FIXED = dict(
@@ -34,7 +35,6 @@ _ESM2_FIXED = dict(
     layer_norm_eps=1e-5,
     initializer_range=0.02,
 )
-
 
 
 def seed_everything(seed: int) -> None:
@@ -95,6 +95,12 @@ def pick_device(preference: str = "auto") -> torch.device:
     return torch.device(preference)
 
 
+def job_device(preference: str = "auto", threads: int = 1) -> torch.device:
+    """Torch's threads set to a job's, then the configured device: how every model job starts."""
+    torch.set_num_threads(max(1, threads))
+    return pick_device(preference)
+
+
 def build_model(spec: dict, labels: list[str] | None, seed: int) -> EsmForSequenceClassification:
     """The model before fine-tuning.
 
@@ -116,8 +122,9 @@ def build_model(spec: dict, labels: list[str] | None, seed: int) -> EsmForSequen
         from plmxai.model.checkpoint import load_checkpoint
 
         # a checkpoint with another classifier head (another task) gets a new, seeded head
-        model, info = load_checkpoint(spec["name_or_path"], labels, seed, spec.get("revision"),
-                                      spec.get("head", "auto"))
+        model, info = load_checkpoint(
+            spec["name_or_path"], labels, seed, spec.get("revision"), spec.get("head", "auto")
+        )
         model.plmxai_checkpoint = info.as_dict()
     elif source == "random":
         if spec.get("config_dir"):

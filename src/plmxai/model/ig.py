@@ -7,6 +7,7 @@ conductance at any number of points of the network at once (METHODS.md sections 
 the completeness check that the path integral converged. Baselines: `<cls> <pad>... <eos>`
 (never `<mask>`, which token dropout zeroes), or seeded shuffles of the protein's own residues.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -32,7 +33,9 @@ def pad_baseline(ids: torch.Tensor, mask: torch.Tensor, pad_id: int = 1) -> torc
     return base
 
 
-def baseline_ids(ids: torch.Tensor, kind: str, n: int, seed: int, accession: str, pad_id: int = 1) -> list[torch.Tensor]:
+def baseline_ids(
+    ids: torch.Tensor, kind: str, n: int, seed: int, accession: str, pad_id: int = 1
+) -> list[torch.Tensor]:
     """Baselines for one protein (ids: 1 x T, <cls> ... <eos>, no padding)."""
     if kind == "pad":
         return [pad_baseline(ids, torch.ones_like(ids), pad_id)]
@@ -42,7 +45,9 @@ def baseline_ids(ids: torch.Tensor, kind: str, n: int, seed: int, accession: str
     out = []
     for _ in range(n):
         b = ids.clone()
-        b[0, 1:-1] = ids[0, 1:-1][torch.as_tensor(rng.permutation(ids.shape[1] - 2), device=ids.device)]
+        b[0, 1:-1] = ids[0, 1:-1][
+            torch.as_tensor(rng.permutation(ids.shape[1] - 2), device=ids.device)
+        ]
         out.append(b)
     return out
 
@@ -73,7 +78,9 @@ def from_embedding_output(model, ids: torch.Tensor):
     def forward(emb: torch.Tensor) -> torch.Tensor:
         h = _embedding_path_hook(model, emb)
         try:
-            return model(input_ids=ids.expand(len(emb), -1), attention_mask=mask.expand(len(emb), -1)).logits
+            return model(
+                input_ids=ids.expand(len(emb), -1), attention_mask=mask.expand(len(emb), -1)
+            ).logits
         finally:
             h.remove()
 
@@ -92,10 +99,17 @@ def target_class(model, ids: torch.Tensor, label_id: int, target: str) -> int:
 
 @fused_gelu_backward()
 def path_conductance(
-    model, ids: torch.Tensor, target: int, points: dict, n_steps: int = 50,
-    method: str = "gausslegendre", step_chunk: int = 26, output: str = "logit",
-    completeness: dict | None = None, baseline_ids: torch.Tensor | None = None,
-) -> dict:  # fmt: skip
+    model,
+    ids: torch.Tensor,
+    target: int,
+    points: dict,
+    n_steps: int = 50,
+    method: str = "gausslegendre",
+    step_chunk: int = 26,
+    output: str = "logit",
+    completeness: dict | None = None,
+    baseline_ids: torch.Tensor | None = None,
+) -> dict:
     """Conductance at many points of the network from one set of passes along the input path.
 
     points: key -> (module, "output" | "input"): the module's output, or its first input (the
@@ -126,7 +140,9 @@ def path_conductance(
         elif where == "input":
             handles.append(module.register_forward_pre_hook(lambda _m, i, k=key: keep(k, i[0])))
         else:
-            raise ValueError(f"conductance point must be at a module's 'output' or 'input', got {where!r}")
+            raise ValueError(
+                f"conductance point must be at a module's 'output' or 'input', got {where!r}"
+            )
     # only gradients with respect to the points are needed: parameter gradients would cost
     # about a third of the backward pass
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -150,7 +166,9 @@ def path_conductance(
                 ev, gr = o.detach(), o.grad
                 # accumulated where the model runs: a copy to the host per site and chunk
                 # would synchronise a GPU 60 times per protein
-                acc = out.setdefault(key, torch.zeros(ev.shape[1:], dtype=torch.float64, device=ev.device))
+                acc = out.setdefault(
+                    key, torch.zeros(ev.shape[1:], dtype=torch.float64, device=ev.device)
+                )
                 if key in prev_eval:  # the step pair across the chunk boundary
                     acc += (prev_grad[key] * (ev[0] - prev_eval[key])).double()
                 # gradient at step k times the change from step k to k+1 (Captum's rule)

@@ -4,6 +4,7 @@ A protein of L residues becomes `<cls> a1 .. aL <eos>`: residue i (1-based, as i
 token i. The tokenizer comes from the model folder or hub name when it has one, else from
 ESM-2's fixed 33-token alphabet (for models built from a config with random weights).
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -42,7 +43,9 @@ def load_tokenizer(name_or_path: str | None, revision: str | None = None) -> Esm
         return esm2_tokenizer()
     p = Path(name_or_path)
     if p.is_dir():
-        return EsmTokenizer.from_pretrained(str(p)) if (p / "vocab.txt").exists() else esm2_tokenizer()
+        return (
+            EsmTokenizer.from_pretrained(str(p)) if (p / "vocab.txt").exists() else esm2_tokenizer()
+        )
     return EsmTokenizer.from_pretrained(str(name_or_path), revision=revision)
 
 
@@ -73,7 +76,9 @@ def tokenize_proteins(
             )
         if tokenizer.unk_token_id in ids[1:-1]:
             i = ids[1:-1].index(tokenizer.unk_token_id)
-            raise ValueError(f"{rec.accession}: residue {i + 1} ({seq[i]!r}) is not in the vocabulary")
+            raise ValueError(
+                f"{rec.accession}: residue {i + 1} ({seq[i]!r}) is not in the vocabulary"
+            )
         rows.append(
             {
                 "accession": rec.accession,
@@ -87,8 +92,18 @@ def tokenize_proteins(
         )
     table = pd.DataFrame(
         rows,
-        columns=["accession", "input_ids", "n_residues", "first_residue_token", "label",
-                 "label_id", "split"],
-    )  # fmt: skip
-    return table, {"tokenized": len(rows), "skipped_overlong": len(skipped),
-                   "skipped_accessions": skipped[:50]}  # fmt: skip
+        columns=[
+            "accession",
+            "input_ids",
+            "n_residues",
+            "first_residue_token",
+            "label",
+            "label_id",
+            "split",
+        ],
+    )
+    return table, {
+        "tokenized": len(rows),
+        "skipped_overlong": len(skipped),
+        "skipped_accessions": skipped[:50],
+    }

@@ -4,6 +4,7 @@ Every random choice of an epoch (order of proteins, balanced sampling) is drawn 
 generator seeded by (seed, epoch), so a run resumed from a checkpoint replays exactly the
 batches an uninterrupted run would have seen; on CPU it ends with the same weights.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,7 +48,9 @@ class TrainOptions:
     seed: int = 0
 
 
-def epoch_plan(lengths: np.ndarray, labels: np.ndarray, opt: TrainOptions, epoch: int) -> list[np.ndarray]:
+def epoch_plan(
+    lengths: np.ndarray, labels: np.ndarray, opt: TrainOptions, epoch: int
+) -> list[np.ndarray]:
     """The micro-batches (row positions) of one epoch, a pure function of (seed, epoch)."""
     rng = np.random.default_rng([opt.seed, epoch])
     n = len(lengths)
@@ -87,7 +90,9 @@ def autocast_dtype(precision: str, device: torch.device):
 
 
 @torch.no_grad()
-def predict_logits(model, tokens: pd.DataFrame, batch_size: int = 32, precision: str = "auto") -> np.ndarray:
+def predict_logits(
+    model, tokens: pd.DataFrame, batch_size: int = 32, precision: str = "auto"
+) -> np.ndarray:
     """Logits for every row of `tokens`, in row order."""
     device = next(model.parameters()).device
     dtype = autocast_dtype(precision, device)
@@ -144,9 +149,12 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 
 
 def finetune(
-    model, train: pd.DataFrame, val: pd.DataFrame, opt: TrainOptions,
+    model,
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    opt: TrainOptions,
     checkpoint_dir: str | os.PathLike | None = None,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """Train in place; return per-epoch metrics. With `checkpoint_dir`, checkpoints are written
     there and a run started again after a crash resumes from the last one."""
     device = next(model.parameters()).device
@@ -170,14 +178,26 @@ def finetune(
     weight = None
     if opt.class_balance == "loss":
         counts = np.bincount(y_all, minlength=n_classes).astype(np.float64)
-        weight = torch.tensor(len(y_all) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32, device=device)
+        weight = torch.tensor(
+            len(y_all) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32, device=device
+        )
     elif opt.class_balance not in ("none", "sampler"):
         raise ValueError(f"class_balance must be none, loss or sampler, got {opt.class_balance!r}")
 
     ckpt_path = Path(checkpoint_dir) / "checkpoint.pt" if checkpoint_dir else None
     fp = fingerprint(opt, train, model)
-    state = {"epoch": 1, "micro": 0, "step": 0, "history": [], "best": None, "best_f1": -1.0,
-             "stale": 0, "loss_sum": 0.0, "correct": 0, "seen": 0}  # fmt: skip
+    state = {
+        "epoch": 1,
+        "micro": 0,
+        "step": 0,
+        "history": [],
+        "best": None,
+        "best_f1": -1.0,
+        "stale": 0,
+        "loss_sum": 0.0,
+        "correct": 0,
+        "seen": 0,
+    }
     if ckpt_path and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=True)
         if ck.get("fingerprint") == fp:
@@ -188,16 +208,26 @@ def finetune(
             state = ck["state"]
             log.info("resumed from %s: epoch %d, step %d", ckpt_path, state["epoch"], state["step"])
         else:
-            log.warning("ignoring %s: it belongs to another run (options, data or initial weights differ)", ckpt_path)
+            log.warning(
+                "ignoring %s: it belongs to another run (options, data or initial weights differ)",
+                ckpt_path,
+            )
 
     def checkpoint():
         if ckpt_path is None:
             return
         ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-        _save_checkpoint(ckpt_path, {
-            "fingerprint": fp, "model": model.state_dict(), "optimizer": optim.state_dict(),
-            "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(), "state": state,
-        })  # fmt: skip
+        _save_checkpoint(
+            ckpt_path,
+            {
+                "fingerprint": fp,
+                "model": model.state_dict(),
+                "optimizer": optim.state_dict(),
+                "scheduler": sched.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "state": state,
+            },
+        )
 
     ids_col = train["input_ids"].to_numpy()
     stop = False
@@ -209,11 +239,19 @@ def finetune(
         model.train()
         plan = epoch_plan(lengths, y_all, opt, epoch)
         t0 = time.perf_counter()
-        for k in tqdm(range(state["micro"], len(plan)), desc=f"epoch {epoch}", mininterval=10, miniters=1, leave=False):
+        for k in tqdm(
+            range(state["micro"], len(plan)),
+            desc=f"epoch {epoch}",
+            mininterval=10,
+            miniters=1,
+            leave=False,
+        ):
             pos = plan[k]
             ids, mask = collate([ids_col[i] for i in pos])
             labels = torch.as_tensor(y_all[pos], device=device)
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            with torch.autocast(
+                device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+            ):
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             loss = torch.nn.functional.cross_entropy(logits.float(), labels, weight=weight)
             (loss / accum).backward()
@@ -228,24 +266,41 @@ def finetune(
                 sched.step()
                 optim.zero_grad(set_to_none=True)
                 state["step"] += 1
-                if opt.checkpoint_every and state["step"] % opt.checkpoint_every == 0 and state["micro"] < len(plan):
+                if (
+                    opt.checkpoint_every
+                    and state["step"] % opt.checkpoint_every == 0
+                    and state["micro"] < len(plan)
+                ):
                     checkpoint()
         row = {
-            "epoch": epoch, "step": state["step"], "lr": sched.get_last_lr()[0],
+            "epoch": epoch,
+            "step": state["step"],
+            "lr": sched.get_last_lr()[0],
             "encoder_frozen": frozen,
             "train_loss": state["loss_sum"] / max(1, state["seen"]),
             "train_accuracy": state["correct"] / max(1, state["seen"]),
             "padding_fraction": padding_fraction(lengths, plan),
             "seconds": time.perf_counter() - t0,
-        }  # fmt: skip
-        row.update({f"val_{k}": v for k, v in _evaluate(model, val, 2 * opt.batch_size, opt.precision).items()})
+        }
+        row.update(
+            {
+                f"val_{k}": v
+                for k, v in _evaluate(model, val, 2 * opt.batch_size, opt.precision).items()
+            }
+        )
         state["history"].append(row)
         log.info(
             "epoch %d: train loss %.4f acc %.3f | val loss %.4f acc %.3f macro-F1 %.3f | "
-            "padding %.1f%% (%.1fs)", epoch, row["train_loss"], row["train_accuracy"],
-            row["val_loss"], row["val_accuracy"], row["val_macro_f1"],
-            100 * row["padding_fraction"], row["seconds"],
-        )  # fmt: skip
+            "padding %.1f%% (%.1fs)",
+            epoch,
+            row["train_loss"],
+            row["train_accuracy"],
+            row["val_loss"],
+            row["val_accuracy"],
+            row["val_macro_f1"],
+            100 * row["padding_fraction"],
+            row["seconds"],
+        )
         if row["val_macro_f1"] > state["best_f1"]:
             state["best_f1"], state["stale"] = row["val_macro_f1"], 0
             if opt.keep_best:
@@ -253,7 +308,9 @@ def finetune(
         else:
             state["stale"] += 1
             if opt.early_stopping_patience and state["stale"] >= opt.early_stopping_patience:
-                log.info("early stopping: %d epochs without a better validation macro-F1", state["stale"])
+                log.info(
+                    "early stopping: %d epochs without a better validation macro-F1", state["stale"]
+                )
                 stop = True
         state.update(epoch=epoch + 1, micro=0, loss_sum=0.0, correct=0, seen=0)
         checkpoint()
@@ -274,7 +331,9 @@ def finetune(
 VARIANTS = ("finetuned", "frozen", "shuffled")
 
 
-def variant_data(tokens: pd.DataFrame, variant: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def variant_data(
+    tokens: pd.DataFrame, variant: str, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training and validation proteins of a variant; `shuffled` permutes their labels within
     each split (a seeded control: same proteins and budget, no label information), balanced so
     that the permuted labels are independent of the true ones in the sample itself."""

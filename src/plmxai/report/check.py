@@ -4,6 +4,7 @@ not load, and content wider than a laptop's screen.
 
     python -m plmxai.report.check results/demo/report.html --screenshot report.png
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,15 +39,17 @@ def find_chromium() -> str | None:
     return None
 
 
-def check_report(html_path, screenshot=None, width: int = 1366, height: int = 768,
-                 min_font_px: float = 11.0) -> dict:  # fmt: skip
+def check_report(
+    html_path, screenshot=None, width: int = 1366, height: int = 768, min_font_px: float = 11.0
+) -> dict:
     """Open the report and return the problems found (empty lists when there are none)."""
     from playwright.sync_api import sync_playwright
 
     chromium = find_chromium()
     if chromium is None:
-        raise RuntimeError(f"no Chromium found (looked for {', '.join(CHROMIUM_NAMES)}); "
-                           "apt-get install chromium")  # fmt: skip
+        raise RuntimeError(
+            f"no Chromium found (looked for {', '.join(CHROMIUM_NAMES)}); apt-get install chromium"
+        )
     url = Path(html_path).resolve().as_uri()
     console, page_errors, failed = [], [], []
     with sync_playwright() as p:
@@ -68,7 +71,9 @@ def check_report(html_path, screenshot=None, width: int = 1366, height: int = 76
         "failed_requests": failed,
         "broken_images": [i for i in m["images"] if not i["loaded"]],
         "page_wider_than_screen": m["page_width"] > viewport,
-        "tables_off_screen": [t for t in m["tables"] if t["right"] > viewport + 1 and not t["scrolls"]],
+        "tables_off_screen": [
+            t for t in m["tables"] if t["right"] > viewport + 1 and not t["scrolls"]
+        ],
         "tables_small_font": [t for t in m["tables"] if t["font_px"] < min_font_px],
         "n_images": len(m["images"]),
         "n_tables": len(m["tables"]),

@@ -4,6 +4,7 @@ one click away (a `<details>` in the same file), sortable by any column and filt
 The behaviour is one small inline script, written once per page (`TABLE_HEAD`, in the page's
 head): it listens on `document`, so tables added anywhere in the body need nothing of their own.
 No external resources; pandas, numpy and html only."""
+
 from __future__ import annotations
 
 import html
@@ -68,7 +69,10 @@ def _cell(v, float_fmt: str) -> str:
 
 
 def _rows(df: pd.DataFrame, float_fmt: str, row_class) -> list[str]:
-    cols = [[html.escape(_cell(v, float_fmt)) for v in df.iloc[:, j].tolist()] for j in range(df.shape[1])]
+    cols = [
+        [html.escape(_cell(v, float_fmt)) for v in df.iloc[:, j].tolist()]
+        for j in range(df.shape[1])
+    ]
     classes = [row_class(r) for _, r in df.iterrows()] if row_class else [""] * len(df)
     out = []
     for i, cls in enumerate(classes):
@@ -77,15 +81,25 @@ def _rows(df: pd.DataFrame, float_fmt: str, row_class) -> list[str]:
     return out
 
 
-def _wrap(head: list[str], rows: list[str], cls: str = "", caption: str | None = None, th_attr: str = "") -> str:
+def _wrap(
+    head: list[str], rows: list[str], cls: str = "", caption: str | None = None, th_attr: str = ""
+) -> str:
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     ths = "".join(f"<th{th_attr}>{h}</th>" for h in head)
-    return (f'<div class="tbl"><table{cls}>{cap}<thead><tr>{ths}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table></div>")  # fmt: skip
+    return (
+        f'<div class="tbl"><table{cls}>{cap}<thead><tr>{ths}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
-def html_table(df: pd.DataFrame, *, top: int = 15, float_fmt: str = "{:.3g}", row_class=None,
-               caption: str | None = None) -> str:  # fmt: skip
+def html_table(
+    df: pd.DataFrame,
+    *,
+    top: int = 15,
+    float_fmt: str = "{:.3g}",
+    row_class=None,
+    caption: str | None = None,
+) -> str:
     """The table as HTML. Up to `top` rows: a plain table. More: its first `top` rows (in the order
     given: callers sort), then a `<details>` holding all rows, sortable (click a header) and
     filterable (text box), scrolling inside its own box. `row_class(row)` gives a CSS class per

@@ -24,14 +24,32 @@ def alphafold(*, tokens, out_table, attention: dict, seed: int, threads: int = 1
     from plmxai.data.alphafold import download_alphafold
 
     st = attention["structures"]
-    accs = structure_accessions(attention, pd.read_parquet(tokens, columns=["accession", "split"]), seed)
+    accs = structure_accessions(
+        attention, pd.read_parquet(tokens, columns=["accession", "split"]), seed
+    )
     table = download_alphafold(accs, st["alphafold_folder"], st["alphafold_api"])
     write_parquet(table, out_table, {"stage": "alphafold", "folder": str(st["alphafold_folder"])})
 
 
-def attention(*, model, tokens, proteins, annotations, out_properties, out_profiles, out_blosum, out_structures,
-              attention: dict, fdr: float, device: str, seed: int, structures=None, structure_mapping=None,
-              alphafold=None, threads: int = 1) -> None:  # fmt: skip
+def attention(
+    *,
+    model,
+    tokens,
+    proteins,
+    annotations,
+    out_properties,
+    out_profiles,
+    out_blosum,
+    out_structures,
+    attention: dict,
+    fdr: float,
+    device: str,
+    seed: int,
+    structures=None,
+    structure_mapping=None,
+    alphafold=None,
+    threads: int = 1,
+) -> None:
     """Attention to annotation types, amino acids and (where structures are mapped) contacts,
     per head, with layer profiles and the BLOSUM62 correlation; streams over proteins. The
     structure inputs, where configured, are read through attention.structures."""
@@ -39,79 +57,149 @@ def attention(*, model, tokens, proteins, annotations, out_properties, out_profi
 
     from plmxai.attention.inputs import protein_inputs, structure_lookup
     from plmxai.attention.properties import (
-        AMINO_ACIDS, PropertyCounts, attention_maps, blosum_correlation, layer_profiles, residue_properties,
-    )  # fmt: skip
+        AMINO_ACIDS,
+        PropertyCounts,
+        attention_maps,
+        blosum_correlation,
+        layer_profiles,
+        residue_properties,
+    )
     from plmxai.model.checkpoint import model_provenance
-    from plmxai.stages.model import stage_model
+    from plmxai.model.esm import job_device, load_model
 
     a, st = attention, attention["structures"]
-    table_tokens = seeded_subset(select_split(pd.read_parquet(tokens), a["split"]), a["max_proteins"], seed)
-    seqs = pd.read_parquet(proteins, columns=["accession", "sequence"]).set_index("accession")["sequence"]
+    table_tokens = seeded_subset(
+        select_split(pd.read_parquet(tokens), a["split"]), a["max_proteins"], seed
+    )
+    seqs = pd.read_parquet(proteins, columns=["accession", "sequence"]).set_index("accession")[
+        "sequence"
+    ]
     ann = pd.read_parquet(annotations)
     ann_by_acc = {acc: g for acc, g in ann.groupby("accession", sort=False)}
     types = sorted(ann["type"].unique())
     by_acc = structure_lookup(st, table_tokens["accession"], proteins)
-    net = stage_model(model, device, threads)
+    net = load_model(model, job_device(device, threads))
     n_layers, n_heads = net.config.num_hidden_layers, net.config.num_attention_heads
-    counts = PropertyCounts(n_layers, n_heads, types + list(AMINO_ACIDS), a["theta"], a["n_shifts"], seed,
-                            composition_columns=len(types))  # fmt: skip
+    counts = PropertyCounts(
+        n_layers,
+        n_heads,
+        types + list(AMINO_ACIDS),
+        a["theta"],
+        a["n_shifts"],
+        seed,
+        composition_columns=len(types),
+    )
     struct_rows = []
     t0 = time.perf_counter()
-    for row, att in tqdm(attention_maps(net, table_tokens, a["batch_size"]), total=len(table_tokens),
-                         desc="attention", mininterval=10, miniters=1):  # fmt: skip
+    for row, att in tqdm(
+        attention_maps(net, table_tokens, a["batch_size"]),
+        total=len(table_tokens),
+        desc="attention",
+        mininterval=10,
+        miniters=1,
+    ):
         acc = table_tokens["accession"].iloc[row]
         seq = seqs[acc]
         masks, info, contacts, considered = protein_inputs(acc, seq, ann_by_acc, by_acc, st)
         if info is not None:
             struct_rows.append({"accession": acc, **info})
-        counts.add(acc, att, residue_properties(seq, masks, types), contacts, considered,
-                   np.frombuffer(seq.encode(), dtype=np.uint8))  # fmt: skip
+        counts.add(
+            acc,
+            att,
+            residue_properties(seq, masks, types),
+            contacts,
+            considered,
+            np.frombuffer(seq.encode(), dtype=np.uint8),
+        )
     kinds = {t: "annotation" for t in types} | {aa: "amino_acid" for aa in AMINO_ACIDS}
     table = counts.table(a["min_pairs"], fdr, kinds)
     prof = layer_profiles(table)
     summary, _ = blosum_correlation(table, a["blosum_permutations"], seed)
-    prov = {"stage": "attention", "config_hash": config_hash(a), "proteins": counts.proteins, **model_provenance(net),
-            "structures": counts.structures}  # fmt: skip
+    prov = {
+        "stage": "attention",
+        "config_hash": config_hash(a),
+        "proteins": counts.proteins,
+        **model_provenance(net),
+        "structures": counts.structures,
+    }
     write_parquet(table, out_properties, prov)
     write_parquet(prof, out_profiles, prov)
     write_parquet(pd.DataFrame([{**summary, "proteins": counts.proteins}]), out_blosum, prov)
-    write_parquet(pd.DataFrame(struct_rows, columns=["accession", "path", "chain", "identity", "coverage", "used"]),
-                  out_structures, prov)  # fmt: skip
-    log.info("attention of %d proteins (%d with a mapped structure of %d found) in %.1f s; %d of %d heads tested",
-             counts.proteins, counts.structures, len(struct_rows), time.perf_counter() - t0,
-             int(table.loc[table["property"] == table["property"].iloc[0], "tested"].sum()), n_layers * n_heads)  # fmt: skip
+    write_parquet(
+        pd.DataFrame(
+            struct_rows, columns=["accession", "path", "chain", "identity", "coverage", "used"]
+        ),
+        out_structures,
+        prov,
+    )
+    log.info(
+        "attention of %d proteins (%d with a mapped structure of %d found) in %.1f s; %d of %d heads tested",
+        counts.proteins,
+        counts.structures,
+        len(struct_rows),
+        time.perf_counter() - t0,
+        int(table.loc[table["property"] == table["property"].iloc[0], "tested"].sum()),
+        n_layers * n_heads,
+    )
     sig = table[table["significant"]]
     for prop in types + (["contact"] if counts.structures else []):
         g = table[(table["property"] == prop) & table["tested"]]
         if len(g):
             best = g.sort_values("ratio", ascending=False).iloc[0]
-            log.info("%s: %d heads significant (permutation, BH %g); best layer %d head %d: %.3f of high-confidence "
-                     "attention vs background %.3f", prop, int((sig["property"] == prop).sum()),
-                     fdr, best["layer"], best["head"], best["proportion"], best["background"])  # fmt: skip
-    log.info("BLOSUM62 correlation of the heads' amino-acid attention: r %.3f (Mantel p %.4f, %d heads)",
-             summary["pearson_r"], summary["p_mantel"], summary["n_heads"])  # fmt: skip
+            log.info(
+                "%s: %d heads significant (permutation, BH %g); best layer %d head %d: %.3f of high-confidence "
+                "attention vs background %.3f",
+                prop,
+                int((sig["property"] == prop).sum()),
+                fdr,
+                best["layer"],
+                best["head"],
+                best["proportion"],
+                best["background"],
+            )
+    log.info(
+        "BLOSUM62 correlation of the heads' amino-acid attention: r %.3f (Mantel p %.4f, %d heads)",
+        summary["pearson_r"],
+        summary["p_mantel"],
+        summary["n_heads"],
+    )
 
 
-def probes(*, model, tokens, proteins, annotations, out_probes, attention: dict, device: str, seed: int,
-           structures=None, structure_mapping=None, alphafold=None, threads: int = 1) -> None:  # fmt: skip
+def probes(
+    *,
+    model,
+    tokens,
+    proteins,
+    annotations,
+    out_probes,
+    attention: dict,
+    device: str,
+    seed: int,
+    structures=None,
+    structure_mapping=None,
+    alphafold=None,
+    threads: int = 1,
+) -> None:
     """Per layer, logistic probes for each annotation type (and contacts where structures are
     mapped): fitted on training proteins, tested on test proteins, streaming over proteins."""
     from plmxai.attention.inputs import protein_inputs, structure_lookup
     from plmxai.attention.probes import ProbeData, ProbeScores, hidden_states
     from plmxai.model.checkpoint import model_provenance
-    from plmxai.stages.model import stage_model
+    from plmxai.model.esm import job_device, load_model
 
     a, st = attention, attention["structures"]
     p = a["probes"]
     table = pd.read_parquet(tokens)
     train = seeded_subset(select_split(table, "train"), p["train_proteins"], seed)
     test = seeded_subset(select_split(table, "test"), p["test_proteins"], seed)
-    seqs = pd.read_parquet(proteins, columns=["accession", "sequence"]).set_index("accession")["sequence"]
+    seqs = pd.read_parquet(proteins, columns=["accession", "sequence"]).set_index("accession")[
+        "sequence"
+    ]
     ann = pd.read_parquet(annotations)
     ann_by_acc = {acc: g for acc, g in ann.groupby("accession", sort=False)}
     types = sorted(ann["type"].unique())
     lookup = structure_lookup(st, pd.concat([train["accession"], test["accession"]]), proteins)
-    net = stage_model(model, device, threads)
+    net = load_model(model, job_device(device, threads))
     n_states = net.config.num_hidden_layers + 1
 
     def protein(tokens_, row):
@@ -134,11 +222,23 @@ def probes(*, model, tokens, proteins, annotations, out_probes, attention: dict,
         if contacts is not None:
             scores.add_contacts(states, contacts, considered)
     out = scores.table(data)
-    write_parquet(out, out_probes, {"stage": "probes", "config_hash": config_hash(a), **model_provenance(net)})
-    log.info("probes fitted on %d and tested on %d proteins in %.1f s", len(train), len(test),
-             time.perf_counter() - t0)  # fmt: skip
+    write_parquet(
+        out, out_probes, {"stage": "probes", "config_hash": config_hash(a), **model_provenance(net)}
+    )
+    log.info(
+        "probes fitted on %d and tested on %d proteins in %.1f s",
+        len(train),
+        len(test),
+        time.perf_counter() - t0,
+    )
     for name, g in out.groupby("probe"):
         best = g.sort_values("auprc", ascending=False).iloc[0]
-        log.info("%s probe: best layer %d (0 = embeddings), AUPRC %.3f (baseline %.3f), precision at %s %.3f",
-                 name, best["layer"], best["auprc"], best["auprc_baseline"], best["precision_at"],
-                 best["precision"])  # fmt: skip
+        log.info(
+            "%s probe: best layer %d (0 = embeddings), AUPRC %.3f (baseline %.3f), precision at %s %.3f",
+            name,
+            best["layer"],
+            best["auprc"],
+            best["auprc_baseline"],
+            best["precision_at"],
+            best["precision"],
+        )

@@ -38,13 +38,20 @@ def download(*, out_tsv, out_provenance, rest: dict, threads: int = 1) -> None:
     from plmxai.data.download import download_uniprot
 
     download_uniprot(
-        rest["query"], rest["fields"], out_tsv, out_provenance,
-        base_url=rest["base_url"], page_size=rest["page_size"],
-        max_retries=rest["max_retries"], total_timeout=rest["total_timeout"],
-    )  # fmt: skip
+        rest["query"],
+        rest["fields"],
+        out_tsv,
+        out_provenance,
+        base_url=rest["base_url"],
+        page_size=rest["page_size"],
+        max_retries=rest["max_retries"],
+        total_timeout=rest["total_timeout"],
+    )
 
 
-def data(*, tsv, out_proteins, out_annotations, out_summary, data: dict, seed: int, threads: int = 1) -> None:
+def data(
+    *, tsv, out_proteins, out_annotations, out_summary, data: dict, seed: int, threads: int = 1
+) -> None:
     """A source (UniProt TSV, FASTA, per-residue FASTA, sites JSON lines, structures) ->
     proteins.parquet (labels, length policy, splits) + annotations.parquet + a summary whose
     counts are those of the tables. Nothing is written unless every step succeeds."""

@@ -17,61 +17,116 @@ from plmxai.tables import config_hash, write_parquet
 log = logging.getLogger("plmxai")
 
 
-def neuron_activation(*, model, tokens, out_scores, activation: dict, device: str, threads: int = 1) -> None:
+def neuron_activation(
+    *, model, tokens, out_scores, activation: dict, device: str, threads: int = 1
+) -> None:
     """Per class, each neuron's activation over residues (knowledge.activation)."""
     from plmxai.knowledge.activation import activation_scores
     from plmxai.model.checkpoint import model_provenance
-    from plmxai.stages.model import stage_model
+    from plmxai.model.esm import job_device, load_model
 
     a = activation
     table = select_split(pd.read_parquet(tokens), a["split"])
-    net = stage_model(model, device, threads)
+    net = load_model(model, job_device(device, threads))
     scores = activation_scores(net, table, a["reduce"], a["absolute"], a["batch_size"])
-    write_parquet(scores, out_scores, {"stage": "neurons", "config_hash": config_hash(a), **model_provenance(net)})
-    log.info("scored %d neurons x %d classes on %d proteins",
-             scores[["layer", "site", "neuron"]].drop_duplicates().shape[0],
-             scores["class_id"].nunique(), len(table))  # fmt: skip
+    write_parquet(
+        scores,
+        out_scores,
+        {"stage": "neurons", "config_hash": config_hash(a), **model_provenance(net)},
+    )
+    log.info(
+        "scored %d neurons x %d classes on %d proteins",
+        scores[["layer", "site", "neuron"]].drop_duplicates().shape[0],
+        scores["class_id"].nunique(),
+        len(table),
+    )
 
 
-def knowledge_scores(*, model, tokens, out_scores, out_completeness, knowledge: dict, device: str, seed: int,
-                     threads: int = 1) -> None:  # fmt: skip
+def knowledge_scores(
+    *,
+    model,
+    tokens,
+    out_scores,
+    out_completeness,
+    knowledge: dict,
+    device: str,
+    seed: int,
+    threads: int = 1,
+) -> None:
     """IG scores of every neuron by both estimators (knowledge attribution, conductance)."""
     from plmxai.knowledge.scores import ig_scores
     from plmxai.model.checkpoint import model_provenance
-    from plmxai.stages.model import stage_model
+    from plmxai.model.esm import job_device, load_model
 
     k = knowledge
-    table = seeded_subset(select_split(pd.read_parquet(tokens), k["split"]), k["max_proteins"], seed)
-    net = stage_model(model, device, threads)
+    table = seeded_subset(
+        select_split(pd.read_parquet(tokens), k["split"]), k["max_proteins"], seed
+    )
+    net = load_model(model, job_device(device, threads))
     t0 = time.perf_counter()
-    scores, comp = ig_scores(net, table, k["estimators"], k["ka_steps"], k["conductance_steps"],
-                             k["method"], k["target"], k["output"])  # fmt: skip
+    scores, comp = ig_scores(
+        net,
+        table,
+        k["estimators"],
+        k["ka_steps"],
+        k["conductance_steps"],
+        k["method"],
+        k["target"],
+        k["output"],
+    )
     comp["complete"] = comp["relative_error"] <= k["completeness_tolerance"]
     prov = {"stage": "knowledge_scores", "config_hash": config_hash(k), **model_provenance(net)}
     write_parquet(scores, out_scores, prov)
     write_parquet(comp, out_completeness, prov)
     for est, g in comp.groupby("method"):
-        log.info("%s: %d proteins, completeness relative error median %.2e, max %.2e, %d above %g",
-                 est, g["accession"].nunique(), g["relative_error"].median(), g["relative_error"].max(),
-                 int((~g["complete"]).sum()), k["completeness_tolerance"])  # fmt: skip
-    log.info("IG scores of %d neurons on %d proteins in %.1f s",
-             scores[["layer", "site", "neuron"]].drop_duplicates().shape[0], len(table),
-             time.perf_counter() - t0)  # fmt: skip
+        log.info(
+            "%s: %d proteins, completeness relative error median %.2e, max %.2e, %d above %g",
+            est,
+            g["accession"].nunique(),
+            g["relative_error"].median(),
+            g["relative_error"].max(),
+            int((~g["complete"]).sum()),
+            k["completeness_tolerance"],
+        )
+    log.info(
+        "IG scores of %d neurons on %d proteins in %.1f s",
+        scores[["layer", "site", "neuron"]].drop_duplicates().shape[0],
+        len(table),
+        time.perf_counter() - t0,
+    )
 
 
-def knowledge_tests(*, initial, model, tokens, activation, ig, out_runs, out_preservation, out_density,
-                    out_agreement, knowledge: dict, device: str, seed: int, threads: int = 1) -> None:  # fmt: skip
+def knowledge_tests(
+    *,
+    initial,
+    model,
+    tokens,
+    activation,
+    ig,
+    out_runs,
+    out_preservation,
+    out_density,
+    out_agreement,
+    knowledge: dict,
+    device: str,
+    seed: int,
+    threads: int = 1,
+) -> None:
     """Selections by every score, preservation and ablation against random, density, agreement."""
     from plmxai.knowledge.activation import activation_scores
-    from plmxai.knowledge.preservation import HybridEvaluator, as_site_masks, preservation_curves, weight_change
+    from plmxai.knowledge.preservation import (
+        HybridEvaluator,
+        as_site_masks,
+        preservation_curves,
+        weight_change,
+    )
     from plmxai.knowledge.scores import agreement, density, neuron_index, score_vector, select_top
     from plmxai.model.checkpoint import model_provenance
-    from plmxai.model.esm import load_model
-    from plmxai.stages.model import stage_device
+    from plmxai.model.esm import job_device, load_model
 
     k = knowledge
     table = pd.read_parquet(tokens)
-    dev = stage_device(device, threads)
+    dev = job_device(device, threads)
     net = load_model(model, dev)
     init_state = {n: t.to(dev) for n, t in load_model(initial).state_dict().items()}
     finetuned = {n: t.detach().clone() for n, t in net.state_dict().items()}
@@ -85,33 +140,58 @@ def knowledge_tests(*, initial, model, tokens, activation, ig, out_runs, out_pre
     if "ablate_mean" in k["tests"]:
         scoring = seeded_subset(select_split(table, k["split"]), k["max_proteins"], seed)
         act = activation_scores(net, scoring, "mean", False)
-        act = act.assign(w=act["score"] * act["n_proteins"]).groupby(["layer", "site", "neuron"], sort=False)
+        act = act.assign(w=act["score"] * act["n_proteins"]).groupby(
+            ["layer", "site", "neuron"], sort=False
+        )
         overall = (act["w"].sum() / act["n_proteins"].sum().clip(lower=1)).to_numpy(np.float32)
         mean = as_site_masks(net, overall)
-    within = {name: k["activation_within" if name == "activation" else "select_within"] for name in scores}
+    within = {
+        name: k["activation_within" if name == "activation" else "select_within"] for name in scores
+    }
     test = select_split(table, "test")
     evaluator = HybridEvaluator(net, init_state, finetuned, test, k["batch_size"], mean)
     t0 = time.perf_counter()
     runs, summary = preservation_curves(
-        evaluator, index, scores, k["fractions"], k["tests"], k["n_random"], k["random_matched"],
-        within, k["bootstrap"], seed=seed,
-    )  # fmt: skip
-    log.info("%d hybrid models evaluated on %d test proteins in %.1f s", evaluator.evaluations, len(test),
-             time.perf_counter() - t0)  # fmt: skip
+        evaluator,
+        index,
+        scores,
+        k["fractions"],
+        k["tests"],
+        k["n_random"],
+        k["random_matched"],
+        within,
+        k["bootstrap"],
+        seed=seed,
+    )
+    log.info(
+        "%d hybrid models evaluated on %d test proteins in %.1f s",
+        evaluator.evaluations,
+        len(test),
+        time.perf_counter() - t0,
+    )
     dens = []
     for name, s in scores.items():
         for f in k["fractions"]:
             d = density(index, select_top(s, index, f, within[name]))
             dens.append(d.assign(method=name, fraction=f))
     names = list(scores)
-    agree = [{"method_a": a, "method_b": b, **agreement(scores[a], scores[b], k["fractions"])}
-             for i, a in enumerate(names) for b in names[i + 1 :]]  # fmt: skip
+    agree = [
+        {"method_a": a, "method_b": b, **agreement(scores[a], scores[b], k["fractions"])}
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+    ]
     prov = {"stage": "knowledge_tests", "config_hash": config_hash(k), **model_provenance(net)}
     write_parquet(runs, out_runs, prov)
     write_parquet(summary, out_preservation, prov)
     write_parquet(pd.concat(dens, ignore_index=True), out_density, prov)
     write_parquet(pd.DataFrame(agree), out_agreement, prov)
-    acc = summary[(summary["metric"] == "accuracy") & summary["fraction"].between(0, 1, inclusive="neither")]
+    acc = summary[
+        (summary["metric"] == "accuracy") & summary["fraction"].between(0, 1, inclusive="neither")
+    ]
     for (mode, name), g in acc.groupby(["mode", "method"], sort=False):
-        log.info("%s %s: beats random at fractions %s", mode, name,
-                 g.loc[g["beats_random"].fillna(False).astype(bool), "fraction"].tolist())  # fmt: skip
+        log.info(
+            "%s %s: beats random at fractions %s",
+            mode,
+            name,
+            g.loc[g["beats_random"].fillna(False).astype(bool), "fraction"].tolist(),
+        )

@@ -7,22 +7,45 @@ from __future__ import annotations
 import contextlib
 
 
-def report(*, data_summary, annotations, raw, initial, out_html, config: dict, out_figures=None, contrast=None,
-           threads: int = 1, **tables) -> None:  # fmt: skip
+def report(
+    *,
+    data_summary,
+    annotations,
+    raw,
+    initial,
+    out_html,
+    config: dict,
+    out_figures=None,
+    contrast=None,
+    threads: int = 1,
+    **tables,
+) -> None:
     """The HTML report; with `out_figures`, its figures also as PNG files (a folder that
     appears only when complete), for Snakemake's own report. `tables`: every variant's tables,
     named `<variant>__<table>` (workflow/rules/common.smk, report_variant_inputs)."""
-    from plmxai.report.html import build_report
+    from plmxai.report.build import build_report
     from plmxai.tables import atomic_path, write_text
 
-    if isinstance(contrast, list):  # the rule's input is a list: empty where the run has no contrast
+    if isinstance(
+        contrast, list
+    ):  # the rule's input is a list: empty where the run has no contrast
         contrast = contrast[0] if contrast else None
-    inputs = {"data_summary": data_summary, "annotations": annotations, "raw": raw, "initial": initial,
-              "contrast": contrast, "variants": {v: {} for v in config["variants"]}}  # fmt: skip
+    inputs = {
+        "data_summary": data_summary,
+        "annotations": annotations,
+        "raw": raw,
+        "initial": initial,
+        "contrast": contrast,
+        "variants": {v: {} for v in config["variants"]},
+    }
     for name, path in tables.items():
         variant, table = name.split("__", 1)
         inputs["variants"][variant][table] = path
     r = config["report"]
-    with atomic_path(out_figures, is_dir=True) if out_figures else contextlib.nullcontext() as figures:
+    with (
+        atomic_path(out_figures, is_dir=True)
+        if out_figures
+        else contextlib.nullcontext() as figures
+    ):
         text = build_report(config, inputs, r["n_tracks"], r["title"], figures)
     write_text(text, out_html)
