@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from training_throughput import ESM2_8M  # noqa: E402
 
-from plmxai.attention.properties import (
+from plmxai.attention.analysis import (
     AMINO_ACIDS,
     PropertyCounts,
     attention_maps,

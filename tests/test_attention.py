@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from plmxai.attention.properties import (
+from plmxai.attention.analysis import (
     AMINO_ACIDS,
     PropertyCounts,
     attention_maps,
@@ -289,7 +289,6 @@ def test_attention_and_probes_on_real_structures(shared_data, tiny_model, tmp_pa
         out_blosum=out["blosum"],
         out_structures=out["structs"],
         attention=cfg["attention"],
-        fdr=cfg["statistics"]["fdr"],
     )
     test = chains[chains["split"] == "test"]
     structs = pd.read_parquet(out["structs"])
@@ -346,7 +345,7 @@ def test_composition_null_separates_the_site_from_its_amino_acid():
 
 
 def test_diagonal_shift_counts_equal_rolled_maps():
-    from plmxai.attention.properties import diagonal_shift_counts
+    from plmxai.attention.analysis import diagonal_shift_counts
 
     rng = np.random.default_rng(6)
     n = 37

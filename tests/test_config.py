@@ -7,7 +7,7 @@ from tests.conftest import ROOT
 
 def test_defaults_filled():
     cfg = validate_config({})
-    assert cfg["run"] == "demo" and cfg["statistics"]["fdr"] == 0.05
+    assert cfg["run"] == "demo" and cfg["attribution"]["statistics"]["fdr"] == 0.05
     assert cfg["model"]["architecture"]["num_layers"] == 2
 
 
@@ -21,10 +21,16 @@ def test_shipped_config_is_valid():
     [
         (
             {"statistics": {"fdrr": 0.1}},
-            r"'statistics': Additional properties.*'fdrr' was unexpected",
+            r"'attribution.statistics' \(given as 'statistics'\): Additional properties.*'fdrr' was unexpected",
         ),
-        ({"statistics": {"fdr": 1.5}}, r"'statistics.fdr': 1.5 is greater than the maximum of 1"),
-        ({"training": {"epochs": "ten"}}, r"'training.epochs': 'ten' is not of type 'integer'"),
+        (
+            {"statistics": {"fdr": 1.5}},
+            r"'attribution.statistics.fdr' \(given as 'statistics.fdr'\): 1.5 is greater than the maximum of 1",
+        ),
+        (
+            {"training": {"epochs": "ten"}},
+            r"'model.training.epochs' \(given as 'training.epochs'\): 'ten' is not of type 'integer'",
+        ),
         ({"model": {"source": "hub"}}, r"'model.source': 'hub' is not one of"),
         ({"data": {"split": {"train": 0.5}}}, r"'data.split.train/val/test' must sum to 1"),
         ({"data": {"source": "uniprot_tsv"}}, r"'data.tsv' is required"),
@@ -104,3 +110,40 @@ def test_every_option_documented():
 def test_real_model_configs_are_valid(name):
     cfg = load_config(ROOT / "config" / f"{name}.yaml")
     assert cfg["variants"] == ["given"] and cfg["model"]["source"] == "pretrained"
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("neurons", ("knowledge", "activation")),
+        ("training", ("model", "training")),
+        ("statistics", ("attribution", "statistics")),
+        ("faithfulness", ("attribution", "faithfulness")),
+    ],
+)
+def test_old_section_names_are_read_as_the_new_ones(old, new, caplog):
+    """Configs written before the stages had one section each still run, and say so."""
+    value = {"fdr": 0.1} if old == "statistics" else {"batch_size": 7}
+    if old == "faithfulness":
+        value = {"n_random": 7}
+    cfg = validate_config({old: dict(value)})
+    assert old not in cfg
+    section = cfg[new[0]][new[1]]
+    assert all(section[k] == v for k, v in value.items())
+    assert f"config section '{old}' read as '{new[0]}.{new[1]}'" in caplog.text
+
+
+def test_old_and_new_name_of_a_section_together_are_refused():
+    with pytest.raises(ConfigError, match=r"'training' and 'model.training' are the same section"):
+        validate_config({"training": {"epochs": 2}, "model": {"training": {"epochs": 3}}})
+
+
+def test_config_readme_is_generated_from_the_schema():
+    from plmxai.config import schema_markdown
+
+    readme = ROOT / "config" / "README.md"
+    assert readme.read_text() == schema_markdown(), "regenerate: python -m plmxai.config > config/README.md"
+
+
+def test_config_schema_is_the_package_schema():
+    assert (ROOT / "config" / "schema.yaml").read_text() == (ROOT / "src" / "plmxai" / "schema.yaml").read_text()

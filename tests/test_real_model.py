@@ -151,7 +151,6 @@ def test_contact_head_matches_the_independent_computation(tmp_path):
         out_blosum=out / "blosum.parquet",
         out_structures=out / "structures.parquet",
         attention=cfg["attention"],
-        fdr=cfg["statistics"]["fdr"],
         device=cfg["model"]["device"],
         seed=cfg["seed"],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from importlib import resources
 from pathlib import Path
@@ -37,7 +38,12 @@ def load_schema(path: str | Path | None = None) -> dict:
 
 
 # old key -> new key: read as the new one, so configs written before the rename still run
-ALIASES = {"neurons": "knowledge.activation"}
+ALIASES = {
+    "neurons": "knowledge.activation",
+    "training": "model.training",
+    "statistics": "attribution.statistics",
+    "faithfulness": "attribution.faithfulness",
+}
 
 
 def apply_aliases(config: dict) -> list[str]:
@@ -67,16 +73,24 @@ def validate_config(config: dict, schema: dict | str | Path | None = None) -> di
     Sections under their old names (ALIASES) are moved to their new place first."""
     if not isinstance(schema, dict):
         schema = load_schema(schema)
-    for note in apply_aliases(config):
+    notes = apply_aliases(config)
+    for note in notes:
         logging.getLogger("plmxai").warning(note)
+    moved = {
+        new: old for old, new in ALIASES.items() if any(f"'{old}' read as" in n for n in notes)
+    }
     cls = _with_defaults(jsonschema.Draft202012Validator)
     errors = sorted(cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = []
         for e in errors:
             key = ".".join(str(p) for p in e.absolute_path) or "<top level>"
+            label = f"'{key}'"
+            for new, old in moved.items():  # name the key as the user wrote it too
+                if key == new or key.startswith(new + "."):
+                    label += f" (given as '{old}{key[len(new) :]}')"
             desc = e.schema.get("description") if isinstance(e.schema, dict) else None
-            lines.append(f"config key '{key}': {e.message}" + (f" ({desc})" if desc else ""))
+            lines.append(f"config key {label}: {e.message}" + (f" ({desc})" if desc else ""))
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
     _check_consistency(config)
     return config
@@ -200,3 +214,86 @@ def tokenizer_source(model: dict) -> str | None:
     if model.get("source") == "pretrained":
         return model["name_or_path"]
     return model.get("config_dir") or None
+
+
+def options(section: str, values: dict | None = None) -> dict:
+    """One config section (a dotted name, e.g. "attribution.statistics") with the schema's
+    defaults filled in and `values` validated: the options of a notebook call, named and
+    checked as in a config file. ConfigError names the key as it would be in the config."""
+    schema = load_schema()
+    sub = schema
+    for part in section.split("."):
+        sub = sub["properties"][part]
+    instance = copy.deepcopy(values or {})
+    cls = _with_defaults(jsonschema.Draft202012Validator)
+    errors = sorted(cls(sub).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for e in errors:
+            key = ".".join([section, *map(str, e.absolute_path)])
+            lines.append(f"option '{key}': {e.message}")
+        raise ConfigError("invalid options:\n  " + "\n  ".join(lines))
+    return instance
+
+
+def _type_text(spec: dict) -> str:
+    if "enum" in spec:
+        return " \\| ".join(f"`{v}`" for v in spec["enum"])
+    t = spec.get("type", "")
+    if isinstance(t, list):
+        t = " or ".join(t)
+    bounds = []
+    for key, sym in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+        if key in spec:
+            bounds.append(f"{sym} {spec[key]}")
+    if t == "array" and "items" in spec:
+        t = f"list of {_type_text(spec['items'])}"
+    return t + (f" ({', '.join(bounds)})" if bounds else "")
+
+
+def schema_markdown(schema: dict | None = None) -> str:
+    """config/README.md: every option of the schema, section by section (a test keeps the file
+    equal to this)."""
+    schema = schema or load_schema()
+    out = [
+        "# Configuration",
+        "",
+        "Generated from `config/schema.yaml` by `python -m plmxai.config > config/README.md`",
+        "(`tests/test_config.py` checks that it is current). Every key is optional; a wrong key",
+        "or value stops the run at start with a message naming it. Old section names are still",
+        "read: " + ", ".join(f"`{o}` as `{n}`" for o, n in ALIASES.items()) + ".",
+        "",
+    ]
+
+    def rows(props: dict, prefix: str) -> list[str]:
+        lines, nested = [], []
+        for name, spec in props.items():
+            if spec.get("type") == "object" and "properties" in spec:
+                nested.append((name, spec))
+                continue
+            default = spec.get("default", "")
+            default = f"`{json.dumps(default)}`" if "default" in spec else ""
+            desc = " ".join(str(spec.get("description", "")).split()).replace("|", "\\|")
+            lines.append(f"| `{prefix}{name}` | {_type_text(spec)} | {default} | {desc} |")
+        for name, spec in nested:
+            lines += [f"| `{prefix}{name}` | section | | {' '.join(str(spec.get('description', '')).split())} |"]
+            lines += rows(spec["properties"], f"{prefix}{name}.")
+        return lines
+
+    for section, spec in schema["properties"].items():
+        out.append(f"## `{section}`")
+        out.append("")
+        if spec.get("description"):
+            out += [" ".join(str(spec["description"]).split()), ""]
+        if spec.get("type") == "object" and "properties" in spec:
+            out += ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+            out += rows(spec["properties"], f"{section}.")
+        else:
+            default = f" Default `{json.dumps(spec['default'])}`." if "default" in spec else ""
+            out.append(f"Type {_type_text(spec)}.{default}")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(schema_markdown(), end="")

@@ -40,7 +40,6 @@ rule attention:
         runtime=240,
     params:
         attention=attention_params(),
-        fdr=config["statistics"]["fdr"],
         device=config["model"]["device"],
         seed=config["seed"],
     script:

@@ -22,7 +22,7 @@ rule attribution_chunk:
         mem_mb=8000,
         runtime=480,
     params:
-        attribution=config["attribution"],
+        attribution=section("attribution", "statistics", "faithfulness"),
         device=config["model"]["device"],
         seed=config["seed"],
     script:
@@ -41,7 +41,7 @@ rule attribution:
     conda:
         "../../envs/stats.yaml"
     params:
-        attribution=config["attribution"],
+        attribution=section("attribution", "statistics", "faithfulness"),
     script:
         "../scripts/attribution.py"
 
@@ -59,7 +59,7 @@ rule statistics:
     conda:
         "../../envs/stats.yaml"
     params:
-        statistics=config["statistics"],
+        statistics=config["attribution"]["statistics"],
         seed=config["seed"],
     script:
         "../scripts/statistics.py"
@@ -85,7 +85,7 @@ rule faithfulness:
         mem_mb=4000,
         runtime=240,
     params:
-        faithfulness=config["faithfulness"],
+        faithfulness=config["attribution"]["faithfulness"],
         device=config["model"]["device"],
         seed=config["seed"],
     script:
@@ -102,7 +102,7 @@ rule attribution_contrast:
     conda:
         "../../envs/stats.yaml"
     params:
-        statistics=config["statistics"],
+        statistics=config["attribution"]["statistics"],
         variants=TRAINED,
         reference="finetuned",
     script:

@@ -123,6 +123,12 @@ def contrast_output():
     return [R("attribution/contrast.parquet")] if has_contrast() else []
 
 
+def section(name, *subsections):
+    """A config section less its subsections, which have rules of their own: changing a
+    statistics option reruns the statistics, not the attributions."""
+    return {k: v for k, v in config[name].items() if k not in subsections}
+
+
 def attention_params():
     """The attention options less the probes': a probe option reruns only the probes."""
     return {k: v for k, v in config["attention"].items() if k != "probes"}

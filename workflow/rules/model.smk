@@ -29,7 +29,7 @@ rule init_model:
         "../../envs/model.yaml"
     threads: all_cores()
     params:
-        model=config["model"],
+        model=section("model", "training"),
         seed=config["seed"],
         package=PACKAGE_VERSION,
         # the demo's pretraining task is drawn with the same generator settings
@@ -61,8 +61,8 @@ rule finetune:
         mem_mb=16000,
         runtime=720,
     params:
-        model=config["model"],
-        training=config["training"],
+        model=section("model", "training"),
+        training=config["model"]["training"],
         seed=config["seed"],
         # the cache key covers the rule, its script, params and inputs, not the package's code
         package=PACKAGE_VERSION,
@@ -87,8 +87,8 @@ rule given_model:
     resources:
         mem_mb=8000,
     params:
-        model=config["model"],
-        bootstrap=config["training"]["bootstrap"],
+        model=section("model", "training"),
+        bootstrap=config["model"]["training"]["bootstrap"],
         seed=config["seed"],
     script:
         "../scripts/given_model.py"

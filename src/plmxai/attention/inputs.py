@@ -24,13 +24,8 @@ def structure_lookup(st: dict, accessions, proteins_path=None) -> pd.DataFrame:
         if st["folder"]
         else pd.DataFrame(columns=["accession", "path", "chain"])
     )
-    if proteins_path is not None and "structure_path" in parquet_columns(proteins_path):
-        own = pd.read_parquet(
-            proteins_path, columns=["accession", "structure_path", "structure_chain"]
-        )
-        own = own.rename(columns={"structure_path": "path", "structure_chain": "chain"}).dropna(
-            subset=["path"]
-        )
+    own = _own_structures(proteins_path)
+    if own is not None:
         files = pd.concat([own, files], ignore_index=True)
     files = files[files["accession"].isin(wanted)]
     if st.get("alphafold"):
@@ -42,6 +37,23 @@ def structure_lookup(st: dict, accessions, proteins_path=None) -> pd.DataFrame:
         ]
         files = pd.concat([files, pd.DataFrame(af, columns=files.columns)], ignore_index=True)
     return files.drop_duplicates("accession").set_index("accession")
+
+
+def _own_structures(proteins) -> pd.DataFrame | None:
+    """(accession, path, chain) of the proteins' own chains (a proteins table or its file)."""
+    cols = ["accession", "structure_path", "structure_chain"]
+    if proteins is None:
+        return None
+    if isinstance(proteins, pd.DataFrame):
+        if "structure_path" not in proteins.columns:
+            return None
+        own = proteins[cols]
+    elif "structure_path" in parquet_columns(proteins):
+        own = pd.read_parquet(proteins, columns=cols)
+    else:
+        return None
+    own = own.rename(columns={"structure_path": "path", "structure_chain": "chain"})
+    return own.dropna(subset=["path"])
 
 
 def protein_inputs(acc: str, seq: str, ann_by_acc: dict, lookup: pd.DataFrame, st: dict):

@@ -50,7 +50,7 @@ def top_heads(
 
 
 def attention_section(config: dict, variant: str, f: dict, fig_to_img, table) -> str:
-    a, fdr = config["attention"], config["statistics"]["fdr"]
+    a, fdr = config["attention"], config["attention"]["fdr"]
     t = pd.read_parquet(f["attention"])
     prof = pd.read_parquet(f["attention_profiles"])
     blosum = pd.read_parquet(f["blosum"]).iloc[0]

@@ -495,7 +495,7 @@ def _attribution_parts(config, variant, f, annotations, preds, n_tracks) -> list
 
     if "faithfulness" in f:
         fa = pd.read_parquet(f["faithfulness"])
-        fc = config["faithfulness"]
+        fc = config["attribution"]["faithfulness"]
         track = (
             "embedding-level"
             if fc["layer"] == "embedding"
@@ -512,7 +512,7 @@ def _attribution_parts(config, variant, f, annotations, preds, n_tracks) -> list
             parts.append(_table(fa))
 
     parts.append("<h3>Statistics: relevance against annotations</h3>")
-    s = config["statistics"]
+    s = config["attribution"]["statistics"]
     parts.append(
         f'<p class="note">Per protein, the point-biserial r between {s["relevance"]} relevance and '
         "each annotation mask; across proteins, the one-sided Wilcoxon signed-rank test of median "

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import time
 
-import numpy as np
 import pandas as pd
 
 from plmxai.data.splits import seeded_subset, select_split
@@ -42,7 +41,6 @@ def attention(
     out_blosum,
     out_structures,
     attention: dict,
-    fdr: float,
     device: str,
     seed: int,
     structures=None,
@@ -55,114 +53,40 @@ def attention(
     structure inputs, where configured, are read through attention.structures."""
     from tqdm.auto import tqdm
 
-    from plmxai.attention.inputs import protein_inputs, structure_lookup
-    from plmxai.attention.properties import (
-        AMINO_ACIDS,
-        PropertyCounts,
-        attention_maps,
-        blosum_correlation,
-        layer_profiles,
-        residue_properties,
-    )
+    from plmxai.attention import properties
     from plmxai.model.checkpoint import model_provenance
     from plmxai.model.esm import job_device, load_model
 
-    a, st = attention, attention["structures"]
-    table_tokens = seeded_subset(
-        select_split(pd.read_parquet(tokens), a["split"]), a["max_proteins"], seed
-    )
-    seqs = pd.read_parquet(proteins, columns=["accession", "sequence"]).set_index("accession")[
-        "sequence"
-    ]
+    a = attention
+    table_tokens = seeded_subset(select_split(pd.read_parquet(tokens), a["split"]), a["max_proteins"], seed)
+    prot = pd.read_parquet(proteins)
     ann = pd.read_parquet(annotations)
-    ann_by_acc = {acc: g for acc, g in ann.groupby("accession", sort=False)}
-    types = sorted(ann["type"].unique())
-    by_acc = structure_lookup(st, table_tokens["accession"], proteins)
     net = load_model(model, job_device(device, threads))
-    n_layers, n_heads = net.config.num_hidden_layers, net.config.num_attention_heads
-    counts = PropertyCounts(
-        n_layers,
-        n_heads,
-        types + list(AMINO_ACIDS),
-        a["theta"],
-        a["n_shifts"],
-        seed,
-        composition_columns=len(types),
-    )
-    struct_rows = []
     t0 = time.perf_counter()
-    for row, att in tqdm(
-        attention_maps(net, table_tokens, a["batch_size"]),
-        total=len(table_tokens),
-        desc="attention",
-        mininterval=10,
-        miniters=1,
-    ):
-        acc = table_tokens["accession"].iloc[row]
-        seq = seqs[acc]
-        masks, info, contacts, considered = protein_inputs(acc, seq, ann_by_acc, by_acc, st)
-        if info is not None:
-            struct_rows.append({"accession": acc, **info})
-        counts.add(
-            acc,
-            att,
-            residue_properties(seq, masks, types),
-            contacts,
-            considered,
-            np.frombuffer(seq.encode(), dtype=np.uint8),
-        )
-    kinds = {t: "annotation" for t in types} | {aa: "amino_acid" for aa in AMINO_ACIDS}
-    table = counts.table(a["min_pairs"], fdr, kinds)
-    prof = layer_profiles(table)
-    summary, _ = blosum_correlation(table, a["blosum_permutations"], seed)
-    prov = {
-        "stage": "attention",
-        "config_hash": config_hash(a),
-        "proteins": counts.proteins,
-        **model_provenance(net),
-        "structures": counts.structures,
-    }
+    res = properties(net, table_tokens, ann, prot, seed=seed, **a,
+                     progress=lambda it: tqdm(it, total=len(table_tokens), desc="attention", mininterval=10, miniters=1))  # fmt: skip
+    table = res.table
+    prov = {"stage": "attention", "config_hash": config_hash(a), "proteins": res.proteins,
+            **model_provenance(net), "structures": res.with_structure}  # fmt: skip
     write_parquet(table, out_properties, prov)
-    write_parquet(prof, out_profiles, prov)
-    write_parquet(pd.DataFrame([{**summary, "proteins": counts.proteins}]), out_blosum, prov)
-    write_parquet(
-        pd.DataFrame(
-            struct_rows, columns=["accession", "path", "chain", "identity", "coverage", "used"]
-        ),
-        out_structures,
-        prov,
-    )
-    log.info(
-        "attention of %d proteins (%d with a mapped structure of %d found) in %.1f s; %d of %d heads tested",
-        counts.proteins,
-        counts.structures,
-        len(struct_rows),
-        time.perf_counter() - t0,
-        int(table.loc[table["property"] == table["property"].iloc[0], "tested"].sum()),
-        n_layers * n_heads,
-    )
+    write_parquet(res.profiles, out_profiles, prov)
+    write_parquet(pd.DataFrame([{**res.blosum, "proteins": res.proteins}]), out_blosum, prov)
+    write_parquet(res.structures, out_structures, prov)
+    n_layers, n_heads = net.config.num_hidden_layers, net.config.num_attention_heads
+    log.info("attention of %d proteins (%d with a mapped structure of %d found) in %.1f s; %d of %d heads tested",
+             res.proteins, res.with_structure, len(res.structures), time.perf_counter() - t0,
+             int(table.loc[table["property"] == table["property"].iloc[0], "tested"].sum()), n_layers * n_heads)  # fmt: skip
     sig = table[table["significant"]]
-    for prop in types + (["contact"] if counts.structures else []):
+    types = sorted(ann["type"].unique())
+    for prop in types + (["contact"] if res.with_structure else []):
         g = table[(table["property"] == prop) & table["tested"]]
         if len(g):
             best = g.sort_values("ratio", ascending=False).iloc[0]
-            log.info(
-                "%s: %d heads significant (permutation, BH %g); best layer %d head %d: %.3f of high-confidence "
-                "attention vs background %.3f",
-                prop,
-                int((sig["property"] == prop).sum()),
-                fdr,
-                best["layer"],
-                best["head"],
-                best["proportion"],
-                best["background"],
-            )
-    log.info(
-        "BLOSUM62 correlation of the heads' amino-acid attention: r %.3f (Mantel p %.4f, %d heads)",
-        summary["pearson_r"],
-        summary["p_mantel"],
-        summary["n_heads"],
-    )
+            log.info("%s: %d heads significant (permutation, BH %g); best layer %d head %d: %.3f of "
+                     "high-confidence attention vs background %.3f", prop, int((sig["property"] == prop).sum()),
+                     a["fdr"], best["layer"], best["head"], best["proportion"], best["background"])  # fmt: skip
+    log.info("BLOSUM62 correlation of the heads' amino-acid attention: r %.3f (Mantel p %.4f, %d heads)",
+             res.blosum["pearson_r"], res.blosum["p_mantel"], res.blosum["n_heads"])  # fmt: skip
 
 
 def probes(

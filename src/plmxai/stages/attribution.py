@@ -41,8 +41,8 @@ def attribution_chunk(
 ) -> None:
     """Embedding IG and (option `heads`) conductance at every layer's attention context, for
     one chunk of the attributed proteins."""
-    from plmxai.attribution.embedding import COMPLETENESS_COLUMNS, embedding_ig
-    from plmxai.attribution.heads import head_attribution
+    from plmxai.attribution import attribution_batches
+    from plmxai.attribution.embedding import COMPLETENESS_COLUMNS
     from plmxai.attribution.proteins import attribution_proteins, chunk_slice
     from plmxai.model.checkpoint import model_provenance
     from plmxai.model.esm import job_device, load_model
@@ -77,57 +77,15 @@ def attribution_chunk(
     )
     t0 = time.perf_counter()
     comps = []
-    heads = (
-        head_attribution(
-            net,
-            table,
-            a["target"],
-            a["head_steps"],
-            a["method"],
-            a["baseline"],
-            a["n_baselines"],
-            seed,
-        )
-        if a["heads"]
-        else None
-    )
     empty = pd.DataFrame(
-        {
-            c: pd.Series(dtype=t)
-            for c, t in [
-                ("accession", object),
-                ("layer", object),
-                ("head", np.int16),
-                ("position", np.int32),
-                ("residue", object),
-                ("relevance", dtype),
-            ]
-        }
+        {c: pd.Series(dtype=t) for c, t in [
+            ("accession", object), ("layer", object), ("head", np.int16), ("position", np.int32),
+            ("residue", object), ("relevance", dtype)]}
     )
     writer = ParquetStreamWriter(out_relevance, prov)
     try:
-        for rel, comp in embedding_ig(
-            net,
-            table,
-            a["target"],
-            a["n_steps"],
-            a["method"],
-            a["batch_size"],
-            a["internal_batch_size"],
-            a["baseline"],
-            a["n_baselines"],
-            seed,
-        ):
-            comps.append(comp.assign(method="embedding_ig"))
-            parts = [rel]
-            for acc in rel["accession"].unique() if heads is not None else []:
-                hrel, hcomp = next(heads)
-                if hcomp["accession"] != acc:  # both walk the table in order, one protein each
-                    raise RuntimeError(
-                        f"head attribution out of step: {hcomp['accession']} != {acc}"
-                    )
-                parts.append(hrel)
-                comps.append(pd.DataFrame([hcomp]).assign(method="head_conductance"))
+        for parts, comp in attribution_batches(net, table, a, seed):
+            comps += comp
             for part in parts:  # a row group per protein (and per batch for the embedding)
                 writer.write(part.astype({"relevance": dtype}))
         writer.close(empty=empty)
@@ -216,7 +174,7 @@ def faithfulness(
     rel = read_partitioned(relevance, "layer", [f["layer"]])
     if rel.empty:
         raise ValueError(
-            f"{relevance}: no relevance of layer {f['layer']!r} (faithfulness.layer); "
+            f"{relevance}: no relevance of layer {f['layer']!r} (attribution.faithfulness.layer); "
             "head-level layers need attribution.heads"
         )
     if f["layer"] != "embedding":
@@ -263,39 +221,24 @@ def statistics(
 ) -> None:
     """Relevance against annotations for every layer and head, one layer partition at a time
     (memory holds one layer), BH over every test of every layer."""
-    from plmxai.stats import adjust, group_tests, protein_correlations
+    from plmxai.attribution import test_annotations
+    from plmxai.stats import adjust
 
     s = statistics
     ann = pd.read_parquet(annotations)
-    labels = pd.read_parquet(proteins, columns=["accession", "label"]).set_index("accession")[
-        "label"
-    ]
+    prot = pd.read_parquet(proteins, columns=["accession", "label"])
     corrs, tests = [], []
     layers = partitions(relevance, "layer")
     t0 = time.perf_counter()
     for i, layer in enumerate(layers, 1):
         rel = read_partitioned(relevance, "layer", [layer])
-        corr, null, comp_null = protein_correlations(
-            rel, ann, labels, s["relevance"], s["n_shifts"], seed
-        )
-        tests.append(
-            group_tests(
-                corr,
-                null if s["n_shifts"] else None,
-                s["min_proteins"],
-                s["per_class"],
-                comp_null if s["n_shifts"] else None,
-            )
-        )
+        test, corr = test_annotations(rel, ann, prot, seed=seed, adjust=False, **s)
+        tests.append(test)
         corrs.append(corr)
         # progress: a large model has dozens of layer partitions
         log.info(
             "layer partition %s (%d of %d): %d protein correlations, %.1f s so far",
-            layer,
-            i,
-            len(layers),
-            len(corr),
-            time.perf_counter() - t0,
+            layer, i, len(layers), len(corr), time.perf_counter() - t0,
         )
     corr = pd.concat(corrs, ignore_index=True)
     table = adjust(pd.concat(tests, ignore_index=True), s["fdr"])

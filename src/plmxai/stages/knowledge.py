@@ -21,14 +21,14 @@ def neuron_activation(
     *, model, tokens, out_scores, activation: dict, device: str, threads: int = 1
 ) -> None:
     """Per class, each neuron's activation over residues (knowledge.activation)."""
-    from plmxai.knowledge.activation import activation_scores
+    from plmxai.knowledge import activation as activation_scores
     from plmxai.model.checkpoint import model_provenance
     from plmxai.model.esm import job_device, load_model
 
     a = activation
     table = select_split(pd.read_parquet(tokens), a["split"])
     net = load_model(model, job_device(device, threads))
-    scores = activation_scores(net, table, a["reduce"], a["absolute"], a["batch_size"])
+    scores = activation_scores(net, table, **a)
     write_parquet(
         scores,
         out_scores,
@@ -54,7 +54,7 @@ def knowledge_scores(
     threads: int = 1,
 ) -> None:
     """IG scores of every neuron by both estimators (knowledge attribution, conductance)."""
-    from plmxai.knowledge.scores import ig_scores
+    from plmxai.knowledge import score
     from plmxai.model.checkpoint import model_provenance
     from plmxai.model.esm import job_device, load_model
 
@@ -64,16 +64,7 @@ def knowledge_scores(
     )
     net = load_model(model, job_device(device, threads))
     t0 = time.perf_counter()
-    scores, comp = ig_scores(
-        net,
-        table,
-        k["estimators"],
-        k["ka_steps"],
-        k["conductance_steps"],
-        k["method"],
-        k["target"],
-        k["output"],
-    )
+    scores, comp = score(net, table, **k)
     comp["complete"] = comp["relative_error"] <= k["completeness_tolerance"]
     prov = {"stage": "knowledge_scores", "config_hash": config_hash(k), **model_provenance(net)}
     write_parquet(scores, out_scores, prov)

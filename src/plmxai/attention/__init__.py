@@ -1,0 +1,71 @@
+"""Stage `attention`: what the heads attend to. Attention to annotation types, amino acids and
+contacts per head against a background, with permutation tests (Vig et al.), layer profiles,
+the BLOSUM62 correlation, and probes of the hidden states.
+
+    res = px.attention.properties(model, tokens, annotations, proteins, theta=0.3)
+    res.table[res.table["significant"]]
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class AttentionProperties(NamedTuple):
+    """table: one row per layer, head and property (annotation type, amino acid, contact);
+    profiles: per layer; blosum: the BLOSUM62 correlation; structures: each protein's mapped
+    structure; proteins, with_structure: how many were counted."""
+
+    table: object
+    profiles: object
+    blosum: dict
+    structures: object
+    proteins: int
+    with_structure: int
+
+
+def properties(model, tokens, annotations, proteins, *, seed: int = 0, progress=None, **options):
+    """Attention of every head to each property over the proteins of `tokens` (all of them),
+    streamed protein by protein. Options are the config's `attention` keys (theta, fdr,
+    min_pairs, n_shifts, batch_size, blosum_permutations, structures); contacts come from the
+    proteins' own structures or attention.structures. `progress` wraps the protein iterator
+    (e.g. tqdm)."""
+    import numpy as np
+    import pandas as pd
+
+    from plmxai.attention.inputs import protein_inputs, structure_lookup
+    from plmxai.attention.analysis import (
+        AMINO_ACIDS,
+        PropertyCounts,
+        attention_maps,
+        blosum_correlation,
+        layer_profiles,
+        residue_properties,
+    )
+    from plmxai.config import options as section
+
+    a = section("attention", options)
+    st = a["structures"]
+    seqs = proteins.set_index("accession")["sequence"]
+    ann_by_acc = {acc: g for acc, g in annotations.groupby("accession", sort=False)}
+    types = sorted(annotations["type"].unique())
+    lookup = structure_lookup(st, tokens["accession"], proteins)
+    n_layers, n_heads = model.config.num_hidden_layers, model.config.num_attention_heads
+    counts = PropertyCounts(n_layers, n_heads, types + list(AMINO_ACIDS), a["theta"], a["n_shifts"], seed,
+                            composition_columns=len(types))  # fmt: skip
+    struct_rows = []
+    maps = attention_maps(model, tokens, a["batch_size"])
+    for row, att in progress(maps) if progress else maps:
+        acc = tokens["accession"].iloc[row]
+        seq = seqs[acc]
+        masks, info, contacts, considered = protein_inputs(acc, seq, ann_by_acc, lookup, st)
+        if info is not None:
+            struct_rows.append({"accession": acc, **info})
+        counts.add(acc, att, residue_properties(seq, masks, types), contacts, considered,
+                   np.frombuffer(seq.encode(), dtype=np.uint8))  # fmt: skip
+    kinds = {t: "annotation" for t in types} | {aa: "amino_acid" for aa in AMINO_ACIDS}
+    table = counts.table(a["min_pairs"], a["fdr"], kinds)
+    blosum, _ = blosum_correlation(table, a["blosum_permutations"], seed)
+    columns = ["accession", "path", "chain", "identity", "coverage", "used"]
+    return AttentionProperties(table, layer_profiles(table), blosum, pd.DataFrame(struct_rows, columns=columns),
+                               counts.proteins, counts.structures)  # fmt: skip
