@@ -142,8 +142,12 @@ def test_config_readme_is_generated_from_the_schema():
     from plmxai.config import schema_markdown
 
     readme = ROOT / "config" / "README.md"
-    assert readme.read_text() == schema_markdown(), "regenerate: python -m plmxai.config > config/README.md"
+    assert readme.read_text() == schema_markdown(), (
+        "regenerate: python -m plmxai.config > config/README.md"
+    )
 
 
 def test_config_schema_is_the_package_schema():
-    assert (ROOT / "config" / "schema.yaml").read_text() == (ROOT / "src" / "plmxai" / "schema.yaml").read_text()
+    assert (ROOT / "config" / "schema.yaml").read_text() == (
+        ROOT / "src" / "plmxai" / "schema.yaml"
+    ).read_text()

@@ -8,7 +8,7 @@ Layers (an import may only point down or sideways within its own layer):
     plot    -> shared
     model   -> data, shared                                      (knows no analysis)
     data    -> shared                                            (knows no model)
-    shared  = plmxai, config, tables, runlog, stats, metrics, sites, run
+    shared  = plmxai, _version, config, tables, runlog, stats, metrics, sites, run
 
 Every import counts, at module level or inside a function. A stage is one name: each rule in
 workflow/rules/<stage>.smk has workflow/scripts/<rule>.py (the same three lines) and the
@@ -26,7 +26,7 @@ from plmxai.stages import RULES, STAGES, RuleMismatch, check_signature, stage_fu
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "src" / "plmxai"
-SHARED = {"plmxai", "config", "tables", "runlog", "stats", "metrics", "sites", "run"}
+SHARED = {"plmxai", "_version", "config", "tables", "runlog", "stats", "metrics", "sites", "run"}
 ALLOWED = {
     "shared": {"shared"},
     "data": {"data", "shared"},
@@ -73,13 +73,11 @@ def imports(path: Path) -> tuple[set[str], set[str]]:
                 f"{path}: relative import (the layering test reads absolute ones)"
             )
             mod = node.module
-            if mod == "plmxai":  # from plmxai import __version__ / a subpackage
-                ours |= {
-                    f"plmxai.{a.name}" if (PACKAGE / a.name).exists() else "plmxai"
-                    for a in node.names
-                }
-            elif mod.startswith("plmxai."):
-                ours.add(mod)
+            if mod == "plmxai" or mod.startswith("plmxai."):
+                folder = PACKAGE.parent.joinpath(*mod.split("."))
+                for a in node.names:  # `from plmxai.data import homology` imports a module
+                    is_module = (folder / f"{a.name}.py").exists() or (folder / a.name).is_dir()
+                    ours.add(f"{mod}.{a.name}" if is_module else mod)
             else:
                 others.add(mod.split(".")[0])
         elif isinstance(node, ast.Import):

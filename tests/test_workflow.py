@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -494,3 +495,27 @@ def test_between_workflow_cache(tmp_path, monkeypatch):
     )
     assert "done in" in (third / "results/small/logs/finetune_finetuned.log").read_text()
     assert (third / "results/small/logs/init_model.log").stat().st_size == 0
+
+
+def test_run_reads_every_table_the_workflow_writes(demo_run):
+    """px.Run names every table of a finished run: none is left without a name, and each
+    reads back with the rows it has."""
+    from plmxai import Run
+
+    work, _ = demo_run
+    out = work / "results" / "itest"
+    run = Run(out)
+    assert run.variants == ["finetuned", "shuffled"]
+    listed = run.tables()
+    named = {Path(p) for p in listed["path"]}
+    written = {p for p in out.rglob("*.parquet") if "raw" not in p.parts}
+    unnamed = {p for p in written if p not in named and not any(q in p.parents for q in named)}
+    assert not unnamed, sorted(map(str, unnamed))
+    for rec in listed.itertuples():
+        assert len(run.table(rec.name, rec.variant)) == rec.rows, rec
+    assert run.summary["kept"] == len(run.table("proteins"))
+    assert run.provenance("statistics", "finetuned")["stage"] == "statistics"
+    with pytest.raises(
+        ValueError, match=r"exists per variant: give variant= one of \['finetuned', 'shuffled'\]"
+    ):
+        run.file("statistics")

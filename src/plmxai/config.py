@@ -243,7 +243,12 @@ def _type_text(spec: dict) -> str:
     if isinstance(t, list):
         t = " or ".join(t)
     bounds = []
-    for key, sym in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+    for key, sym in (
+        ("minimum", ">="),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "<="),
+        ("exclusiveMaximum", "<"),
+    ):
         if key in spec:
             bounds.append(f"{sym} {spec[key]}")
     if t == "array" and "items" in spec:
@@ -276,7 +281,9 @@ def schema_markdown(schema: dict | None = None) -> str:
             desc = " ".join(str(spec.get("description", "")).split()).replace("|", "\\|")
             lines.append(f"| `{prefix}{name}` | {_type_text(spec)} | {default} | {desc} |")
         for name, spec in nested:
-            lines += [f"| `{prefix}{name}` | section | | {' '.join(str(spec.get('description', '')).split())} |"]
+            lines += [
+                f"| `{prefix}{name}` | section | | {' '.join(str(spec.get('description', '')).split())} |"
+            ]
             lines += rows(spec["properties"], f"{prefix}{name}.")
         return lines
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from plmxai import __version__
+from plmxai._version import __version__
 
 PROVENANCE_KEY = b"plmxai"
 

@@ -33,7 +33,6 @@ def properties(model, tokens, annotations, proteins, *, seed: int = 0, progress=
     import numpy as np
     import pandas as pd
 
-    from plmxai.attention.inputs import protein_inputs, structure_lookup
     from plmxai.attention.analysis import (
         AMINO_ACIDS,
         PropertyCounts,
@@ -42,6 +41,7 @@ def properties(model, tokens, annotations, proteins, *, seed: int = 0, progress=
         layer_profiles,
         residue_properties,
     )
+    from plmxai.attention.inputs import protein_inputs, structure_lookup
     from plmxai.config import options as section
 
     a = section("attention", options)
@@ -51,8 +51,15 @@ def properties(model, tokens, annotations, proteins, *, seed: int = 0, progress=
     types = sorted(annotations["type"].unique())
     lookup = structure_lookup(st, tokens["accession"], proteins)
     n_layers, n_heads = model.config.num_hidden_layers, model.config.num_attention_heads
-    counts = PropertyCounts(n_layers, n_heads, types + list(AMINO_ACIDS), a["theta"], a["n_shifts"], seed,
-                            composition_columns=len(types))  # fmt: skip
+    counts = PropertyCounts(
+        n_layers,
+        n_heads,
+        types + list(AMINO_ACIDS),
+        a["theta"],
+        a["n_shifts"],
+        seed,
+        composition_columns=len(types),
+    )
     struct_rows = []
     maps = attention_maps(model, tokens, a["batch_size"])
     for row, att in progress(maps) if progress else maps:
@@ -61,11 +68,23 @@ def properties(model, tokens, annotations, proteins, *, seed: int = 0, progress=
         masks, info, contacts, considered = protein_inputs(acc, seq, ann_by_acc, lookup, st)
         if info is not None:
             struct_rows.append({"accession": acc, **info})
-        counts.add(acc, att, residue_properties(seq, masks, types), contacts, considered,
-                   np.frombuffer(seq.encode(), dtype=np.uint8))  # fmt: skip
+        counts.add(
+            acc,
+            att,
+            residue_properties(seq, masks, types),
+            contacts,
+            considered,
+            np.frombuffer(seq.encode(), dtype=np.uint8),
+        )
     kinds = {t: "annotation" for t in types} | {aa: "amino_acid" for aa in AMINO_ACIDS}
     table = counts.table(a["min_pairs"], a["fdr"], kinds)
     blosum, _ = blosum_correlation(table, a["blosum_permutations"], seed)
     columns = ["accession", "path", "chain", "identity", "coverage", "used"]
-    return AttentionProperties(table, layer_profiles(table), blosum, pd.DataFrame(struct_rows, columns=columns),
-                               counts.proteins, counts.structures)  # fmt: skip
+    return AttentionProperties(
+        table,
+        layer_profiles(table),
+        blosum,
+        pd.DataFrame(struct_rows, columns=columns),
+        counts.proteins,
+        counts.structures,
+    )

@@ -32,10 +32,28 @@ def attribution_batches(model, tokens, a: dict, seed: int = 0) -> Iterator[tuple
 
     heads = None
     if a["heads"]:
-        heads = head_attribution(model, tokens, a["target"], a["head_steps"], a["method"],
-                                 a["baseline"], a["n_baselines"], seed)  # fmt: skip
-    for rel, comp in embedding_ig(model, tokens, a["target"], a["n_steps"], a["method"], a["batch_size"],
-                                  a["internal_batch_size"], a["baseline"], a["n_baselines"], seed):  # fmt: skip
+        heads = head_attribution(
+            model,
+            tokens,
+            a["target"],
+            a["head_steps"],
+            a["method"],
+            a["baseline"],
+            a["n_baselines"],
+            seed,
+        )
+    for rel, comp in embedding_ig(
+        model,
+        tokens,
+        a["target"],
+        a["n_steps"],
+        a["method"],
+        a["batch_size"],
+        a["internal_batch_size"],
+        a["baseline"],
+        a["n_baselines"],
+        seed,
+    ):
         parts, comps = [rel], [comp.assign(method="embedding_ig")]
         for acc in rel["accession"].unique() if heads is not None else []:
             hrel, hcomp = next(heads)
@@ -51,16 +69,17 @@ def attribute(model, tokens, *, seed: int = 0, **options) -> Attribution:
     true) every head of every layer. Options are the config's `attribution` keys (target,
     n_steps, head_steps, method, baseline, n_baselines, batch_size, internal_batch_size, heads,
     completeness_tolerance); the proteins are all of `tokens`."""
+    import numpy as np
     import pandas as pd
 
     from plmxai.config import options as section
 
-    import numpy as np
-
     a = section("attribution", options)
     # by length, as the embedding integration batches them: the head integration walks the
     # same order, one protein at a time
-    tokens = tokens.iloc[np.argsort(tokens["n_residues"].to_numpy(), kind="stable")].reset_index(drop=True)
+    tokens = tokens.iloc[np.argsort(tokens["n_residues"].to_numpy(), kind="stable")].reset_index(
+        drop=True
+    )
     rels, comps = [], []
     for parts, comp in attribution_batches(model, tokens, a, seed):
         rels += parts
@@ -70,7 +89,9 @@ def attribute(model, tokens, *, seed: int = 0, **options) -> Attribution:
     return Attribution(pd.concat(rels, ignore_index=True), comp)
 
 
-def test_annotations(table, annotations, proteins, *, seed: int = 0, adjust: bool = True, **options):
+def test_annotations(
+    table, annotations, proteins, *, seed: int = 0, adjust: bool = True, **options
+):
     """Per layer, head and annotation type (and class), relevance (`table`, as
     Attribution.relevance) against annotations: each
     protein's point-biserial r, tested by Wilcoxon and two permutation nulls (circular shift,
@@ -87,10 +108,19 @@ def test_annotations(table, annotations, proteins, *, seed: int = 0, adjust: boo
     labels = proteins.set_index("accession")["label"]
     corrs, tests = [], []
     for _, rel in table.groupby("layer", sort=True):
-        corr, null, comp_null = protein_correlations(rel, annotations, labels, s["relevance"], s["n_shifts"], seed)
+        corr, null, comp_null = protein_correlations(
+            rel, annotations, labels, s["relevance"], s["n_shifts"], seed
+        )
         shifts = bool(s["n_shifts"])
-        tests.append(group_tests(corr, null if shifts else None, s["min_proteins"], s["per_class"],
-                                 comp_null if shifts else None))  # fmt: skip
+        tests.append(
+            group_tests(
+                corr,
+                null if shifts else None,
+                s["min_proteins"],
+                s["per_class"],
+                comp_null if shifts else None,
+            )
+        )
         corrs.append(corr)
     out = pd.concat(tests, ignore_index=True)
     return (bh(out, s["fdr"]) if adjust else out), pd.concat(corrs, ignore_index=True)

@@ -32,7 +32,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from plmxai import __version__
+from plmxai._version import __version__
 
 log = logging.getLogger("plmxai.data.download")
 

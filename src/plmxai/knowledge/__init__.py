@@ -17,8 +17,16 @@ def score(model, tokens, **options):
     from plmxai.knowledge.scores import ig_scores
 
     k = section("knowledge", options)
-    return ig_scores(model, tokens, k["estimators"], k["ka_steps"], k["conductance_steps"],
-                     k["method"], k["target"], k["output"])  # fmt: skip
+    return ig_scores(
+        model,
+        tokens,
+        k["estimators"],
+        k["ka_steps"],
+        k["conductance_steps"],
+        k["method"],
+        k["target"],
+        k["output"],
+    )
 
 
 def activation(model, tokens, **options):

@@ -29,8 +29,13 @@ def load(
 
     spec = options(
         "model",
-        {"source": "pretrained", "name_or_path": str(name_or_path), "revision": revision,
-         "head": head, "device": device},
+        {
+            "source": "pretrained",
+            "name_or_path": str(name_or_path),
+            "revision": revision,
+            "head": head,
+            "device": device,
+        },
     )
     return build_model(spec, labels, seed).to(pick_device(device)).eval()
 
@@ -62,4 +67,6 @@ def finetune(model, tokens, *, variant: str = "finetuned", seed: int = 0, **trai
     t = options("model.training", training)
     t.pop("bootstrap")
     train_set, val = variant_data(tokens, variant, seed)
-    return train(model, train_set, val, TrainOptions(seed=seed, freeze_encoder=variant == "frozen", **t))
+    return train(
+        model, train_set, val, TrainOptions(seed=seed, freeze_encoder=variant == "frozen", **t)
+    )

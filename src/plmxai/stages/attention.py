@@ -58,35 +58,69 @@ def attention(
     from plmxai.model.esm import job_device, load_model
 
     a = attention
-    table_tokens = seeded_subset(select_split(pd.read_parquet(tokens), a["split"]), a["max_proteins"], seed)
+    table_tokens = seeded_subset(
+        select_split(pd.read_parquet(tokens), a["split"]), a["max_proteins"], seed
+    )
     prot = pd.read_parquet(proteins)
     ann = pd.read_parquet(annotations)
     net = load_model(model, job_device(device, threads))
     t0 = time.perf_counter()
-    res = properties(net, table_tokens, ann, prot, seed=seed, **a,
-                     progress=lambda it: tqdm(it, total=len(table_tokens), desc="attention", mininterval=10, miniters=1))  # fmt: skip
+    res = properties(
+        net,
+        table_tokens,
+        ann,
+        prot,
+        seed=seed,
+        **a,
+        progress=lambda it: tqdm(
+            it, total=len(table_tokens), desc="attention", mininterval=10, miniters=1
+        ),
+    )
     table = res.table
-    prov = {"stage": "attention", "config_hash": config_hash(a), "proteins": res.proteins,
-            **model_provenance(net), "structures": res.with_structure}  # fmt: skip
+    prov = {
+        "stage": "attention",
+        "config_hash": config_hash(a),
+        "proteins": res.proteins,
+        **model_provenance(net),
+        "structures": res.with_structure,
+    }
     write_parquet(table, out_properties, prov)
     write_parquet(res.profiles, out_profiles, prov)
     write_parquet(pd.DataFrame([{**res.blosum, "proteins": res.proteins}]), out_blosum, prov)
     write_parquet(res.structures, out_structures, prov)
     n_layers, n_heads = net.config.num_hidden_layers, net.config.num_attention_heads
-    log.info("attention of %d proteins (%d with a mapped structure of %d found) in %.1f s; %d of %d heads tested",
-             res.proteins, res.with_structure, len(res.structures), time.perf_counter() - t0,
-             int(table.loc[table["property"] == table["property"].iloc[0], "tested"].sum()), n_layers * n_heads)  # fmt: skip
+    log.info(
+        "attention of %d proteins (%d with a mapped structure of %d found) in %.1f s; %d of %d heads tested",
+        res.proteins,
+        res.with_structure,
+        len(res.structures),
+        time.perf_counter() - t0,
+        int(table.loc[table["property"] == table["property"].iloc[0], "tested"].sum()),
+        n_layers * n_heads,
+    )
     sig = table[table["significant"]]
     types = sorted(ann["type"].unique())
     for prop in types + (["contact"] if res.with_structure else []):
         g = table[(table["property"] == prop) & table["tested"]]
         if len(g):
             best = g.sort_values("ratio", ascending=False).iloc[0]
-            log.info("%s: %d heads significant (permutation, BH %g); best layer %d head %d: %.3f of "
-                     "high-confidence attention vs background %.3f", prop, int((sig["property"] == prop).sum()),
-                     a["fdr"], best["layer"], best["head"], best["proportion"], best["background"])  # fmt: skip
-    log.info("BLOSUM62 correlation of the heads' amino-acid attention: r %.3f (Mantel p %.4f, %d heads)",
-             res.blosum["pearson_r"], res.blosum["p_mantel"], res.blosum["n_heads"])  # fmt: skip
+            log.info(
+                "%s: %d heads significant (permutation, BH %g); best layer %d head %d: %.3f of "
+                "high-confidence attention vs background %.3f",
+                prop,
+                int((sig["property"] == prop).sum()),
+                a["fdr"],
+                best["layer"],
+                best["head"],
+                best["proportion"],
+                best["background"],
+            )
+    log.info(
+        "BLOSUM62 correlation of the heads' amino-acid attention: r %.3f (Mantel p %.4f, %d heads)",
+        res.blosum["pearson_r"],
+        res.blosum["p_mantel"],
+        res.blosum["n_heads"],
+    )
 
 
 def probes(

@@ -78,9 +78,17 @@ def attribution_chunk(
     t0 = time.perf_counter()
     comps = []
     empty = pd.DataFrame(
-        {c: pd.Series(dtype=t) for c, t in [
-            ("accession", object), ("layer", object), ("head", np.int16), ("position", np.int32),
-            ("residue", object), ("relevance", dtype)]}
+        {
+            c: pd.Series(dtype=t)
+            for c, t in [
+                ("accession", object),
+                ("layer", object),
+                ("head", np.int16),
+                ("position", np.int32),
+                ("residue", object),
+                ("relevance", dtype),
+            ]
+        }
     )
     writer = ParquetStreamWriter(out_relevance, prov)
     try:
@@ -238,7 +246,11 @@ def statistics(
         # progress: a large model has dozens of layer partitions
         log.info(
             "layer partition %s (%d of %d): %d protein correlations, %.1f s so far",
-            layer, i, len(layers), len(corr), time.perf_counter() - t0,
+            layer,
+            i,
+            len(layers),
+            len(corr),
+            time.perf_counter() - t0,
         )
     corr = pd.concat(corrs, ignore_index=True)
     table = adjust(pd.concat(tests, ignore_index=True), s["fdr"])

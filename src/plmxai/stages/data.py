@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from plmxai import __version__
+from plmxai._version import __version__
 from plmxai.tables import sha256_file, write_json, write_parquet
 
 log = logging.getLogger("plmxai")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plmxai import __version__
+from plmxai._version import __version__
 from plmxai.config import tokenizer_source
 from plmxai.data.readers import UNLABELLED
 from plmxai.tables import config_hash, write_json, write_parquet
