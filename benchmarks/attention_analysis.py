@@ -24,12 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from training_throughput import ESM2_8M  # noqa: E402
 
-from plmxai.attention.analysis import (
-    AMINO_ACIDS,
-    PropertyCounts,
-    attention_maps,
-    residue_properties,
-)  # noqa: E402
+from plmxai.attention.analysis import AMINO_ACIDS, PropertyCounts, attention_maps, residue_properties  # noqa: E402
 from plmxai.data.structures import mapped_contacts  # noqa: E402
 from plmxai.model.batching import batches  # noqa: E402
 from plmxai.model.esm import build_model  # noqa: E402
@@ -103,13 +98,9 @@ def main() -> None:
         f"{1000 * total / len(tokens):.0f} ms per protein)"
     )
     print(f"  residue properties with null:    {residue_time:7.2f} s  ({residue_time / total:.0%})")
-    print(
-        f"  contacts with diagonal-shift null: {contact_time:5.2f} s  ({contact_time / total:.0%})"
-    )
+    print(f"  contacts with diagonal-shift null: {contact_time:5.2f} s  ({contact_time / total:.0%})")
     c = table[table["property"] == "contact"]
-    print(
-        f"contact background {c['background'].iloc[0]:.4f}; heads tested {int(c['tested'].sum())} of 120"
-    )
+    print(f"contact background {c['background'].iloc[0]:.4f}; heads tested {int(c['tested'].sum())} of 120")
 
 
 if __name__ == "__main__":

@@ -61,12 +61,8 @@ def storage_bytes(layers: int, heads: int, length: int, dtype, n_proteins: int =
                         {
                             "accession": f"P{p:05d}",
                             "layer": np.repeat(np.arange(layers).astype(str), heads * length),
-                            "head": np.tile(
-                                np.repeat(np.arange(heads, dtype=np.int16), length), layers
-                            ),
-                            "position": np.tile(
-                                np.arange(1, length + 1, dtype=np.int32), layers * heads
-                            ),
+                            "head": np.tile(np.repeat(np.arange(heads, dtype=np.int16), length), layers),
+                            "position": np.tile(np.arange(1, length + 1, dtype=np.int32), layers * heads),
                             "residue": np.tile(residues, layers * heads),
                             "relevance": rng.normal(size=layers * heads * length).astype(dtype),
                         }
@@ -125,9 +121,7 @@ def main():
             attribute_to_layer_input=True,
         )
         per_head = ref[0].detach().double().view(args.length, n_heads, -1).sum(-1).T.numpy()
-        worst = max(
-            worst, float(np.abs(ours[i] - per_head).max() / max(np.abs(per_head).max(), 1e-12))
-        )
+        worst = max(worst, float(np.abs(ours[i] - per_head).max() / max(np.abs(per_head).max(), 1e-12)))
     t_per_layer = time.perf_counter() - t0
     ratio = t_per_layer / t_one
     print(

@@ -39,12 +39,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--length", type=int, default=256)
     ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument(
-        "--captum-sites", type=int, default=0, help="Captum calls timed (0: every site)"
-    )
-    ap.add_argument(
-        "--device", default="cpu", help="cpu or cuda (fp32, TF32 off: the scores' precision)"
-    )
+    ap.add_argument("--captum-sites", type=int, default=0, help="Captum calls timed (0: every site)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (fp32, TF32 off: the scores' precision)")
     ap.add_argument(
         "--config-dir", help="an ESM-2 config folder (../shared/data/esm2_configs/*) instead of 8M"
     )
@@ -65,9 +61,7 @@ def main():
     mask = torch.ones_like(ids)
     sites = site_modules(model)
     where = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"{torch.get_num_threads()} threads"
+        torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
     )
     name = Path(args.config_dir).name if args.config_dir else "ESM-2 8M architecture"
     print(
@@ -116,12 +110,7 @@ def main():
     worst, worst_key = 0.0, None
     for key in keys:
         ref = LayerConductance(forward, sites[key]).attribute(
-            x,
-            baselines=b,
-            target=3,
-            n_steps=args.steps,
-            method="gausslegendre",
-            internal_batch_size=16,
+            x, baselines=b, target=3, n_steps=args.steps, method="gausslegendre", internal_batch_size=16
         )
         r = ref[0].detach().double().cpu()
         diff = float((ours[key] - r).abs().max() / r.abs().max().clamp(min=1e-12))

@@ -110,23 +110,19 @@ def main():
     sizes = (1024, 2048, 4096)
     peak32 = max(matmul_peak(device, torch.float32, n) for n in sizes)
     has_bf16 = device.type == "cpu" or torch.cuda.is_bf16_supported()
-    peak16 = (
-        max(matmul_peak(device, torch.bfloat16, n) for n in sizes) if has_bf16 else float("nan")
-    )
+    peak16 = max(matmul_peak(device, torch.bfloat16, n) for n in sizes) if has_bf16 else float("nan")
     print(
         f"matmul peak: fp32 {peak32 / 1e9:.0f} GFLOP/s, bf16 {peak16 / 1e9:.0f} GFLOP/s "
         f"(bf16/fp32 = {peak16 / peak32:.2f})"
     )
 
-    model = build_model(
-        {"source": "random", "architecture": ESM2_8M}, [str(i) for i in range(7)], seed=0
-    ).to(device)
+    model = build_model({"source": "random", "architecture": ESM2_8M}, [str(i) for i in range(7)], seed=0).to(
+        device
+    )
     model.train()
     optim = torch.optim.AdamW(model.parameters(), lr=1e-5)
     print("\nESM-2 8M architecture, batch", args.batch)
-    print(
-        f"{'L':>5} {'precision':>9} {'seq/s':>8} {'tokens/s':>10} {'GFLOP/s':>9} {'of fp32 peak':>12}"
-    )
+    print(f"{'L':>5} {'precision':>9} {'seq/s':>8} {'tokens/s':>10} {'GFLOP/s':>9} {'of fp32 peak':>12}")
     fp32_at = {}
     for length in (128, 256, 512):
         ids, mask, labels = random_batch(args.batch, length, device, rng)
@@ -145,9 +141,7 @@ def main():
     # length-bucketed vs random batching on realistic lengths, same proteins, same model
     lengths, source = realistic_lengths(96, rng)
     labels = rng.integers(0, 7, size=len(lengths))
-    print(
-        f"\nbatching, {len(lengths)} proteins with lengths from {source}, fp32, batch {args.batch}"
-    )
+    print(f"\nbatching, {len(lengths)} proteins with lengths from {source}, fp32, batch {args.batch}")
     times = {}
     for batching in ("random", "length"):
         opt = TrainOptions(batch_size=args.batch, batching=batching, bucket_batches=50, seed=0)
@@ -158,16 +152,13 @@ def main():
                 [np.concatenate([[0], rng.integers(4, 24, size=n), [2]]) for n in lengths[pos]]
             )
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            torch.nn.functional.cross_entropy(
-                logits, torch.as_tensor(labels[pos], device=device)
-            ).backward()
+            torch.nn.functional.cross_entropy(logits, torch.as_tensor(labels[pos], device=device)).backward()
             optim.step()
             optim.zero_grad(set_to_none=True)
         sync(device)
         times[batching] = time.perf_counter() - t0
         print(
-            f"  {batching:>6}: padding {100 * padding_fraction(lengths + 2, plan):5.1f}%, "
-            f"epoch {times[batching]:.1f} s"
+            f"  {batching:>6}: padding {100 * padding_fraction(lengths + 2, plan):5.1f}%, epoch {times[batching]:.1f} s"
         )
     print(f"  speed-up of length batching: {times['random'] / times['length']:.2f}x")
     print(

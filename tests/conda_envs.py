@@ -119,9 +119,7 @@ def interpreter_baseline() -> set[str]:
         "owners = packages_distributions()\n"
         "print('\\n'.join({d for m in list(sys.modules) for d in owners.get(m.partition('.')[0], ())}))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     return {norm(n) for n in out.split()}
 
 

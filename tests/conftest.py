@@ -1,9 +1,26 @@
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def snakemake_command(workdir, configfile, *args) -> list[str]:
+    """This checkout's workflow run in `workdir` with `configfile`, as a user runs it."""
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        *map(str, args),
+    ]
 
 
 @pytest.fixture
@@ -20,12 +37,7 @@ def tiny_model():
 
     spec = {
         "source": "random",
-        "architecture": {
-            "hidden_size": 32,
-            "num_layers": 2,
-            "num_heads": 4,
-            "intermediate_size": 64,
-        },
+        "architecture": {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64},
     }
     return build_model(spec, ["1", "2", "3"], seed=0).eval()
 

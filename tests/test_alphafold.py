@@ -73,18 +73,11 @@ def test_download_retry_absent_and_cache(server, tmp_path):
         ("/files/AF-P11111-F1-model_v4.pdb", 0): "truncate",
     }
     waits = []
-    table = download_alphafold(
-        ["P11111", "Q99999", "P11111"], tmp_path, api_url=server, sleep=waits.append
-    )
-    assert table.set_index("accession")["status"].to_dict() == {
-        "P11111": "downloaded",
-        "Q99999": "absent",
-    }
+    table = download_alphafold(["P11111", "Q99999", "P11111"], tmp_path, api_url=server, sleep=waits.append)
+    assert table.set_index("accession")["status"].to_dict() == {"P11111": "downloaded", "Q99999": "absent"}
     assert (tmp_path / "AF-P11111-F1-model_v4.pdb").read_text() == PDB
     assert len(waits) == 2  # the 500 and the incomplete file
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "AF-P11111-F1-model_v4.pdb"
-    ]  # no temporaries
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["AF-P11111-F1-model_v4.pdb"]  # no temporaries
     before = sum(Handler.hits.values())
     again = download_alphafold(["P11111"], tmp_path, api_url=server, sleep=waits.append)
     assert again["status"].tolist() == ["cached"] and sum(Handler.hits.values()) == before
@@ -96,9 +89,7 @@ def test_bad_answers_fail_with_the_url(server, tmp_path):
         download_alphafold(["P22222"], tmp_path, api_url=server, sleep=lambda s: None)
     Handler.faults = {("/files/AF-P11111-F1-model_v4.pdb", i): "truncate" for i in range(3)}
     with pytest.raises(DownloadError, match="no END record"):
-        download_alphafold(
-            ["P11111"], tmp_path, api_url=server, max_retries=2, sleep=lambda s: None
-        )
+        download_alphafold(["P11111"], tmp_path, api_url=server, max_retries=2, sleep=lambda s: None)
     assert not list(tmp_path.iterdir())
 
 
@@ -109,19 +100,13 @@ def test_workflow_stage_fetches_the_analysed_proteins_and_finds_them(server, tmp
     from plmxai.config import validate_config
     from plmxai.stages.attention import alphafold
 
-    tokens = pd.DataFrame(
-        {"accession": ["P11111", "Q99999", "R00000"], "split": ["test", "test", "val"]}
-    )
+    tokens = pd.DataFrame({"accession": ["P11111", "Q99999", "R00000"], "split": ["test", "test", "val"]})
     tokens.to_parquet(tmp_path / "tokens.parquet")
     folder = tmp_path / "af"
     cfg = validate_config(
         {
             "attention": {
-                "structures": {
-                    "alphafold": True,
-                    "alphafold_folder": str(folder),
-                    "alphafold_api": server,
-                }
+                "structures": {"alphafold": True, "alphafold_folder": str(folder), "alphafold_api": server}
             }
         }
     )
@@ -133,10 +118,7 @@ def test_workflow_stage_fetches_the_analysed_proteins_and_finds_them(server, tmp
     )
     table = pd.read_parquet(tmp_path / "af.parquet")
     # R00000 is in neither the attention split (test) nor the probes' (train, test)
-    assert table.set_index("accession")["status"].to_dict() == {
-        "P11111": "downloaded",
-        "Q99999": "absent",
-    }
+    assert table.set_index("accession")["status"].to_dict() == {"P11111": "downloaded", "Q99999": "absent"}
     lookup = structure_lookup(cfg["attention"]["structures"], tokens["accession"])
     assert lookup.index.tolist() == ["P11111"] and lookup.loc["P11111", "path"].endswith(
         "AF-P11111-F1-model_v4.pdb"

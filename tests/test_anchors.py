@@ -20,19 +20,15 @@ def _run(root, name, props, probes, n_tokens):
             "centre_of_gravity": [3.7],
         }
     ).to_parquet(att / "layer_profiles.parquet")
-    pd.DataFrame(
-        [{"n_heads": 88, "pearson_r": 0.5043, "p_mantel": 1e-4, "proteins": n_tokens}]
-    ).to_parquet(att / "blosum62.parquet")
+    pd.DataFrame([{"n_heads": 88, "pearson_r": 0.5043, "p_mantel": 1e-4, "proteins": n_tokens}]).to_parquet(
+        att / "blosum62.parquet"
+    )
     pd.DataFrame(probes).to_parquet(att / "probes.parquet")
     pd.DataFrame({"accession": [f"a{i}" for i in range(n_tokens)]}).to_parquet(
         run / "tokens" / "tokens.parquet"
     )
-    pd.DataFrame({"accession": [f"a{i}" for i in range(n_tokens)]}).to_parquet(
-        att / "structures.parquet"
-    )
-    (run / "logs" / "attention_given.log").write_text(
-        "x\n2026 INFO plmxai: done in 308.8 s; wrote y\n"
-    )
+    pd.DataFrame({"accession": [f"a{i}" for i in range(n_tokens)]}).to_parquet(att / "structures.parquet")
+    (run / "logs" / "attention_given.log").write_text("x\n2026 INFO plmxai: done in 308.8 s; wrote y\n")
     return run
 
 
@@ -84,13 +80,7 @@ def test_anchor_table_reads_the_top_heads(tmp_path):
         [{**probe[0], "probe": "binding_site", "precision_at": "L/20"}],
         1414,
     )
-    e = _run(
-        tmp_path,
-        "e",
-        [_head("active_site", 2, 3, 0.4)],
-        [{**probe[0], "probe": "active_site"}],
-        500,
-    )
+    e = _run(tmp_path, "e", [_head("active_site", 2, 3, 0.4)], [{**probe[0], "probe": "active_site"}], 500)
     table = anchor_table(c, b, e)
     # untested heads never lead, whatever their proportion
     assert "L5 H10: 62.2% (q 0.02, 500 pairs); L5 H4: 49.8%" in table and "L0 H16" not in table

@@ -41,8 +41,7 @@ def example(tmp_path_factory):
     code = re.sub(r"n_shifts=\d+", "n_shifts=9", code)
     code = code.replace("theta=0.3)", "theta=0.3, n_shifts=9, blosum_permutations=0)")
     code = code.replace(
-        'target="predicted")',
-        'target="predicted", estimators=["conductance"], conductance_steps=4)',
+        'target="predicted")', 'target="predicted", estimators=["conductance"], conductance_steps=4)'
     )
     namespace: dict = {}
     exec(compile(code, "README.md (The API)", "exec"), namespace)
@@ -64,22 +63,14 @@ def test_readme_example_runs_and_returns_tidy_tables(example):
     comp = res.completeness
     assert comp.groupby("method").size().to_dict() == {"embedding_ig": 4, "head_conductance": 4}
     np.testing.assert_allclose(
-        comp["delta"],
-        comp["attribution_sum"] - (comp["f_input"] - comp["f_baseline"]),
-        rtol=1e-5,
-        atol=1e-6,
+        comp["delta"], comp["attribution_sum"] - (comp["f_input"] - comp["f_baseline"]), rtol=1e-5, atol=1e-6
     )
     assert "complete" in comp.columns
     stats = ns["statistics"]
-    assert {"layer", "head", "annotation_type", "median_r", "p_value", "q_value"} <= set(
-        stats.columns
-    )
+    assert {"layer", "head", "annotation_type", "median_r", "p_value", "q_value"} <= set(stats.columns)
     assert set(stats["layer"]) == {"embedding", *map(str, range(6))}
     props = ns["props"]
-    assert (
-        len(props.table[props.table["property"] == "binding_site"]) == 6 * 20
-        and props.proteins == 4
-    )
+    assert len(props.table[props.table["property"] == "binding_site"]) == 6 * 20 and props.proteins == 4
     scores = ns["scores"]
     # every neuron of every site of the 6 layers, for the one class of an unlabelled set
     assert set(scores["method"]) == {"conductance"} and len(scores) == len(
@@ -96,16 +87,10 @@ def test_options_are_checked_as_config_keys(example):
     import plmxai as px
     from plmxai.config import ConfigError
 
-    with pytest.raises(
-        ConfigError, match=r"option 'attribution.n_steps': 'many' is not of type 'integer'"
-    ):
+    with pytest.raises(ConfigError, match=r"option 'attribution.n_steps': 'many' is not of type 'integer'"):
         px.attribution.attribute(ns["model"], ns["tokens"], n_steps="many")
-    with pytest.raises(
-        ConfigError, match=r"option 'attribution.statistics'.*'fdrr' was unexpected"
-    ):
-        px.attribution.test_annotations(
-            ns["res"].relevance, ns["annotations"], ns["proteins"], fdrr=0.1
-        )
+    with pytest.raises(ConfigError, match=r"option 'attribution.statistics'.*'fdrr' was unexpected"):
+        px.attribution.test_annotations(ns["res"].relevance, ns["annotations"], ns["proteins"], fdrr=0.1)
 
 
 def test_api_attribution_equals_the_workflow_stage(example, tmp_path):
@@ -148,9 +133,7 @@ def test_api_attribution_equals_the_workflow_stage(example, tmp_path):
     stage["layer"] = stage["layer"].astype(str)
     pd.testing.assert_frame_equal(stage, api, check_dtype=False, check_categorical=False)
     comp = (
-        pd.read_parquet(tmp_path / "comp.parquet")
-        .sort_values(["method", "accession"])
-        .reset_index(drop=True)
+        pd.read_parquet(tmp_path / "comp.parquet").sort_values(["method", "accession"]).reset_index(drop=True)
     )
     api_comp = res.completeness.sort_values(["method", "accession"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(comp, api_comp, check_dtype=False)

@@ -18,9 +18,7 @@ from plmxai.attention.analysis import (
 )
 
 
-def test_attention_maps_are_the_models_eager_weights_without_special_tokens(
-    tiny_model, tiny_tokens
-):
+def test_attention_maps_are_the_models_eager_weights_without_special_tokens(tiny_model, tiny_tokens):
     assert tiny_model.config._attn_implementation != "eager"
     seen = dict(attention_maps(tiny_model, tiny_tokens, batch_size=2))
     assert sorted(seen) == list(range(len(tiny_tokens)))
@@ -57,23 +55,15 @@ def test_property_counts_find_the_attended_annotation():
         mask = np.zeros(n, bool)
         mask[site] = True
         counts.add(
-            f"P{p}",
-            _maps(n, [site], rng),
-            residue_properties(seq, {"active_site": mask}, ["active_site"]),
+            f"P{p}", _maps(n, [site], rng), residue_properties(seq, {"active_site": mask}, ["active_site"])
         )
     t = counts.table(min_pairs=100).set_index(["head", "property"])
     site = t.loc[(0, "active_site")]
     assert site["n_high_pairs"] == 30 * 40 and site["proportion"] == 1.0
     assert site["background"] == pytest.approx(1 / 40)
-    assert (
-        site["p_permutation"] == pytest.approx(1 / 1000)
-        and site["significant"]
-        and site["significant_z"]
-    )
+    assert site["p_permutation"] == pytest.approx(1 / 1000) and site["significant"] and site["significant_z"]
     # head 1 never exceeds theta: no pairs, not tested
-    assert (
-        t.loc[(1, "active_site"), "n_high_pairs"] == 0 and not t.loc[(1, "active_site"), "tested"]
-    )
+    assert t.loc[(1, "active_site"), "n_high_pairs"] == 0 and not t.loc[(1, "active_site"), "tested"]
     assert np.isnan(t.loc[(1, "active_site"), "q_permutation"])
     # amino acids: head 0's attention goes to whatever residue the site has, near background
     aa = t.xs(0, level="head").loc[list(AMINO_ACIDS)]
@@ -121,9 +111,7 @@ def test_contact_counts_and_diagonal_shift_null():
     c = t.loc[(0, "contact")]
     # self-attention (separation 0) is not among the pairs considered
     assert c["n_high_pairs"] == total_high and c["proportion"] == 1.0
-    assert (
-        c["background"] < 0.05 and c["p_permutation"] == pytest.approx(1 / 200) and c["significant"]
-    )
+    assert c["background"] < 0.05 and c["p_permutation"] == pytest.approx(1 / 200) and c["significant"]
     assert not t.loc[(1, "contact"), "tested"]
 
 
@@ -182,9 +170,7 @@ def test_contact_maps_match_the_counts_of_real_structures(shared_data):
     chains = pd.read_csv(shared_data / "structures" / "chains.tsv", sep="\t")
     files = {}
     for r in chains.itertuples(index=False):
-        c = files.setdefault(r.file, read_chains(shared_data / "structures" / "pdb" / r.file))[
-            r.chain
-        ]
+        c = files.setdefault(r.file, read_chains(shared_data / "structures" / "pdb" / r.file))[r.chain]
         assert (len(c.ca), c.sequence) == (r.n_ca, r.sequence_from_CA_records), (r.file, r.chain)
         assert contact_map(c.ca).sum() // 2 == r.n_ca_contacts_sep6_8A, (r.file, r.chain)
     # alignment, not numbering: a sequence with an N-terminal tag and one residue deleted maps
@@ -194,14 +180,8 @@ def test_contact_maps_match_the_counts_of_real_structures(shared_data):
     seq = "MHHHHHH" + chain.sequence[:50] + chain.sequence[51:]
     m = best_chain(seq, files[r.file])
     assert m.chain == r.chain and m.identity == 1.0
-    assert (
-        best_chain(seq, files[r.file], float("nan")).chain == r.chain
-    )  # a table's empty chain cell
-    assert (
-        (m.to_chain[7:57] == np.arange(50)).all()
-        and m.to_chain[57] == 51
-        and (m.to_chain[:7] == -1).all()
-    )
+    assert best_chain(seq, files[r.file], float("nan")).chain == r.chain  # a table's empty chain cell
+    assert (m.to_chain[7:57] == np.arange(50)).all() and m.to_chain[57] == 51 and (m.to_chain[:7] == -1).all()
     contacts, resolved = sequence_contacts(seq, chain, m)
     assert resolved.sum() == len(chain.sequence) - 1 and not contacts[:7].any()
     full = contact_map(chain.ca)
@@ -240,8 +220,7 @@ def test_attention_and_probes_on_real_structures(shared_data, tiny_model, tmp_pa
     chains = pd.read_csv(shared_data / "structures" / "chains.tsv", sep="\t")
     chains = chains[chains["n_ca"].between(60, 160)].sort_values(["n_ca", "file", "chain"]).head(16)
     chains = chains.assign(
-        accession=[f"S{i:02d}" for i in range(len(chains))],
-        split=["train", "test"] * (len(chains) // 2),
+        accession=[f"S{i:02d}" for i in range(len(chains))], split=["train", "test"] * (len(chains) // 2)
     )
     prot = pd.DataFrame(
         {
@@ -255,9 +234,7 @@ def test_attention_and_probes_on_real_structures(shared_data, tiny_model, tmp_pa
     tokens, _ = tokenize_proteins(prot, esm2_tokenizer())
     tokens.to_parquet(tmp_path / "tokens.parquet")
     prot.to_parquet(tmp_path / "proteins.parquet")
-    pd.DataFrame(columns=["accession", "type", "pair", "start", "end"]).to_parquet(
-        tmp_path / "ann.parquet"
-    )
+    pd.DataFrame(columns=["accession", "type", "pair", "start", "end"]).to_parquet(tmp_path / "ann.parquet")
     chains[["accession", "file", "chain"]].to_csv(tmp_path / "map.tsv", sep="\t", index=False)
     save_model(tiny_model, tmp_path / "model")
     cfg = validate_config(
@@ -292,9 +269,7 @@ def test_attention_and_probes_on_real_structures(shared_data, tiny_model, tmp_pa
     )
     test = chains[chains["split"] == "test"]
     structs = pd.read_parquet(out["structs"])
-    assert (
-        len(structs) == len(test) and structs["used"].all() and (structs["identity"] == 1.0).all()
-    )
+    assert len(structs) == len(test) and structs["used"].all() and (structs["identity"] == 1.0).all()
     props = pd.read_parquet(out["props"])
     contact = props[props["property"] == "contact"]
     assert len(contact) == 2 * 4
@@ -303,14 +278,8 @@ def test_attention_and_probes_on_real_structures(shared_data, tiny_model, tmp_pa
     assert contact["background"].iloc[0] == pytest.approx(density)
     probe_stage(**inputs, out_probes=out["probes"], attention=cfg["attention"])
     probes = pd.read_parquet(out["probes"])
-    assert probes["probe"].unique().tolist() == ["contact"] and probes["layer"].tolist() == [
-        0,
-        1,
-        2,
-    ]
-    assert (probes["n_test_proteins"] == len(test)).all() and (
-        probes["n_train_proteins"] == 8
-    ).all()
+    assert probes["probe"].unique().tolist() == ["contact"] and probes["layer"].tolist() == [0, 1, 2]
+    assert (probes["n_test_proteins"] == len(test)).all() and (probes["n_train_proteins"] == 8).all()
     assert (probes["n_test_positive"] == test["n_ca_contacts_sep6_8A"].sum()).all()
     assert probes["precision"].between(0, 1).all() and probes["auprc"].between(0, 1).all()
 
@@ -319,9 +288,7 @@ def test_composition_null_separates_the_site_from_its_amino_acid():
     """Every annotated residue is a W among four W's: a head on the annotated W attends beyond
     its amino acid; a head on any W is enriched for the annotation only through the W."""
     rng = np.random.default_rng(4)
-    counts = PropertyCounts(
-        1, 2, ["active_site"], theta=0.3, draws=199, seed=0, composition_columns=1
-    )
+    counts = PropertyCounts(1, 2, ["active_site"], theta=0.3, draws=199, seed=0, composition_columns=1)
     for p in range(40):
         n = 40
         seq = np.array(list("".join(rng.choice(list("ACDEFGHIKLMNPQRSTVY"), n))))
@@ -333,10 +300,7 @@ def test_composition_null_separates_the_site_from_its_amino_acid():
         att[0, 0, :, ws[0]] += 0.9
         att[0, 1, :, rng.choice(ws)] += 0.9
         counts.add(
-            f"P{p}",
-            att,
-            mask[:, None].astype(float),
-            residues=np.frombuffer("".join(seq).encode(), np.uint8),
+            f"P{p}", att, mask[:, None].astype(float), residues=np.frombuffer("".join(seq).encode(), np.uint8)
         )
     t = counts.table(min_pairs=100).set_index("head")
     assert t.loc[0, "significant"] and t.loc[0, "significant_composition"]

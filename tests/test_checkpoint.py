@@ -33,9 +33,7 @@ def test_real_bin_loads_as_transformers_loads_it(real_model_dir):
     from transformers import EsmForSequenceClassification
 
     model, info = load_checkpoint(str(real_model_dir), None, seed=0)
-    ref = EsmForSequenceClassification.from_pretrained(
-        str(real_model_dir), use_safetensors=False
-    ).eval()
+    ref = EsmForSequenceClassification.from_pretrained(str(real_model_dir), use_safetensors=False).eval()
     ids = torch.tensor([[0, 20, 5, 6, 7, 8, 9, 10, 11, 12, 13, 2]])
     with torch.no_grad():
         assert torch.equal(model(ids).logits, ref(ids).logits)
@@ -47,9 +45,7 @@ def test_real_bin_loads_as_transformers_loads_it(real_model_dir):
 
 @pytest.mark.realdata
 def test_real_head_replaced_for_other_labels(real_model_dir):
-    model = build_model(
-        {"source": "pretrained", "name_or_path": str(real_model_dir)}, list("123456"), seed=0
-    )
+    model = build_model({"source": "pretrained", "name_or_path": str(real_model_dir)}, list("123456"), seed=0)
     info = model.plmxai_checkpoint
     assert info["head"] == "classifier head for 2 labels replaced by a new one for 6 labels"
     assert not info["head_kept"] and model.config.num_labels == 6
@@ -59,17 +55,13 @@ def test_real_head_replaced_for_other_labels(real_model_dir):
     for k, v in given.esm.state_dict().items():
         assert torch.equal(v, model.esm.state_dict()[k]), k
     # the new head is seeded: the same seed gives the same head
-    again = build_model(
-        {"source": "pretrained", "name_or_path": str(real_model_dir)}, list("123456"), seed=0
-    )
+    again = build_model({"source": "pretrained", "name_or_path": str(real_model_dir)}, list("123456"), seed=0)
     assert torch.equal(again.classifier.out_proj.weight, model.classifier.out_proj.weight)
 
 
 @pytest.mark.realdata
 def test_real_head_kept_for_two_labels_and_provenance_survives_saving(real_model_dir, tmp_path):
-    model = build_model(
-        {"source": "pretrained", "name_or_path": str(real_model_dir)}, ["neg", "pos"], seed=0
-    )
+    model = build_model({"source": "pretrained", "name_or_path": str(real_model_dir)}, ["neg", "pos"], seed=0)
     assert model.plmxai_checkpoint["head_kept"]
     assert "taken in the task's order ['neg', 'pos']" in model.plmxai_checkpoint["head"]
     save_model(model, tmp_path / "m", str(real_model_dir))
@@ -82,12 +74,7 @@ def _named_checkpoint(tmp_path: Path, labels: list[str]) -> Path:
     """A small checkpoint folder in the published layout: config.json + pytorch_model.bin."""
     spec = {
         "source": "random",
-        "architecture": {
-            "hidden_size": 16,
-            "num_layers": 1,
-            "num_heads": 2,
-            "intermediate_size": 32,
-        },
+        "architecture": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32},
     }
     model = build_model(spec, labels, seed=3)
     d = tmp_path / "ckpt"
@@ -126,9 +113,7 @@ def test_bin_that_runs_code_is_refused_and_nothing_written(tmp_path):
         model = build_model({"source": "pretrained", "name_or_path": str(d)}, ["a", "b"], seed=0)
         save_model(model, out)
     msg = str(err.value)
-    assert (
-        str(d / "pytorch_model.bin") in msg and "weights_only=True" in msg and "safetensors" in msg
-    )
+    assert str(d / "pytorch_model.bin") in msg and "weights_only=True" in msg and "safetensors" in msg
     assert not marker.exists(), "loading ran code from the checkpoint"
     assert not out.exists()
 
@@ -138,9 +123,7 @@ def test_git_lfs_pointer_and_missing_folder_say_what_to_do(tmp_path):
     (d / "pytorch_model.bin").write_text(
         "version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 31400000\n"
     )
-    with pytest.raises(
-        CheckpointError, match=r"pytorch_model\.bin: a git-lfs pointer.*git lfs pull"
-    ):
+    with pytest.raises(CheckpointError, match=r"pytorch_model\.bin: a git-lfs pointer.*git lfs pull"):
         load_checkpoint(str(d), None, seed=0)
     with pytest.raises(
         CheckpointError,
@@ -149,8 +132,7 @@ def test_git_lfs_pointer_and_missing_folder_say_what_to_do(tmp_path):
         load_checkpoint("./no/such/model", None, seed=0)
     (d / "pytorch_model.bin").unlink()
     with pytest.raises(
-        CheckpointError,
-        match=r"no weights \(model\.safetensors or pytorch_model\.bin.*config\.json",
+        CheckpointError, match=r"no weights \(model\.safetensors or pytorch_model\.bin.*config\.json"
     ):
         load_checkpoint(str(d), None, seed=0)
 
@@ -196,9 +178,7 @@ def test_hub_name_resolves_to_a_pinned_commit(tmp_path, monkeypatch):
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     loaded, info = load_checkpoint("someone/esm2_small", None, seed=0, revision=commit)
-    assert (
-        info.commit == commit and info.revision == commit and info.weights == ["model.safetensors"]
-    )
+    assert info.commit == commit and info.revision == commit and info.weights == ["model.safetensors"]
     assert ("someone/esm2_small", "pytorch_model.bin", commit) not in asked
     assert all(r == commit for _, _, r in asked)
     ids = torch.tensor([[0, 5, 6, 2]])
@@ -212,8 +192,7 @@ def test_hub_name_resolves_to_a_pinned_commit(tmp_path, monkeypatch):
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
     with pytest.raises(
-        CheckpointError,
-        match=r"hub repository someone/esm2_small .*cannot fetch config\.json.*local folder",
+        CheckpointError, match=r"hub repository someone/esm2_small .*cannot fetch config\.json.*local folder"
     ):
         load_checkpoint("someone/esm2_small", None, seed=0)
 
@@ -228,8 +207,7 @@ def test_head_option_config_mismatch_and_bare_encoder(tmp_path):
     cfg["label2id"] = {"x": 0, "y": 1, "z": 2}
     (d / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(
-        CheckpointError,
-        match=r"config\.json: id2label names 3 labels .* head in the weights has 2 outputs",
+        CheckpointError, match=r"config\.json: id2label names 3 labels .* head in the weights has 2 outputs"
     ):
         load_checkpoint(str(d), None, seed=0)
     # a bare EsmModel (no "esm." prefix, a pooler, no head) loads with a new head

@@ -34,23 +34,14 @@ def test_shipped_config_is_valid():
         ({"model": {"source": "hub"}}, r"'model.source': 'hub' is not one of"),
         ({"data": {"split": {"train": 0.5}}}, r"'data.split.train/val/test' must sum to 1"),
         ({"data": {"source": "uniprot_tsv"}}, r"'data.tsv' is required"),
-        (
-            {"model": {"architecture": {"num_heads": 3}}},
-            r"'model.architecture.num_heads' \(3\) must divide",
-        ),
+        ({"model": {"architecture": {"num_heads": 3}}}, r"'model.architecture.num_heads' \(3\) must divide"),
         ({"run": "a b"}, r"'run': 'a b' does not match"),
-        (
-            {"model": {"pretrain": {"enabled": True, "seed": 0}}},
-            r"'model.pretrain.seed' \(0\) must differ",
-        ),
+        ({"model": {"pretrain": {"enabled": True, "seed": 0}}}, r"'model.pretrain.seed' \(0\) must differ"),
         (
             {"model": {"source": "pretrained", "name_or_path": "x", "pretrain": {"enabled": True}}},
             r"'model.pretrain.enabled' needs model.source random",
         ),
-        (
-            {"data": {"source": "fasta"}},
-            r"'data.path' is required when data.source is fasta: the input file",
-        ),
+        ({"data": {"source": "fasta"}}, r"'data.path' is required when data.source is fasta: the input file"),
         (
             {"data": {"source": "structures"}},
             r"'data.path' is required when data.source is structures: the input folder",
@@ -104,9 +95,7 @@ def test_every_option_documented():
     walk(schema, "")
 
 
-@pytest.mark.parametrize(
-    "name", ["esm2_8m_contacts", "esm2_8m_binding_sites", "esm2_8m_enzymes_given"]
-)
+@pytest.mark.parametrize("name", ["esm2_8m_contacts", "esm2_8m_binding_sites", "esm2_8m_enzymes_given"])
 def test_real_model_configs_are_valid(name):
     cfg = load_config(ROOT / "config" / f"{name}.yaml")
     assert cfg["variants"] == ["given"] and cfg["model"]["source"] == "pretrained"
@@ -142,9 +131,7 @@ def test_config_readme_is_generated_from_the_schema():
     from plmxai.config import schema_markdown
 
     readme = ROOT / "config" / "README.md"
-    assert readme.read_text() == schema_markdown(), (
-        "regenerate: python -m plmxai.config > config/README.md"
-    )
+    assert readme.read_text() == schema_markdown(), "regenerate: python -m plmxai.config > config/README.md"
 
 
 def test_config_schema_is_the_package_schema():

@@ -201,13 +201,7 @@ def serve():
 def run(server, folder, out_name="uniprot.tsv", **kwargs):
     """Download from `server` into `folder`; returns (provenance, recorded sleeps)."""
     sleeps = []
-    kwargs = {
-        "page_size": PAGE_SIZE,
-        "backoff": 0.5,
-        "timeout": 5.0,
-        "sleep": sleeps.append,
-        **kwargs,
-    }
+    kwargs = {"page_size": PAGE_SIZE, "backoff": 0.5, "timeout": 5.0, "sleep": sleeps.append, **kwargs}
     prov = download_uniprot(
         QUERY, FIELDS, folder / out_name, folder / "provenance.json", base_url=server.url, **kwargs
     )
@@ -512,16 +506,14 @@ def test_interrupt_removes_temporary_file(serve, tmp_path):
 def test_workflow_download_rule(serve, tmp_path):
     """`data.source: uniprot_rest` downloads through the fault, then the data stage reads it."""
     import subprocess
-    import sys
 
     import pandas as pd
     import yaml
 
-    from tests.conftest import ROOT
+    from tests.conftest import snakemake_command
 
     rows = [
-        f"Q{i:05d}\t{'MKTAYIAKQRW' * (2 + i % 3)}\t{1 + i % 2}.1.1.{i}\t"
-        f'ACT_SITE {3 + i % 5}; /evidence="ECO:0000269"'
+        f'Q{i:05d}\t{"MKTAYIAKQRW" * (2 + i % 3)}\t{1 + i % 2}.1.1.{i}\tACT_SITE {3 + i % 5}; /evidence="ECO:0000269"'
         for i in range(23)
     ]
     server = serve(rows=rows, faults={(1, 0): "500", (3, 0): "reset"})
@@ -531,31 +523,13 @@ def test_workflow_download_rule(serve, tmp_path):
             "source": "uniprot_rest",
             "min_class_size": 1,
             "split": {"method": "random"},
-            "rest": {
-                "base_url": server.url,
-                "page_size": PAGE_SIZE,
-                "query": QUERY,
-                "fields": FIELDS,
-            },
+            "rest": {"base_url": server.url, "page_size": PAGE_SIZE, "query": QUERY, "fields": FIELDS},
         },
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     target = "results/rest/data/proteins.parquet"
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(tmp_path),
-            "--configfile",
-            str(tmp_path / "c.yaml"),
-            "--cores",
-            "1",
-            target,
-        ],
+        snakemake_command(tmp_path, tmp_path / "c.yaml", "--cores", "1", target),
         capture_output=True,
         text=True,
         check=False,

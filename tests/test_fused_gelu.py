@@ -34,9 +34,7 @@ def test_same_activations_and_gradients_as_autograd():
 
 def test_exact_derivative_on_large_inputs():
     # where autograd's exp(-x^2) underflows: the derivative must still be 0 or 1, not NaN
-    x = torch.tensor(
-        [-40.0, -8.0, -1.0, 0.0, 1.0, 8.0, 40.0], dtype=torch.float64, requires_grad=True
-    )
+    x = torch.tensor([-40.0, -8.0, -1.0, 0.0, 1.0, 8.0, 40.0], dtype=torch.float64, requires_grad=True)
     with fused_gelu_backward():
         modeling_esm.gelu(x).sum().backward()
     expected = (

@@ -22,17 +22,10 @@ def test_all_layers_in_one_pass_match_captum_per_layer(tiny_model, tiny_tokens):
         forward = from_embedding_output(model, ids)
         for i, layer in enumerate(model.esm.encoder.layer):
             ref = LayerConductance(forward, layer.attention.output.dense).attribute(
-                x,
-                baselines=b,
-                target=2,
-                n_steps=20,
-                method="gausslegendre",
-                attribute_to_layer_input=True,
+                x, baselines=b, target=2, n_steps=20, method="gausslegendre", attribute_to_layer_input=True
             )
             per_head = ref[0].detach().view(ids.shape[1], 4, 8).sum(-1).T.numpy()
-            np.testing.assert_allclose(
-                rel[i], per_head, rtol=1e-5, atol=1e-10, err_msg=f"layer {i}"
-            )
+            np.testing.assert_allclose(rel[i], per_head, rtol=1e-5, atol=1e-10, err_msg=f"layer {i}")
         # the embedding output is a cut: its conductances converge to F(x) - F(baseline)
         # (Captum's rule pairs the gradient at one step with the change to the next: first order)
         gap = comp["f_input"] - comp["f_baseline"]
@@ -76,9 +69,9 @@ def test_chunked_attribution_is_identical_for_any_chunk_count(tmp_path, tiny_mod
     tokens = tmp_path / "tokens.parquet"
     tiny_tokens.to_parquet(tokens)
     preds = tmp_path / "predictions.parquet"
-    pd.DataFrame(
-        {"accession": tiny_tokens["accession"], "correct": [True, False, True, True]}
-    ).to_parquet(preds)
+    pd.DataFrame({"accession": tiny_tokens["accession"], "correct": [True, False, True, True]}).to_parquet(
+        preds
+    )
     base = {
         "split": "test",
         "target": "true",
@@ -138,9 +131,7 @@ def test_alanine_scan_replaces_the_top_residues(tiny_model, tiny_tokens):
     from plmxai.attribution.faithfulness import ALANINE, alanine_scan, faithfulness_summary
 
     rec = tiny_tokens.iloc[0]  # 22 residues
-    rel = pd.DataFrame(
-        {"accession": "P0", "position": np.arange(1, 23), "relevance": np.linspace(0, 1, 22)}
-    )
+    rel = pd.DataFrame({"accession": "P0", "position": np.arange(1, 23), "relevance": np.linspace(0, 1, 22)})
     runs = alanine_scan(
         tiny_model, tiny_tokens.iloc[:1], rel, pd.Series({"P0": 1}), ks=(3, 22, 40), n_random=4
     )

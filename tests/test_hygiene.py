@@ -8,10 +8,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-SNAKEFILES = [
-    str(ROOT / "Snakefile"),
-    *map(str, sorted((ROOT / "workflow" / "rules").glob("*.smk"))),
-]
+SNAKEFILES = [str(ROOT / "Snakefile"), *map(str, sorted((ROOT / "workflow" / "rules").glob("*.smk")))]
 
 
 def _run(*cmd):
@@ -21,9 +18,9 @@ def _run(*cmd):
 def test_snakemake_lint_is_clean():
     proc = _run(sys.executable, "-m", "snakemake", "--lint", "--snakefile", str(ROOT / "Snakefile"))
     out = proc.stdout + proc.stderr
-    assert (
-        proc.returncode == 0 and "Congratulations, your workflow is in a good condition" in out
-    ), out[-3000:]
+    assert proc.returncode == 0 and "Congratulations, your workflow is in a good condition" in out, out[
+        -3000:
+    ]
 
 
 PYTHON = ["src", "tests", "workflow", "benchmarks"]

@@ -43,10 +43,7 @@ def test_scores_selection_density_agreement(tiny_model, tiny_tokens):
     assert len(scores) == 3 * 2 * (3 * 32 + 32 + 64 + 32)
     cls0 = scores[scores["class_id"] == 0].reset_index(drop=True)
     sel = select_top(cls0["score"], cls0, 0.1)
-    assert (
-        sel.sum() == round(0.1 * len(cls0))
-        and cls0["score"][sel].min() >= cls0["score"][~sel].max()
-    )
+    assert sel.sum() == round(0.1 * len(cls0)) and cls0["score"][sel].min() >= cls0["score"][~sel].max()
     per_layer = select_top(cls0["score"], cls0, 0.1, within="layer")
     # 22.4 per layer of 224, 45 of 448 in all: the leftover neuron goes to the first layer
     assert [per_layer[cls0["layer"] == lay].sum() for lay in (0, 1)] == [23, 22]
@@ -108,12 +105,7 @@ def test_hybrid_models(tiny_model, tiny_tokens):
 
     spec = {
         "source": "random",
-        "architecture": {
-            "hidden_size": 32,
-            "num_layers": 2,
-            "num_heads": 4,
-            "intermediate_size": 64,
-        },
+        "architecture": {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64},
     }
     initial = build_model(spec, ["1", "2", "3"], seed=5).state_dict()
     finetuned = tiny_model.state_dict()
@@ -123,9 +115,7 @@ def test_hybrid_models(tiny_model, tiny_tokens):
     model = build_model(spec, ["1", "2", "3"], seed=9)
     # preserving every neuron is the fine-tuned model; preserving none reverts every site
     model.load_state_dict(hybrid_state_dict(model, initial, finetuned, all_on))
-    np.testing.assert_allclose(
-        predict_logits(model, tiny_tokens), predict_logits(tiny_model, tiny_tokens)
-    )
+    np.testing.assert_allclose(predict_logits(model, tiny_tokens), predict_logits(tiny_model, tiny_tokens))
     sd = hybrid_state_dict(model, initial, finetuned, all_off)
     assert torch.equal(
         sd["esm.encoder.layer.1.attention.self.key.weight"],
@@ -212,16 +202,12 @@ def test_ig_scores_are_class_means_of_residue_sums_with_completeness(tiny_model,
     (not <cls>/<eos>); completeness converges with the number of steps."""
     model = tiny_model.double()
     try:
-        scores, comp = ig_scores(
-            model, tiny_tokens, ka_steps=64, conductance_steps=400, output="probability"
-        )
+        scores, comp = ig_scores(model, tiny_tokens, ka_steps=64, conductance_steps=400, output="probability")
         cls0 = tiny_tokens[tiny_tokens["label_id"] == 0]  # two proteins of class 0
         per = []
         for rec in cls0.itertuples():
             ids = torch.as_tensor(rec.input_ids.astype(np.int64))[None]
-            a = knowledge_attribution_all_sites(model, ids, 0, n_steps=64, output="probability")[
-                (1, "key")
-            ]
+            a = knowledge_attribution_all_sites(model, ids, 0, n_steps=64, output="probability")[(1, "key")]
             per.append(a[1:-1].sum(0).numpy())
         got = scores[
             (scores["method"] == "knowledge_attribution")
@@ -232,18 +218,13 @@ def test_ig_scores_are_class_means_of_residue_sums_with_completeness(tiny_model,
         np.testing.assert_allclose(got["score"].to_numpy(), np.mean(per, 0), rtol=1e-5, atol=1e-9)
         assert (got["n_proteins"] == 2).all()
         # every protein: 12 knowledge-attribution sites and one conductance path
-        assert comp.groupby("method").size().to_dict() == {
-            "conductance": 4,
-            "knowledge_attribution": 48,
-        }
+        assert comp.groupby("method").size().to_dict() == {"conductance": 4, "knowledge_attribution": 48}
         ka = comp[comp["method"] == "knowledge_attribution"]
         moved = (ka["f_input"] - ka["f_baseline"]).abs() > 1e-3
         assert ka.loc[moved, "relative_error"].max() < 1e-2
         co = comp[comp["method"] == "conductance"]
         assert co["delta"].abs().max() < 1e-5  # against a |F(x) - F(baseline)| of 6e-6 to 7e-4
-        assert (
-            co.loc[(co["f_input"] - co["f_baseline"]).abs() > 1e-4, "relative_error"].max() < 0.05
-        )
+        assert co.loc[(co["f_input"] - co["f_baseline"]).abs() > 1e-4, "relative_error"].max() < 0.05
         # a probability target: F(x) is the softmax probability of the true class
         assert co["f_input"].between(0, 1).all()
     finally:
@@ -296,10 +277,7 @@ def test_preservation_curves_find_the_moved_neurons(tiny_model):
     from plmxai.model.training import predict_logits
 
     rng = np.random.default_rng(0)
-    seqs = [
-        "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), int(rng.integers(20, 40))))
-        for _ in range(60)
-    ]
+    seqs = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), int(rng.integers(20, 40)))) for _ in range(60)]
     prot = pd.DataFrame(
         {
             "accession": [f"Q{i}" for i in range(60)],
@@ -321,24 +299,12 @@ def test_preservation_curves_find_the_moved_neurons(tiny_model):
     ev = HybridEvaluator(model, initial, finetuned, tokens, batch_size=16)
     fraction = 10 / len(index)
     runs, summary = preservation_curves(
-        ev,
-        index,
-        {"weight_change": wc},
-        [fraction],
-        ["preserve", "ablate_revert"],
-        n_random=6,
-        n_boot=200,
+        ev, index, {"weight_change": wc}, [fraction], ["preserve", "ablate_revert"], n_random=6, n_boot=200
     )
     acc = summary[summary["metric"] == "accuracy"].set_index(["mode", "method"])
-    assert (
-        acc.loc[("preserve", "weight_change"), "value"]
-        == 1.0
-        == acc.loc[("preserve", "all"), "value"]
-    )
+    assert acc.loc[("preserve", "weight_change"), "value"] == 1.0 == acc.loc[("preserve", "all"), "value"]
     prob = summary[summary["metric"] == "true_class_probability"].set_index(["mode", "method"])
-    p_ft = torch.softmax(
-        torch.as_tensor(predict_logits(model, tokens), dtype=torch.float64), 1
-    ).numpy()
+    p_ft = torch.softmax(torch.as_tensor(predict_logits(model, tokens), dtype=torch.float64), 1).numpy()
     expected = p_ft[np.arange(len(tokens)), tokens["label_id"]].mean()
     assert prob.loc[("preserve", "weight_change"), "value"] == pytest.approx(expected)
     assert prob.loc[("preserve", "all"), "value"] == pytest.approx(expected)
@@ -350,9 +316,7 @@ def test_preservation_curves_find_the_moved_neurons(tiny_model):
     none = acc.loc[("preserve", "none"), "value"]
     assert none < 0.9 and acc.loc[("ablate_revert", "weight_change"), "value"] == none
     row = acc.loc[("preserve", "weight_change")]
-    draws = runs[
-        (runs["method"] == "random") & (runs["metric"] == "accuracy") & (runs["mode"] == "preserve")
-    ]
+    draws = runs[(runs["method"] == "random") & (runs["metric"] == "accuracy") & (runs["mode"] == "preserve")]
     assert len(draws) == 6 and (draws["n_selected"] == 10).all()
     assert row["p_permutation"] == (1 + (draws["value"] >= 1.0).sum()) / 7
     assert row["random_mean"] == pytest.approx(draws["value"].mean())
@@ -396,9 +360,7 @@ def test_mean_ablation_holds_the_neuron_at_its_mean(tiny_model, tiny_tokens):
     chosen[(0, "value")][[2, 5]] = True
     ev = HybridEvaluator(model, sd, sd, tiny_tokens, mean_activation=means)
     seen = {}
-    h = sites[(0, "value")].register_forward_hook(
-        lambda m, i, o: seen.__setitem__("out", o.detach())
-    )
+    h = sites[(0, "value")].register_forward_hook(lambda m, i, o: seen.__setitem__("out", o.detach()))
     ev.predict(chosen, keep="unselected", mode="mean")
     h.remove()
     out = seen["out"]

@@ -69,9 +69,7 @@ def imports(path: Path) -> tuple[set[str], set[str]]:
     ours, others = set(), set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
-            assert node.level == 0, (
-                f"{path}: relative import (the layering test reads absolute ones)"
-            )
+            assert node.level == 0, f"{path}: relative import (the layering test reads absolute ones)"
             mod = node.module
             if mod == "plmxai" or mod.startswith("plmxai."):
                 folder = PACKAGE.parent.joinpath(*mod.split("."))

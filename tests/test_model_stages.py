@@ -6,12 +6,7 @@ import torch
 from plmxai.attribution.embedding import embedding_ig
 from plmxai.knowledge.activation import activation_scores, site_summary
 from plmxai.model.esm import build_model, load_model, save_model, site_modules
-from plmxai.model.tokens import (
-    SequenceTooLongError,
-    esm2_tokenizer,
-    load_tokenizer,
-    tokenize_proteins,
-)
+from plmxai.model.tokens import SequenceTooLongError, esm2_tokenizer, load_tokenizer, tokenize_proteins
 from plmxai.model.training import TrainOptions, finetune, predictions_table
 
 
@@ -37,10 +32,7 @@ def test_tokenizer_offsets_and_policies(shared_data):
 
 
 def test_real_8m_architecture_has_17280_neurons(shared_data):
-    spec = {
-        "source": "random",
-        "config_dir": str(shared_data / "esm2_configs" / "esm2_t6_8M_UR50D"),
-    }
+    spec = {"source": "random", "config_dir": str(shared_data / "esm2_configs" / "esm2_t6_8M_UR50D")}
     model = build_model(spec, ["1", "2"], seed=0)
     assert sum(m.out_features for m in site_modules(model).values()) == 17280
 
@@ -89,16 +81,12 @@ def test_embedding_ig_completeness_and_padding_invariance(tiny_model, tiny_token
     rel, comp = pd.concat(rel), pd.concat(comp)
     # Gauss-Legendre on a random (smooth) model: completeness to float precision
     assert (comp["relative_error"] < 1e-3).all(), comp
-    np.testing.assert_allclose(
-        comp["attribution_sum"], comp["f_input"] - comp["f_baseline"], rtol=1e-3
-    )
+    np.testing.assert_allclose(comp["attribution_sum"], comp["f_input"] - comp["f_baseline"], rtol=1e-3)
     # one row per residue, special tokens excluded, residue letters as in the sequence
     p2 = rel[rel["accession"] == "P2"].sort_values("position")
     assert "".join(p2["residue"]) == "MWCHHYQNACDEFGHIKLMNPQRSTVWY"
     # a protein integrated alone gives the same relevance as in a padded batch
-    alone, _ = next(
-        embedding_ig(tiny_model, tiny_tokens.iloc[[1]].reset_index(drop=True), "true", 64)
-    )
+    alone, _ = next(embedding_ig(tiny_model, tiny_tokens.iloc[[1]].reset_index(drop=True), "true", 64))
     batched = rel[rel["accession"] == "P1"].sort_values("position")
     np.testing.assert_allclose(alone["relevance"], batched["relevance"], rtol=1e-4, atol=1e-6)
 
@@ -118,24 +106,15 @@ def test_predicted_target(tiny_model, tiny_tokens):
 def test_finetune_is_deterministic_and_learns(tiny_tokens):
     spec = {
         "source": "random",
-        "architecture": {
-            "hidden_size": 32,
-            "num_layers": 1,
-            "num_heads": 2,
-            "intermediate_size": 32,
-        },
+        "architecture": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 32},
     }
     train = pd.concat([tiny_tokens] * 8, ignore_index=True)
     runs = []
     for _ in range(2):
         model = build_model(spec, ["1", "2", "3"], seed=0)
-        hist = finetune(
-            model, train, tiny_tokens, TrainOptions(epochs=6, batch_size=8, learning_rate=3e-3)
-        )
+        hist = finetune(model, train, tiny_tokens, TrainOptions(epochs=6, batch_size=8, learning_rate=3e-3))
         runs.append((hist, model.state_dict()))
-    pd.testing.assert_frame_equal(
-        runs[0][0].drop(columns="seconds"), runs[1][0].drop(columns="seconds")
-    )
+    pd.testing.assert_frame_equal(runs[0][0].drop(columns="seconds"), runs[1][0].drop(columns="seconds"))
     for k, v in runs[0][1].items():
         assert torch.equal(v, runs[1][1][k]), k
     assert runs[0][0]["train_loss"].iloc[-1] < runs[0][0]["train_loss"].iloc[0]
@@ -145,9 +124,7 @@ def test_finetune_is_deterministic_and_learns(tiny_tokens):
 def test_pretrained_from_local_folder_and_bf16_inference(tmp_path, tiny_model, tiny_tokens):
     """A folder with safetensors weights loads as `source: pretrained` with a new head."""
     save_model(tiny_model, tmp_path / "pre")
-    model = build_model(
-        {"source": "pretrained", "name_or_path": str(tmp_path / "pre")}, ["a", "b"], seed=1
-    )
+    model = build_model({"source": "pretrained", "name_or_path": str(tmp_path / "pre")}, ["a", "b"], seed=1)
     assert model.config.num_labels == 2 and model.config.id2label == {0: "a", 1: "b"}
     for k, v in tiny_model.esm.state_dict().items():
         assert torch.equal(v, model.esm.state_dict()[k]), k
@@ -167,12 +144,7 @@ def test_demo_pretraining_learns_other_motifs_and_keeps_the_head():
         pretraining_tokens(DemoSpec(seed=0, **syn), demo_motifs(syn, 0), seed=0)
     spec = {
         "source": "random",
-        "architecture": {
-            "hidden_size": 16,
-            "num_layers": 1,
-            "num_heads": 2,
-            "intermediate_size": 32,
-        },
+        "architecture": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32},
     }
     pre = {
         "seed": 3,

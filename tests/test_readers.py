@@ -143,9 +143,7 @@ def test_read_residue_label_fasta_tables(tmp_path):
     prot, ann, rep = read_residue_label_fasta(p, label="transmembrane")
     pd.testing.assert_frame_equal(
         prot,
-        proteins(
-            [("5abc_A", "MKTAYIAKQRQISFVKSHFS", "membrane", 1), ("Q99999", "ACDEFG", "globular", 4)]
-        ),
+        proteins([("5abc_A", "MKTAYIAKQRQISFVKSHFS", "membrane", 1), ("Q99999", "ACDEFG", "globular", 4)]),
     )
     pd.testing.assert_frame_equal(
         ann,
@@ -319,9 +317,7 @@ def test_read_structure_folder_missing_or_empty(tmp_path):
     )
     write(tmp_path, "x\n", "notes.txt")
     assert_error(
-        read_structure_folder,
-        tmp_path,
-        r"no structure file \(accepted suffixes: \.pdb, \.cif, .*\.cif\.gz",
+        read_structure_folder, tmp_path, r"no structure file \(accepted suffixes: \.pdb, \.cif, .*\.cif\.gz"
     )
 
 
@@ -407,9 +403,7 @@ def test_real_tmbed_cv_membrane_and_globular(shared_data):
     by_header = Counter("membrane" if h.count("|") == 2 else "globular" for h, _, _ in raw)
     assert by_header == Counter({"membrane": 134, "globular": 1173})
     assert prot["label"].value_counts().to_dict() == dict(by_header)
-    header_class = {
-        h[1:].split("|")[0]: "membrane" if h.count("|") == 2 else "globular" for h, _, _ in raw
-    }
+    header_class = {h[1:].split("|")[0]: "membrane" if h.count("|") == 2 else "globular" for h, _, _ in raw}
     assert (prot["label"] == prot["accession"].map(header_class)).all()
 
 

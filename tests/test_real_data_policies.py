@@ -86,12 +86,8 @@ def test_all_feature_types_pairs_and_evidence(tmp_path):
     _, ann2, rep2 = read_uniprot_tsv(tsv(tmp_path, rows), ReadOptions(evidence=("ECO:0000269",)))
     assert sorted(ann2["feature"]) == ["ACT_SITE", "DISULFID"] and rep2.evidence_filtered == 5
     # binary labels from GO ids and keywords
-    p_go, _, _ = read_uniprot_tsv(
-        tsv(tmp_path, rows), ReadOptions(label="go", positive="GO:0005524")
-    )
-    p_kw, _, _ = read_uniprot_tsv(
-        tsv(tmp_path, rows), ReadOptions(label="keyword", positive="Kinase")
-    )
+    p_go, _, _ = read_uniprot_tsv(tsv(tmp_path, rows), ReadOptions(label="go", positive="GO:0005524"))
+    p_kw, _, _ = read_uniprot_tsv(tsv(tmp_path, rows), ReadOptions(label="keyword", positive="Kinase"))
     assert p_go["label"].tolist() == ["positive"] and p_kw["label"].tolist() == ["negative"]
 
 
@@ -128,14 +124,8 @@ def test_best_window_and_crop():
     assert (reg.start, reg.end) == (1, 20)  # clipped to the window
     assert "disulfide_bond" not in set(a[a.accession == "A"].type)  # a partner outside: dropped
     p2, a2, c2 = apply_length_policy(prot, ann, 20, "skip")
-    assert (
-        p2["accession"].tolist() == ["B"]
-        and a2["accession"].tolist() == ["B"]
-        and c2["skipped"] == 1
-    )
-    with pytest.raises(
-        SequenceTooLongError, match=r"x.tsv, line 2: A has 100 residues > data.max_length=20"
-    ):
+    assert p2["accession"].tolist() == ["B"] and a2["accession"].tolist() == ["B"] and c2["skipped"] == 1
+    with pytest.raises(SequenceTooLongError, match=r"x.tsv, line 2: A has 100 residues > data.max_length=20"):
         apply_length_policy(prot, ann, 20, "error", source="x.tsv")
 
 
@@ -185,9 +175,7 @@ def test_homology_clusters_stay_in_one_split():
 def _cfg(**data):
     from plmxai.config import validate_config
 
-    return validate_config(
-        {"data": {"source": "uniprot_tsv", "tsv": "x", "min_class_size": 1, **data}}
-    )
+    return validate_config({"data": {"source": "uniprot_tsv", "tsv": "x", "min_class_size": 1, **data}})
 
 
 @pytest.mark.parametrize(
@@ -220,9 +208,7 @@ def _cfg(**data):
 def test_bad_input_writes_nothing(tmp_path, rows, data, message):
     src = tsv(tmp_path, rows)
     cfg = _cfg(**data)
-    outs = [
-        tmp_path / "out" / n for n in ("proteins.parquet", "annotations.parquet", "summary.json")
-    ]
+    outs = [tmp_path / "out" / n for n in ("proteins.parquet", "annotations.parquet", "summary.json")]
     with pytest.raises(ValueError, match=message):
         prepare_data({**cfg, "data": {**cfg["data"], "tsv": str(src)}}, src, *outs)
     assert not any(o.exists() for o in outs)
@@ -231,19 +217,14 @@ def test_bad_input_writes_nothing(tmp_path, rows, data, message):
 
 @pytest.mark.parametrize(
     "text, message",
-    BAD_INPUTS
-    + [
-        (HEADER + row(seq="mktayiakqr"), r"line 2: lower-case letters in the sequence of P1"),
-    ],
+    BAD_INPUTS + [(HEADER + row(seq="mktayiakqr"), r"line 2: lower-case letters in the sequence of P1")],
 )
 def test_bad_input_corpus_through_the_data_stage(tmp_path, text, message):
     """Every broken input stops the data stage with its message, and nothing is written."""
     src = tmp_path / "bad.tsv"
     src.write_text(text)
     cfg = _cfg(tsv=str(src), lowercase="error", split={"method": "random"})
-    outs = [
-        tmp_path / "out" / n for n in ("proteins.parquet", "annotations.parquet", "summary.json")
-    ]
+    outs = [tmp_path / "out" / n for n in ("proteins.parquet", "annotations.parquet", "summary.json")]
     with pytest.raises(ValueError, match=message):
         prepare_data(cfg, src, *outs)
     assert not (tmp_path / "out").exists()
@@ -253,12 +234,8 @@ def test_truncated_gzip_through_the_data_stage(tmp_path):
     import gzip
 
     src = tmp_path / "bad.tsv.gz"
-    src.write_bytes(
-        gzip.compress((HEADER + "".join(row(f"P{i}") for i in range(500))).encode())[:-30]
-    )
-    outs = [
-        tmp_path / "out" / n for n in ("proteins.parquet", "annotations.parquet", "summary.json")
-    ]
+    src.write_bytes(gzip.compress((HEADER + "".join(row(f"P{i}") for i in range(500))).encode())[:-30])
+    outs = [tmp_path / "out" / n for n in ("proteins.parquet", "annotations.parquet", "summary.json")]
     with pytest.raises(ValueError, match=r"bad.tsv.gz: unreadable"):
         prepare_data(_cfg(tsv=str(src)), src, *outs)
     assert not (tmp_path / "out").exists()

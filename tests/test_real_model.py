@@ -67,9 +67,7 @@ def _independent_contact_attention(folder, theta=0.3, cutoff=8.0, min_sep=6):
             d = np.linalg.norm(a.coord[:, None] - a.coord[None], axis=-1)
             sep = np.abs(np.arange(n)[:, None] - np.arange(n)[None]) >= min_sep
             with torch.no_grad():
-                att = model(
-                    tok(seq, return_tensors="pt")["input_ids"], output_attentions=True
-                ).attentions
+                att = model(tok(seq, return_tensors="pt")["input_ids"], output_attentions=True).attentions
             att = torch.stack(att)[:, 0, :, 1:-1, 1:-1].numpy()
             h = (att > theta) & sep
             high += h.sum((-1, -2))
@@ -100,12 +98,7 @@ def _config(folder, **over):
         "model": {"source": "pretrained", "name_or_path": str(MODEL)},
         "variants": ["given"],
         "attribution": {"enabled": False},
-        "attention": {
-            "split": "all",
-            "max_proteins": 0,
-            "n_shifts": 199,
-            "blosum_permutations": 99,
-        },
+        "attention": {"split": "all", "max_proteins": 0, "n_shifts": 199, "blosum_permutations": 99},
     }
     for k, v in over.items():
         cfg[k] = {**cfg.get(k, {}), **v}
@@ -166,9 +159,7 @@ def test_contact_head_matches_the_independent_computation(tmp_path):
     assert best["background"] < 0.02 and best["significant"] and best["q_permutation"] < 0.05
     structures = pd.read_parquet(out / "structures.parquet")
     assert structures["used"].all() and (structures["identity"] == 1.0).all()
-    assert read_provenance(out / "properties.parquet")["checkpoint_sha256"] == {
-        "pytorch_model.bin": SHA256
-    }
+    assert read_provenance(out / "properties.parquet")["checkpoint_sha256"] == {"pytorch_model.bin": SHA256}
 
 
 @pytest.mark.integration
@@ -219,9 +210,7 @@ def test_given_variant_end_to_end(tmp_path):
     ):
         prov = read_provenance(run / "given" / table)
         assert prov["checkpoint_sha256"] == {"pytorch_model.bin": SHA256}, table
-        assert (
-            prov["checkpoint_head"] == "classifier head for 2 labels kept (the model as given)"
-        ), table
+        assert prov["checkpoint_head"] == "classifier head for 2 labels kept (the model as given)", table
     summary = json.loads((run / "data" / "data_summary.json").read_text())
     assert summary["kept"] == 4
     html = (run / "report.html").read_text()

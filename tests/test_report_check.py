@@ -6,9 +6,7 @@ import pytest
 from plmxai.report.check import check_report, find_chromium, problems
 
 pytest.importorskip("playwright")
-pytestmark = pytest.mark.skipif(
-    find_chromium() is None, reason="no Chromium (apt-get install chromium)"
-)
+pytestmark = pytest.mark.skipif(find_chromium() is None, reason="no Chromium (apt-get install chromium)")
 
 GOOD_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 

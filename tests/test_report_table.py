@@ -18,19 +18,12 @@ def _parts(out: str) -> tuple[str, str]:
 
 def _body_rows(fragment: str) -> list[list[str]]:
     body = re.search(r"<tbody>(.*?)</tbody>", fragment, re.S).group(1)
-    return [
-        re.findall(r"<td>(.*?)</td>", tr) for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
-    ]
+    return [re.findall(r"<td>(.*?)</td>", tr) for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)]
 
 
 def test_a_small_table_is_plain():
     df = pd.DataFrame(
-        {
-            "name": ["a", "b<i>", "c"],
-            "x": [1.23456, np.nan, 3.0],
-            "n": [1, 2, 3],
-            "ok": [True, False, True],
-        }
+        {"name": ["a", "b<i>", "c"], "x": [1.23456, np.nan, 3.0], "n": [1, 2, 3], "ok": [True, False, True]}
     )
     out = html_table(df, row_class=lambda r: "sig" if r["ok"] else "", caption="Top & co")
     assert "<details" not in out and "tbl-all" not in out and "tbl-filter" not in out
@@ -63,11 +56,7 @@ def test_a_large_table_shows_its_top_rows_and_holds_them_all():
     assert "<summary>All 2000 rows (sortable, filterable)</summary>" in more
     rows = _body_rows(more)
     assert len(rows) == n and rows[-1][2] == "0" and more.count('<tr class="sig">') == 40
-    assert (
-        'class="tbl-filter"' in more
-        and 'class="tbl-all"' in more
-        and "2000 of 2000 rows shown" in more
-    )
+    assert 'class="tbl-filter"' in more and 'class="tbl-all"' in more and "2000 of 2000 rows shown" in more
     # cell text escaped: no raw markup from the data anywhere
     assert "<p0>" not in out and rows[0][0] == "&lt;p0&gt;&amp;&quot;x&quot;"
     # no script per table: the page carries it once (TABLE_HEAD)
@@ -206,9 +195,7 @@ def test_in_a_browser_headers_sort_and_the_filter_hides(browser, tmp_path):
     x.click()
     xs = column(2)
     nums = [float(v) for v in xs if v]
-    assert nums == sorted(nums) and xs[-len(df) // 50 :] == [""] * (
-        len(df) // 50
-    )  # empty cells last
+    assert nums == sorted(nums) and xs[-len(df) // 50 :] == [""] * (len(df) // 50)  # empty cells last
     x.click()
     xs = column(2)
     nums = [float(v) for v in xs if v]

@@ -8,14 +8,13 @@ rule (the rules asking for gpu=1 with a GPU), and the result tables must equal t
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, snakemake_command
 from tests.test_workflow import SMALL_CONFIG as CONFIG
 from tests.test_workflow import snakemake, write_config
 
@@ -44,15 +43,7 @@ if not cluster_up():
 
 def slurm_snakemake(workdir: Path, configfile: Path) -> subprocess.CompletedProcess:
     cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(configfile),
+        *snakemake_command(workdir, configfile),
         "--workflow-profile",
         str(ROOT / "profiles" / "slurm"),
         "--jobs",
@@ -71,9 +62,7 @@ def slurm_snakemake(workdir: Path, configfile: Path) -> subprocess.CompletedProc
     # the plugin can ignore SIGTERM while it waits on the cluster: the timeout kills it
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-        )
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc
 
 

@@ -19,9 +19,7 @@ def test_balanced_shuffle_keeps_counts_and_is_independent_in_the_sample(n):
     expected = np.outer(counts, counts) / n
     # every cell within one protein of independence; a plain permutation is off by ~sqrt(cell)
     assert np.abs(table - expected).max() < 1 + 1e-9
-    assert np.array_equal(z, balanced_shuffle(y, 5)) and not np.array_equal(
-        z, balanced_shuffle(y, 6)
-    )
+    assert np.array_equal(z, balanced_shuffle(y, 5)) and not np.array_equal(z, balanced_shuffle(y, 6))
 
 
 def test_independent_table_margins():

@@ -116,24 +116,17 @@ def test_contrast_finds_added_alignment_and_not_an_inherited_one():
             "annotation_type": "active_site",
         }
     )
-    inherited = rng.normal(
-        0.2, 0.05, n
-    )  # both models align a little (the encoder before fine-tuning)
+    inherited = rng.normal(0.2, 0.05, n)  # both models align a little (the encoder before fine-tuning)
     control = base.assign(r=inherited + rng.normal(0, 0.02, n))
     # fine-tuning adds 0.3 for class a only; class b differs from the control by noise that is
     # symmetric about zero (each difference and its negative), so its median difference is 0
     noise = rng.normal(0, 0.02, n // 4)
-    added = np.where(
-        base["label"] == "a", 0.3 + rng.normal(0, 0.02, n), np.tile(np.r_[noise, -noise], 2)
-    )
+    added = np.where(base["label"] == "a", 0.3 + rng.normal(0, 0.02, n), np.tile(np.r_[noise, -noise], 2))
     reference = base.assign(r=control["r"] + added)
     reference.loc[0, "r"] = np.nan  # undefined in one model: left out, counted
     t = contrast_tests(reference, control, min_proteins=5).set_index("class")
     assert t.loc["a", "significant"] and not t.loc["b", "significant"]
-    assert (
-        t.loc["b", "median_difference"] == pytest.approx(0, abs=1e-12)
-        and t.loc["b", "p_value"] > 0.4
-    )
+    assert t.loc["b", "median_difference"] == pytest.approx(0, abs=1e-12) and t.loc["b", "p_value"] > 0.4
     assert t.loc["a", "n_proteins"] == 19 and t.loc["a", "n_excluded"] == 1
     d = (reference["r"] - control["r"])[1:20]
     assert t.loc["a", "median_difference"] == pytest.approx(d.median())
@@ -181,7 +174,4 @@ def test_composition_null_separates_a_site_from_its_residues():
     t = adjust(group_tests(corr, null, 5, False, comp)).set_index("layer")
     assert t.loc["site", "significant"] and t.loc["site", "significant_composition"]
     assert t.loc["identity", "significant"] and t.loc["identity", "significant_shift"]
-    assert (
-        not t.loc["identity", "significant_composition"]
-        and t.loc["identity", "p_composition"] > 0.05
-    )
+    assert not t.loc["identity", "significant_composition"] and t.loc["identity", "p_composition"] > 0.05

@@ -80,18 +80,14 @@ def test_frozen_control_keeps_the_encoder_and_shuffled_permutes_labels():
     tokens = demo_tokens()
     train, val = variant_data(tokens, "shuffled", seed=0)
     assert sorted(train["label_id"]) == sorted(tokens[tokens.split == "train"]["label_id"])
-    assert (
-        train["label_id"].to_numpy() != tokens[tokens.split == "train"]["label_id"].to_numpy()
-    ).any()
+    assert (train["label_id"].to_numpy() != tokens[tokens.split == "train"]["label_id"].to_numpy()).any()
     model = build_model(SPEC, ["1", "2", "3"], seed=0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     train, val = variant_data(tokens, "frozen", seed=0)
     finetune(model, train, val, TrainOptions(epochs=2, batch_size=16, freeze_encoder=True))
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in after if k.startswith("esm."))
-    assert not torch.equal(
-        before["classifier.out_proj.weight"], after["classifier.out_proj.weight"]
-    )
+    assert not torch.equal(before["classifier.out_proj.weight"], after["classifier.out_proj.weight"])
 
 
 def test_early_stopping():
@@ -132,10 +128,7 @@ def test_resume_after_sigkill_gives_the_same_model(tmp_path):
     ckpt = tmp_path / "ckpt"
     # uninterrupted reference
     subprocess.run(
-        [sys.executable, str(script), "-", str(tmp_path / "ref")],
-        env=env,
-        check=True,
-        capture_output=True,
+        [sys.executable, str(script), "-", str(tmp_path / "ref")], env=env, check=True, capture_output=True
     )
     # killed with SIGKILL once a mid-run checkpoint exists, then started again
     proc = subprocess.Popen(

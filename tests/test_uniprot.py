@@ -59,10 +59,7 @@ def test_parse_features_keeps_qualifiers_with_semicolons():
     f = parse_features(text)
     assert [x["key"] for x in f] == ["ACT_SITE", "BINDING"]
     assert f[0]["loc"] == "164" and f[1]["loc"] == "10..17"
-    assert f[0]["qualifiers"] == {
-        "note": "Nucleophile; via serine",
-        "evidence": "ECO:0000269|PubMed:1",
-    }
+    assert f[0]["qualifiers"] == {"note": "Nucleophile; via serine", "evidence": "ECO:0000269|PubMed:1"}
     assert f[1]["qualifiers"]["ligand"] == "ATP"
 
 
@@ -117,9 +114,7 @@ def test_lowercase_policy(tmp_path):
 
 def test_min_class_size_drops_and_counts(tmp_path):
     rows = [row(f"P{i}", ec="3.1.1.1") for i in range(3)] + [row("Q1", ec="1.1.1.1")]
-    prot, _, rep = read_uniprot_tsv(
-        write(tmp_path, HEADER + "".join(rows)), ReadOptions(min_class_size=2)
-    )
+    prot, _, rep = read_uniprot_tsv(write(tmp_path, HEADER + "".join(rows)), ReadOptions(min_class_size=2))
     assert set(prot["label"]) == {"3"}
     assert rep.classes_dropped == ["1"] and rep.dropped["class smaller than min_class_size"] == 1
 
@@ -129,10 +124,7 @@ BAD_INPUTS = [
     ("Entry\tSequence\n", r"line 1: missing column\(s\) \['EC number'\]"),
     (HEADER + "P1\tP1_X\t10\n", r"line 2: 3 columns, header has 8"),
     (HEADER + row(act="ACT_SITE 7x"), r"line 2: P1, ACT_SITE: bad position '7x'"),
-    (
-        HEADER + row(act="ACT_SITE 11"),
-        r"line 2: P1, ACT_SITE 11: position beyond the sequence \(10",
-    ),
+    (HEADER + row(act="ACT_SITE 11"), r"line 2: P1, ACT_SITE 11: position beyond the sequence \(10"),
     (HEADER + row(seq="MKTAJIAKQR"), r"line 2: P1: 'J' at residue 5 is not an amino-acid letter"),
     (HEADER + row(seq="MKTA1IAKQR"), r"line 2: P1: '1' at residue 5"),
     (HEADER + row() + row(), r"line 3: duplicate accession 'P1' \(first on line 2\)"),
@@ -180,9 +172,7 @@ def test_real_swissprot_export_every_feature_parsed(shared_data):
                     start = int(m.group(1))
                     end = int(m.group(2) or start)
                     expected[(cells["Entry"], key, start, end)] += 1
-    got = Counter(
-        zip(ann["accession"], ann["feature"], ann["start"].astype(int), ann["end"].astype(int))
-    )
+    got = Counter(zip(ann["accession"], ann["feature"], ann["start"].astype(int), ann["end"].astype(int)))
     assert got == expected
     assert (
         sum(1 for k in expected.elements() if k[1] == "ACT_SITE") == 3873
@@ -247,9 +237,7 @@ def test_quoted_tsv_errors_keep_the_file_line(tmp_path):
     ):
         read_uniprot_tsv(p)
     bad = write(
-        tmp_path,
-        HEADER + row("P1", site='"SITE 2; /note=""x"""') + 'P2\t"unclosed\n',
-        "bad_quotes.tsv",
+        tmp_path, HEADER + row("P1", site='"SITE 2; /note=""x"""') + 'P2\t"unclosed\n', "bad_quotes.tsv"
     )
     with pytest.raises(UniProtFormatError, match=r"bad_quotes.tsv, line 3: bad CSV quoting"):
         read_uniprot_tsv(bad)

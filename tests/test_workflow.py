@@ -3,7 +3,6 @@
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import yaml
 from plmxai.runlog import AUDIT_ENV
 from plmxai.tables import partitions, read_partitioned
 from tests.conda_envs import closure, env_distributions, import_leaks, script_envs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, snakemake_command
 
 pytestmark = pytest.mark.integration
 
@@ -33,25 +32,10 @@ def merged(base: dict, change: dict) -> dict:
 
 
 def snakemake(workdir, configfile, *args, check=True, env=None):
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(configfile),
-        "--cores",
-        "2",
-        *args,
-    ]
+    cmd = snakemake_command(workdir, configfile, "--cores", "2", *args)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-        )
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
 
 
@@ -124,9 +108,7 @@ def test_demo_tables(demo_run):
     preds = pd.read_parquet(ft / "model" / "predictions.parquet")
     test = preds[preds["split"] == "test"]
     assert test["correct"].mean() >= 0.9
-    metrics = pd.read_parquet(ft / "model" / "metrics.parquet").set_index(
-        ["split", "class", "metric"]
-    )
+    metrics = pd.read_parquet(ft / "model" / "metrics.parquet").set_index(["split", "class", "metric"])
     acc = metrics.loc[("test", "all", "accuracy")]
     assert acc["value"] == pytest.approx(test["correct"].mean())
     assert acc["ci_low"] < acc["value"] < acc["ci_high"] and acc["n"] == 600
@@ -174,16 +156,10 @@ def test_demo_tables(demo_run):
     assert comp.groupby("method")["relative_error"].median().to_dict()["head_conductance"] < 0.15
     assert partitions(ft / "attribution" / "relevance", "layer") == ["0", "1", "embedding"]
     rel = read_partitioned(ft / "attribution" / "relevance", "layer", ["embedding"])
-    assert (
-        len(rel) == proteins.set_index("accession").loc[comp["accession"].unique(), "length"].sum()
-    )
-    assert not (ft / "attribution" / "chunks").exists() or not list(
-        (ft / "attribution" / "chunks").iterdir()
-    )
+    assert len(rel) == proteins.set_index("accession").loc[comp["accession"].unique(), "length"].sum()
+    assert not (ft / "attribution" / "chunks").exists() or not list((ft / "attribution" / "chunks").iterdir())
     # replacing the most relevant residues by alanine hurts far more than random residues
-    faith = pd.read_parquet(ft / "attribution" / "faithfulness.parquet").set_index(
-        ["k", "selection"]
-    )
+    faith = pd.read_parquet(ft / "attribution" / "faithfulness.parquet").set_index(["k", "selection"])
     for k in (1, 4):
         assert faith.loc[(k, "relevant - random"), "ci_low"] > 0.1, k
     assert faith.loc[(4, "relevant"), "n_proteins"] == 120
@@ -232,11 +208,7 @@ def test_report_in_headless_chromium(demo_run):
     out = work / "results" / "itest"
     found = check_report(out / "report.html", out / "report.png", width=1366)
     assert problems(found) == []
-    assert (
-        found["n_images"] > 20
-        and found["n_tables"] > 20
-        and (out / "report.png").stat().st_size > 10_000
-    )
+    assert found["n_images"] > 20 and found["n_tables"] > 20 and (out / "report.png").stat().st_size > 10_000
 
 
 def test_snakemake_report_holds_the_figures(demo_run):
@@ -288,9 +260,7 @@ def test_knowledge_neuron_tables(demo_run):
     assert set(runs.loc[runs["method"] == "random", "draw"]) == set(range(5))
     density = pd.read_parquet(ft / "density.parquet")
     per_site = density[density["layer"] == "all"].groupby(["method", "fraction"])["selected"].sum()
-    assert (
-        per_site.to_numpy() == np.round(per_site.index.get_level_values("fraction") * 896)
-    ).all()
+    assert (per_site.to_numpy() == np.round(per_site.index.get_level_values("fraction") * 896)).all()
     assert density["q_value"].between(0, 1).all()
     agree = pd.read_parquet(ft / "agreement.parquet")
     assert len(agree) == 6 and agree["spearman"].between(-1, 1).all()
@@ -313,11 +283,7 @@ def test_incremental_reruns(demo_run):
         "all": 1,
     }
     tests_only = write_config(work / "kn.yaml", merged(CONFIG, {"knowledge": {"n_random": 6}}))
-    assert planned_jobs(snakemake(work, tests_only, "-n")) == {
-        "knowledge_tests": 2,
-        "report": 1,
-        "all": 1,
-    }
+    assert planned_jobs(snakemake(work, tests_only, "-n")) == {"knowledge_tests": 2, "report": 1, "all": 1}
     bigger = write_config(
         work / "model.yaml", merged(CONFIG, {"model": {"architecture": {"hidden_size": 96}}})
     )
@@ -396,10 +362,7 @@ def test_real_swissprot_subset_with_esm2_8m_architecture(shared_data, tmp_path):
                 "test": 0.3,
             },
         },
-        "model": {
-            "source": "random",
-            "config_dir": str(shared_data / "esm2_configs" / "esm2_t6_8M_UR50D"),
-        },
+        "model": {"source": "random", "config_dir": str(shared_data / "esm2_configs" / "esm2_t6_8M_UR50D")},
         "variants": ["finetuned"],
         "training": {"epochs": 1, "batch_size": 8, "learning_rate": 0.0001, "bootstrap": 100},
         "neurons": {"split": "test"},  # the old name of knowledge.activation, still accepted
@@ -485,14 +448,7 @@ def test_between_workflow_cache(tmp_path, monkeypatch):
     third = tmp_path / "third"
     third.mkdir()
     other = merged(SMALL_CONFIG, {"model": {"training": {"epochs": 3}}})
-    snakemake(
-        third,
-        write_config(third / "config.yaml", other),
-        target,
-        "--cache",
-        "init_model",
-        "finetune",
-    )
+    snakemake(third, write_config(third / "config.yaml", other), target, "--cache", "init_model", "finetune")
     assert "done in" in (third / "results/small/logs/finetune_finetuned.log").read_text()
     assert (third / "results/small/logs/init_model.log").stat().st_size == 0
 

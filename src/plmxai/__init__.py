@@ -14,16 +14,7 @@ report), figures in plot, a finished run in Run; each is imported when first use
 
 from plmxai._version import __version__  # noqa: F401 (the one place it is written)
 
-_SUBPACKAGES = (
-    "data",
-    "model",
-    "knowledge",
-    "attribution",
-    "attention",
-    "report",
-    "plot",
-    "stages",
-)
+_SUBPACKAGES = ("data", "model", "knowledge", "attribution", "attention", "report", "plot", "stages")
 
 
 def __getattr__(name: str):

@@ -76,9 +76,7 @@ def validate_config(config: dict, schema: dict | str | Path | None = None) -> di
     notes = apply_aliases(config)
     for note in notes:
         logging.getLogger("plmxai").warning(note)
-    moved = {
-        new: old for old, new in ALIASES.items() if any(f"'{old}' read as" in n for n in notes)
-    }
+    moved = {new: old for old, new in ALIASES.items() if any(f"'{old}' read as" in n for n in notes)}
     cls = _with_defaults(jsonschema.Draft202012Validator)
     errors = sorted(cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
@@ -107,9 +105,7 @@ def _check_consistency(cfg: dict[str, Any]) -> None:
         raise ConfigError("config key 'data.tsv' is required when data.source is uniprot_tsv")
     _check_source(cfg)
     if cfg["data"]["label"] in ("go", "keyword") and not cfg["data"]["positive"]:
-        raise ConfigError(
-            f"config key 'data.positive' is required when data.label is {cfg['data']['label']}"
-        )
+        raise ConfigError(f"config key 'data.positive' is required when data.label is {cfg['data']['label']}")
     syn = cfg["data"]["synthetic"]
     if syn["min_length"] > syn["max_length"]:
         raise ConfigError(
@@ -118,14 +114,11 @@ def _check_consistency(cfg: dict[str, Any]) -> None:
         )
     m = cfg["model"]
     if m["source"] == "pretrained" and not m["name_or_path"]:
-        raise ConfigError(
-            "config key 'model.name_or_path' is required when model.source is pretrained"
-        )
+        raise ConfigError("config key 'model.name_or_path' is required when model.source is pretrained")
     a = m["architecture"]
     if m["source"] == "random" and not m["config_dir"] and a["hidden_size"] % a["num_heads"]:
         raise ConfigError(
-            f"config key 'model.architecture.num_heads' ({a['num_heads']}) must divide "
-            f"hidden_size ({a['hidden_size']})"
+            f"config key 'model.architecture.num_heads' ({a['num_heads']}) must divide hidden_size ({a['hidden_size']})"
         )
     pre = m["pretrain"]
     if pre["enabled"]:

@@ -18,9 +18,7 @@ def metrics(y_true, y_pred, n_classes: int) -> dict:
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(
-            f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
-        ),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
         "mcc": float(matthews_corrcoef(y_true, y_pred)) if len(set(y_true.tolist())) > 1 else 0.0,
     }
 
@@ -74,9 +72,7 @@ def bootstrap_ci(
     return {k: (float(np.quantile(v, a)), float(np.quantile(v, 1 - a))) for k, v in draws.items()}
 
 
-def metrics_table(
-    preds: pd.DataFrame, labels: list[str], n_boot: int = 1000, seed: int = 0
-) -> pd.DataFrame:
+def metrics_table(preds: pd.DataFrame, labels: list[str], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Tidy metrics for the validation and test splits: overall (with bootstrap CIs on test)
     and per-class precision, recall and F1."""
     rows = []
@@ -100,9 +96,7 @@ def metrics_table(
                     "n": len(p),
                 }
             )
-        prec, rec, f1, sup = precision_recall_fscore_support(
-            yt, yp, labels=list(range(k)), zero_division=0
-        )
+        prec, rec, f1, sup = precision_recall_fscore_support(yt, yp, labels=list(range(k)), zero_division=0)
         for c in range(k):
             for name, arr in (("precision", prec), ("recall", rec), ("f1", f1)):
                 rows.append(
@@ -129,11 +123,6 @@ def confusion_table(preds: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
         for i in range(len(labels)):
             for j in range(len(labels)):
                 rows.append(
-                    {
-                        "split": split,
-                        "true": labels[i],
-                        "predicted": labels[j],
-                        "count": int(cm[i, j]),
-                    }
+                    {"split": split, "true": labels[i], "predicted": labels[j], "count": int(cm[i, j])}
                 )
     return pd.DataFrame(rows)

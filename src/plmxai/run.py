@@ -73,9 +73,7 @@ class Run:
     def variants(self) -> list[str]:
         """The variants with a model in this run, in the order the workflow runs them."""
         order = ["finetuned", "frozen", "shuffled", "given"]
-        found = [
-            p.name for p in self.path.iterdir() if (p / "model" / "predictions.parquet").is_file()
-        ]
+        found = [p.name for p in self.path.iterdir() if (p / "model" / "predictions.parquet").is_file()]
         return sorted(found, key=lambda v: (order.index(v) if v in order else len(order), v))
 
     @property
@@ -89,27 +87,19 @@ class Run:
             variant = None
         if name in RUN_TABLES:
             if variant is not None:
-                raise ValueError(
-                    f"table {name!r} belongs to the run, not to a variant: leave variant out"
-                )
+                raise ValueError(f"table {name!r} belongs to the run, not to a variant: leave variant out")
             return self.path / RUN_TABLES[name]
         if name not in VARIANT_TABLES:
-            raise KeyError(
-                f"no table {name!r}; tables: {sorted(RUN_TABLES) + sorted(VARIANT_TABLES)}"
-            )
+            raise KeyError(f"no table {name!r}; tables: {sorted(RUN_TABLES) + sorted(VARIANT_TABLES)}")
         if variant is None:
             if len(self.variants) != 1:
-                raise ValueError(
-                    f"table {name!r} exists per variant: give variant= one of {self.variants}"
-                )
+                raise ValueError(f"table {name!r} exists per variant: give variant= one of {self.variants}")
             variant = self.variants[0]
         if variant not in self.variants:
             raise ValueError(f"{self.path}: no variant {variant!r}; variants: {self.variants}")
         return self.path / variant / VARIANT_TABLES[name]
 
-    def table(
-        self, name: str, variant: str | None = None, layers: list[str] | None = None
-    ) -> pd.DataFrame:
+    def table(self, name: str, variant: str | None = None, layers: list[str] | None = None) -> pd.DataFrame:
         """A table as a DataFrame; `relevance` can be read for some `layers` only."""
         path = self.file(name, variant)
         if not path.exists():

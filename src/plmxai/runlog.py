@@ -24,9 +24,7 @@ def _record_imports(folder: Path, name: str) -> None:
     dists = sorted({d for m in list(sys.modules) for d in owners.get(m.partition(".")[0], ())})
     # Snakemake runs a copy of the script named tmpXXXXXXXX.<script>.py
     script = Path(sys.argv[0]).name
-    script = (
-        script.split(".", 1)[1] if script.startswith("tmp") and script.count(".") > 1 else script
-    )
+    script = script.split(".", 1)[1] if script.startswith("tmp") and script.count(".") > 1 else script
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.json").write_text(json.dumps({"script": script, "distributions": dists}))
 

@@ -30,9 +30,7 @@ def point_biserial(values: np.ndarray, mask: np.ndarray) -> float:
 def annotation_masks(annotations: pd.DataFrame, length: int) -> dict[str, np.ndarray]:
     """Annotation type -> boolean mask over residues 1..length."""
     out: dict[str, np.ndarray] = {}
-    pair = (
-        annotations["pair"] if "pair" in annotations else pd.Series(False, index=annotations.index)
-    )
+    pair = annotations["pair"] if "pair" in annotations else pd.Series(False, index=annotations.index)
     for rec, is_pair in zip(annotations.itertuples(index=False), pair):
         m = out.setdefault(rec.type, np.zeros(length, dtype=bool))
         if is_pair:  # a disulfide bond or cross-link: its two residues, not the stretch between
@@ -74,9 +72,7 @@ def permute_within_groups(values: np.ndarray, groups: np.ndarray, draws: int, rn
     amino acid), one permutation per draw: a null that keeps every residue's identity."""
     n = len(groups)
     keys = rng.random((draws, n))
-    order = np.lexsort(
-        (keys, np.broadcast_to(groups, (draws, n))), axis=-1
-    )  # by group, random within
+    order = np.lexsort((keys, np.broadcast_to(groups, (draws, n))), axis=-1)  # by group, random within
     base = np.lexsort((np.arange(n), groups))  # by group, in sequence order
     out = np.empty((draws, *values.shape), dtype=values.dtype)
     out[:, base] = values[order]
@@ -108,39 +104,25 @@ def protein_correlations(
         if acc not in ann_by_acc:
             continue
         wide = g.pivot_table(
-            index=["layer", "head"],
-            columns="position",
-            values="relevance",
-            sort=True,
-            observed=True,
+            index=["layer", "head"], columns="position", values="relevance", sort=True, observed=True
         )
         x = transform(wide.to_numpy(dtype=np.float64), how)
         length = int(wide.columns.max())
         if np.isnan(x).any() or list(wide.columns) != list(range(1, length + 1)):
-            raise ValueError(
-                f"relevance of {acc}: positions are not 1..{length} for every layer and head"
-            )
+            raise ValueError(f"relevance of {acc}: positions are not 1..{length} for every layer and head")
         rng = np.random.default_rng([seed, zlib.crc32(str(acc).encode())])
-        shifts = (
-            rng.integers(1, length, size=n_shifts) if length > 1 else np.zeros(n_shifts, dtype=int)
-        )
+        shifts = rng.integers(1, length, size=n_shifts) if length > 1 else np.zeros(n_shifts, dtype=int)
         residues = None
         if n_shifts and "residue" in g:
             first = g.drop_duplicates("position").sort_values("position")
             residues = np.frombuffer("".join(first["residue"].astype(str)).encode(), dtype=np.uint8)
         for typ, mask in annotation_masks(ann_by_acc[acc], length).items():
             constant = mask.min() == mask.max()
-            r = (
-                np.full(len(x), np.nan)
-                if constant
-                else shifted_correlations(x, mask, np.array([0]))[:, 0]
-            )
+            r = np.full(len(x), np.nan) if constant else shifted_correlations(x, mask, np.array([0]))[:, 0]
             r[np.ptp(x, axis=1) == 0] = np.nan
             if n_shifts:
                 nulls.append(
-                    np.full((len(x), n_shifts), np.nan)
-                    if constant
-                    else shifted_correlations(x, mask, shifts)
+                    np.full((len(x), n_shifts), np.nan) if constant else shifted_correlations(x, mask, shifts)
                 )
                 comp_nulls.append(
                     np.full((len(x), n_shifts), np.nan)
@@ -148,21 +130,10 @@ def protein_correlations(
                     else _permuted_correlations(x, mask, residues, n_shifts, rng)
                 )
             for (layer, head), value in zip(wide.index, r):
-                rows.append(
-                    (acc, labels.get(acc), layer, head, typ, length, int(mask.sum()), float(value))
-                )
+                rows.append((acc, labels.get(acc), layer, head, typ, length, int(mask.sum()), float(value)))
     corr = pd.DataFrame(
         rows,
-        columns=[
-            "accession",
-            "label",
-            "layer",
-            "head",
-            "annotation_type",
-            "n_residues",
-            "n_annotated",
-            "r",
-        ],
+        columns=["accession", "label", "layer", "head", "annotation_type", "n_residues", "n_annotated", "r"],
     )
     null = np.concatenate(nulls) if nulls else np.empty((0, n_shifts))
     comp_null = np.concatenate(comp_nulls) if comp_nulls else np.empty((0, n_shifts))
@@ -317,9 +288,7 @@ def test_correlations(
     null: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Group tests, then BH over all of them."""
-    return adjust(
-        group_tests(correlations.reset_index(drop=True), null, min_proteins, per_class), fdr
-    )
+    return adjust(group_tests(correlations.reset_index(drop=True), null, min_proteins, per_class), fdr)
 
 
 CONTRAST_KEYS = ["layer", "head", "annotation_type"]
@@ -358,9 +327,7 @@ def contrast_tests(
                     "class": cls,
                     "n_proteins": len(d),
                     "n_excluded": int((~ok).sum()),
-                    "median_r_reference": float(g["r_reference"][ok].median())
-                    if len(d)
-                    else np.nan,
+                    "median_r_reference": float(g["r_reference"][ok].median()) if len(d) else np.nan,
                     "median_r_control": float(g["r_control"][ok].median()) if len(d) else np.nan,
                     "median_difference": float(np.median(d)) if len(d) else np.nan,
                     "rank_biserial": rank_biserial(d) if len(d) else np.nan,

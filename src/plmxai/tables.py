@@ -86,9 +86,7 @@ def write_parquet(
 ) -> Path:
     """Write a DataFrame atomically with provenance in the file metadata."""
     table = pa.Table.from_pandas(df, preserve_index=False)
-    table = table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), **_metadata(provenance)}
-    )
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **_metadata(provenance)})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return Path(path)
@@ -189,9 +187,7 @@ def write_partitioned(
                     table = f.read_row_group(i)
                     keys = table.column(column).to_pylist()
                     for value in dict.fromkeys(keys):
-                        part = table.filter(pc.equal(table.column(column), value)).drop_columns(
-                            [column]
-                        )
+                        part = table.filter(pc.equal(table.column(column), value)).drop_columns([column])
                         w = writers.get(value)
                         if w is None:
                             (tmp / f"{column}={value}").mkdir()
@@ -208,10 +204,7 @@ def write_partitioned(
 
 
 def read_partitioned(
-    path: str | os.PathLike,
-    column: str,
-    values: list[str] | None = None,
-    columns: list[str] | None = None,
+    path: str | os.PathLike, column: str, values: list[str] | None = None, columns: list[str] | None = None
 ) -> pd.DataFrame:
     """Read a dataset written by `write_partitioned`, or only its partitions in `values`; the
     partition column comes back as strings."""
@@ -239,9 +232,7 @@ CHECKPOINT_FILE = "plmxai_checkpoint.json"
 
 
 def write_checkpoint_info(info: Mapping[str, Any], folder: str | os.PathLike) -> None:
-    (Path(folder) / CHECKPOINT_FILE).write_text(
-        json.dumps(dict(info), indent=1, sort_keys=True) + "\n"
-    )
+    (Path(folder) / CHECKPOINT_FILE).write_text(json.dumps(dict(info), indent=1, sort_keys=True) + "\n")
 
 
 def read_checkpoint_info(folder: str | os.PathLike) -> dict | None:

@@ -42,9 +42,7 @@ log = logging.getLogger(__name__)
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 
 
-def attention_maps(
-    model, tokens: pd.DataFrame, batch_size: int = 4
-) -> Iterator[tuple[int, np.ndarray]]:
+def attention_maps(model, tokens: pd.DataFrame, batch_size: int = 4) -> Iterator[tuple[int, np.ndarray]]:
     """(row of `tokens`, attention over residues: layers x heads x L x L, float32) per protein.
 
     Eager attention for this pass only (sdpa returns no weights); one batch of maps is held
@@ -133,9 +131,7 @@ class PropertyCounts:
         self.bg_pairs += n * n
         shifts = _shifts(accession, n, self.draws, self.seed)
         if self.draws:
-            idx = (
-                np.arange(n)[:, None] - shifts[None, :]
-            ) % n  # L x draws: the property moved by s
+            idx = (np.arange(n)[:, None] - shifts[None, :]) % n  # L x draws: the property moved by s
             # as matrix products (BLAS), not einsum's loops: counts of 0/1 properties are
             # integers, so the sums are exact in any order
             moved = props[idx]  # L x draws x P
@@ -147,9 +143,7 @@ class PropertyCounts:
                 moved = permute_within_groups(props[:, : self.n_comp], residues, self.draws, rng)
                 k = moved.shape[-1]
                 flat = moved.transpose(1, 0, 2).reshape(n, -1)  # L x (draws * K)
-                self.comp_null_hits += (
-                    (col @ flat).reshape(len(col), self.draws, k).transpose(0, 2, 1)
-                )
+                self.comp_null_hits += (col @ flat).reshape(len(col), self.draws, k).transpose(0, 2, 1)
         self.proteins += 1
         if contacts is None:
             return
@@ -166,9 +160,7 @@ class PropertyCounts:
             self.c_null_high += null_high
             self.c_null_hits += null_hits
 
-    def table(
-        self, min_pairs: int = 100, fdr: float = 0.05, kinds: dict | None = None
-    ) -> pd.DataFrame:
+    def table(self, min_pairs: int = 100, fdr: float = 0.05, kinds: dict | None = None) -> pd.DataFrame:
         """One row per head x property (contact included where structures were mapped)."""
         n_layers, n_heads = self.shape
         layer, head = np.divmod(np.arange(n_layers * n_heads), n_heads)
@@ -241,9 +233,7 @@ def _rows(
             "proportion": p,
             "background": bg,
             "ratio": p / bg if bg else np.nan,
-            "null_mean": np.where(high > 0, p_null.mean(axis=1), np.nan)
-            if null_hits.shape[1]
-            else np.nan,
+            "null_mean": np.where(high > 0, p_null.mean(axis=1), np.nan) if null_hits.shape[1] else np.nan,
             "z": np.where(tested, z, np.nan),
             "p_z": np.where(tested, p_z, np.nan),
             "p_permutation": np.where(tested, p_perm, np.nan),
@@ -252,9 +242,7 @@ def _rows(
     )
 
 
-def diagonal_shift_counts(
-    high: np.ndarray, mats: list[np.ndarray], shifts: np.ndarray
-) -> list[np.ndarray]:
+def diagonal_shift_counts(high: np.ndarray, mats: list[np.ndarray], shifts: np.ndarray) -> list[np.ndarray]:
     """For each matrix of `mats`, heads x shifts: sum_ij high[h, i, j] * mat rolled by (s, s),
     for every shift s, by FFT.
 
@@ -270,12 +258,8 @@ def diagonal_shift_counts(
     lags = (-np.asarray(shifts)) % n
     out = []
     for mat in mats:
-        spec = np.einsum(
-            "hdf,df->hf", spec_high, np.fft.rfft(mat[i[None, :], j].astype(np.float32), axis=-1)
-        )
-        corr = np.fft.irfft(
-            spec, n=n, axis=-1
-        )  # corr[h, t] = sum_d sum_i high_d[h, i] mat_d[(i + t) % n]
+        spec = np.einsum("hdf,df->hf", spec_high, np.fft.rfft(mat[i[None, :], j].astype(np.float32), axis=-1))
+        corr = np.fft.irfft(spec, n=n, axis=-1)  # corr[h, t] = sum_d sum_i high_d[h, i] mat_d[(i + t) % n]
         out.append(np.rint(corr[:, lags]))  # counts of 0/1 products: whole numbers
     return out
 
@@ -312,9 +296,7 @@ def layer_profiles(table: pd.DataFrame) -> pd.DataFrame:
     prof["mean_ratio"] = prof["mean_proportion"] / prof["background"]
     weighted = (prof["layer"] * prof["mean_proportion"]).groupby(prof["property"]).sum()
     with np.errstate(invalid="ignore", divide="ignore"):
-        cog = (weighted / prof.groupby("property")["mean_proportion"].sum()).rename(
-            "centre_of_gravity"
-        )
+        cog = (weighted / prof.groupby("property")["mean_proportion"].sum()).rename("centre_of_gravity")
     return prof.merge(cog, left_on="property", right_index=True, how="left")
 
 

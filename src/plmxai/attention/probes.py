@@ -30,9 +30,7 @@ from sklearn.preprocessing import StandardScaler
 log = logging.getLogger(__name__)
 
 
-def hidden_states(
-    model, tokens: pd.DataFrame, batch_size: int = 8
-) -> Iterator[tuple[int, np.ndarray]]:
+def hidden_states(model, tokens: pd.DataFrame, batch_size: int = 8) -> Iterator[tuple[int, np.ndarray]]:
     """(row of `tokens`, hidden states over residues: (layers + 1) x L x H, float32)."""
     from plmxai.model.batching import batches
 
@@ -58,9 +56,7 @@ def pair_features(h: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 def _fit(x: np.ndarray, y: np.ndarray, c: float, seed: int):
     if y.min() == y.max():
         return None
-    model = make_pipeline(
-        StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=seed)
-    )
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=seed))
     return model.fit(x, y)
 
 
@@ -72,9 +68,7 @@ def precision_at(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
 class ProbeData:
     """Training examples per layer, gathered protein by protein."""
 
-    def __init__(
-        self, n_layers: int, seed: int = 0, negatives_per_positive: int = 5, max_pairs: int = 200
-    ):
+    def __init__(self, n_layers: int, seed: int = 0, negatives_per_positive: int = 5, max_pairs: int = 200):
         self.n = n_layers
         self.rng = np.random.default_rng([seed, 23])
         self.k = negatives_per_positive
@@ -87,9 +81,7 @@ class ProbeData:
         pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
         if cap is not None and len(pos) > cap // 2:
             pos = self.rng.choice(pos, cap // 2, replace=False)
-        take = min(
-            len(neg), max(self.k * len(pos), 10), cap - len(pos) if cap is not None else len(neg)
-        )
+        take = min(len(neg), max(self.k * len(pos), 10), cap - len(pos) if cap is not None else len(neg))
         return np.sort(np.concatenate([pos, self.rng.choice(neg, take, replace=False)]))
 
     def _add(self, name: str, feats, labels: np.ndarray) -> None:
@@ -99,23 +91,17 @@ class ProbeData:
         self.y.setdefault(name, []).append(labels)
         self.proteins[name] = self.proteins.get(name, 0) + 1
 
-    def add_residues(
-        self, states: np.ndarray, masks: dict[str, np.ndarray], types: list[str]
-    ) -> None:
+    def add_residues(self, states: np.ndarray, masks: dict[str, np.ndarray], types: list[str]) -> None:
         for t in types:
             m = masks.get(t, np.zeros(states.shape[1], dtype=bool))
             idx = self._sample(m)
             self._add(t, lambda layer, idx=idx: states[layer, idx], m[idx])
 
-    def add_contacts(
-        self, states: np.ndarray, contacts: np.ndarray, considered: np.ndarray
-    ) -> None:
+    def add_contacts(self, states: np.ndarray, contacts: np.ndarray, considered: np.ndarray) -> None:
         i, j = np.nonzero(np.triu(considered))
         labels = contacts[i, j]
         idx = self._sample(labels, self.max_pairs)
-        self._add(
-            "contact", lambda layer: pair_features(states[layer], i[idx], j[idx]), labels[idx]
-        )
+        self._add("contact", lambda layer: pair_features(states[layer], i[idx], j[idx]), labels[idx])
 
     def fit(self, c: float = 1.0, seed: int = 0) -> dict[str, list]:
         return {
@@ -158,9 +144,7 @@ class ProbeScores:
                 if m is not None:
                     self._add(name, layer, m.decision_function(states[layer]), y, n // 20)
 
-    def add_contacts(
-        self, states: np.ndarray, contacts: np.ndarray, considered: np.ndarray
-    ) -> None:
+    def add_contacts(self, states: np.ndarray, contacts: np.ndarray, considered: np.ndarray) -> None:
         if "contact" not in self.probes:
             return
         i, j = np.nonzero(np.triu(considered))
@@ -189,9 +173,7 @@ class ProbeScores:
                     "n_test_proteins": len(s),
                     "n_test_positive": int(y.sum()),
                     "n_test_examples": len(y),
-                    "auprc": float(average_precision_score(y, np.concatenate(s)))
-                    if y.any()
-                    else np.nan,
+                    "auprc": float(average_precision_score(y, np.concatenate(s))) if y.any() else np.nan,
                     "auprc_baseline": float(y.mean()),
                     "precision": float(np.mean(prec)) if prec else np.nan,
                     "precision_at": "L/5" if name == "contact" else "L/20",

@@ -33,14 +33,7 @@ def attribution_batches(model, tokens, a: dict, seed: int = 0) -> Iterator[tuple
     heads = None
     if a["heads"]:
         heads = head_attribution(
-            model,
-            tokens,
-            a["target"],
-            a["head_steps"],
-            a["method"],
-            a["baseline"],
-            a["n_baselines"],
-            seed,
+            model, tokens, a["target"], a["head_steps"], a["method"], a["baseline"], a["n_baselines"], seed
         )
     for rel, comp in embedding_ig(
         model,
@@ -77,9 +70,7 @@ def attribute(model, tokens, *, seed: int = 0, **options) -> Attribution:
     a = section("attribution", options)
     # by length, as the embedding integration batches them: the head integration walks the
     # same order, one protein at a time
-    tokens = tokens.iloc[np.argsort(tokens["n_residues"].to_numpy(), kind="stable")].reset_index(
-        drop=True
-    )
+    tokens = tokens.iloc[np.argsort(tokens["n_residues"].to_numpy(), kind="stable")].reset_index(drop=True)
     rels, comps = [], []
     for parts, comp in attribution_batches(model, tokens, a, seed):
         rels += parts
@@ -89,9 +80,7 @@ def attribute(model, tokens, *, seed: int = 0, **options) -> Attribution:
     return Attribution(pd.concat(rels, ignore_index=True), comp)
 
 
-def test_annotations(
-    table, annotations, proteins, *, seed: int = 0, adjust: bool = True, **options
-):
+def test_annotations(table, annotations, proteins, *, seed: int = 0, adjust: bool = True, **options):
     """Per layer, head and annotation type (and class), relevance (`table`, as
     Attribution.relevance) against annotations: each
     protein's point-biserial r, tested by Wilcoxon and two permutation nulls (circular shift,

@@ -155,7 +155,4 @@ def embedding_ig(
                     "relative_error": abs(total - gap) / max(abs(gap), 1e-12),
                 }
             )
-        yield (
-            pd.concat(rel_rows, ignore_index=True),
-            pd.DataFrame(comp_rows, columns=COMPLETENESS_COLUMNS),
-        )
+        yield (pd.concat(rel_rows, ignore_index=True), pd.DataFrame(comp_rows, columns=COMPLETENESS_COLUMNS))

@@ -52,9 +52,7 @@ def alanine_scan(
         ids = np.asarray(rec.input_ids, dtype=np.int64)
         n = int(rec.n_residues)
         if len(rel) != n:
-            raise ValueError(
-                f"relevance of {rec.accession} covers {len(rel)} residues, the protein has {n}"
-            )
+            raise ValueError(f"relevance of {rec.accession} covers {len(rel)} residues, the protein has {n}")
         t = int(targets[rec.accession])
         rng = np.random.default_rng([seed, zlib.crc32(rec.accession.encode())])
         order = np.argsort(-rel, kind="stable")  # most relevant first; ties by position
@@ -73,25 +71,14 @@ def alanine_scan(
         with torch.no_grad():
             for b in range(0, len(variants), batch_size):
                 x, mask = collate(variants[b : b + batch_size])
-                logits = model(
-                    input_ids=x.to(device), attention_mask=mask.to(device)
-                ).logits.float()
+                logits = model(input_ids=x.to(device), attention_mask=mask.to(device)).logits.float()
                 probs.append(torch.softmax(logits, -1)[:, t].cpu().numpy())
         p = np.concatenate(probs)
         for (sel, k, draw), pk in zip(meta[1:], p[1:]):
             rows.append((rec.accession, t, k, sel, draw, float(p[0]), float(pk), float(p[0] - pk)))
     return pd.DataFrame(
         rows,
-        columns=[
-            "accession",
-            "target_id",
-            "k",
-            "selection",
-            "draw",
-            "p_original",
-            "p_perturbed",
-            "drop",
-        ],
+        columns=["accession", "target_id", "k", "selection", "draw", "p_original", "p_perturbed", "drop"],
     )
 
 

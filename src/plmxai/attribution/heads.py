@@ -28,10 +28,7 @@ _LETTERS = np.array(ESM2_ALPHABET, dtype=object)
 
 def context_points(model) -> dict[int, tuple]:
     """Layer -> (attention.output.dense, "input"): the attention context of each layer."""
-    return {
-        i: (layer.attention.output.dense, "input")
-        for i, layer in enumerate(model.esm.encoder.layer)
-    }
+    return {i: (layer.attention.output.dense, "input") for i, layer in enumerate(model.esm.encoder.layer)}
 
 
 def head_relevance(
@@ -51,19 +48,9 @@ def head_relevance(
     for b in baselines:
         c: dict = {}
         cond = path_conductance(
-            model,
-            ids,
-            target,
-            points,
-            n_steps,
-            method,
-            output=output,
-            completeness=c,
-            baseline_ids=b,
+            model, ids, target, points, n_steps, method, output=output, completeness=c, baseline_ids=b
         )
-        per_head = torch.stack(
-            [cond[lay].view(ids.shape[1], n_heads, -1).sum(-1).T for lay in sorted(cond)]
-        )
+        per_head = torch.stack([cond[lay].view(ids.shape[1], n_heads, -1).sum(-1).T for lay in sorted(cond)])
         total = per_head if total is None else total + per_head
         comp["f_input"] = c["f_input"]
         comp["f_baseline"] += c["f_baseline"] / len(baselines)
@@ -90,9 +77,7 @@ def head_attribution(
         ids = torch.as_tensor(np.asarray(rec.input_ids, dtype=np.int64), device=device)[None]
         n_res = int(rec.n_residues)
         t = target_class(model, ids, rec.label_id, target)
-        bases = baseline_ids(
-            ids, baseline, n_baselines, seed, rec.accession, model.config.pad_token_id
-        )
+        bases = baseline_ids(ids, baseline, n_baselines, seed, rec.accession, model.config.pad_token_id)
         rel, comp = head_relevance(model, ids, t, bases, n_steps, method, output)
         rel = rel[:, :, 1 : n_res + 1]  # residues only: <cls> and <eos> are not residues
         residues = _LETTERS[np.asarray(rec.input_ids[1 : n_res + 1], dtype=np.int64)]

@@ -24,9 +24,7 @@ def attribution_proteins(
         tokens = tokens[tokens["accession"].isin(correct)].reset_index(drop=True)
     tokens = seeded_subset(tokens, max_proteins, seed)
     # by length, as proteins are batched: chunks cut at whole batches then batch alike
-    return tokens.iloc[np.argsort(tokens["n_residues"].to_numpy(), kind="stable")].reset_index(
-        drop=True
-    )
+    return tokens.iloc[np.argsort(tokens["n_residues"].to_numpy(), kind="stable")].reset_index(drop=True)
 
 
 def chunk_slice(n: int, chunks: int, chunk: int, batch_size: int) -> slice:

@@ -71,12 +71,7 @@ def download_alphafold(
             path = cached_model(folder, acc)
             if path is not None:
                 rows.append(
-                    {
-                        "accession": acc,
-                        "status": "cached",
-                        "file": path.name,
-                        "sha256": _sha256_of(path),
-                    }
+                    {"accession": acc, "status": "cached", "file": path.name, "sha256": _sha256_of(path)}
                 )
                 continue
             try:
@@ -86,9 +81,7 @@ def download_alphafold(
                 continue
             except json.JSONDecodeError as e:
                 raise DownloadError(f"AlphaFold DB API answer for {acc} is not JSON: {e}") from e
-            entry = next(
-                (m for m in meta if m.get("uniprotAccession") == acc), meta[0] if meta else None
-            )
+            entry = next((m for m in meta if m.get("uniprotAccession") == acc), meta[0] if meta else None)
             if not entry or not entry.get("pdbUrl"):
                 rows.append({"accession": acc, "status": "absent", "file": None, "sha256": None})
                 continue
@@ -108,18 +101,11 @@ def download_alphafold(
             with _atomic_path(folder / name) as tmp:
                 tmp.write_text(text, encoding="utf-8")
             rows.append(
-                {
-                    "accession": acc,
-                    "status": "downloaded",
-                    "file": name,
-                    "sha256": _sha256_of(folder / name),
-                }
+                {"accession": acc, "status": "downloaded", "file": name, "sha256": _sha256_of(folder / name)}
             )
     finally:
         if own:
             session.close()
     table = pd.DataFrame(rows, columns=["accession", "status", "file", "sha256"])
-    log.info(
-        "AlphaFold DB: %s (%d retries)", table["status"].value_counts().to_dict(), fetcher.retries
-    )
+    log.info("AlphaFold DB: %s (%d retries)", table["status"].value_counts().to_dict(), fetcher.retries)
     return table

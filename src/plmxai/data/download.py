@@ -159,9 +159,7 @@ def download_uniprot(
     return provenance
 
 
-def _search_url(
-    base_url: str, query: str, fields: list[str], page_size: int, compressed: bool
-) -> str:
+def _search_url(base_url: str, query: str, fields: list[str], page_size: int, compressed: bool) -> str:
     # Built once up front so that error messages can name the exact URL that failed.
     params = {
         "query": query,

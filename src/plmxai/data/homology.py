@@ -45,9 +45,7 @@ def _run(args: list[str], tmp: Path) -> None:
         raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
 
 
-def cluster(
-    proteins: pd.DataFrame, min_seq_id: float, coverage: float, threads: int = 1
-) -> pd.Series:
+def cluster(proteins: pd.DataFrame, min_seq_id: float, coverage: float, threads: int = 1) -> pd.Series:
     """accession -> cluster representative accession."""
     exe = mmseqs_binary()
     with tempfile.TemporaryDirectory(prefix="plmxai-mmseqs-") as tmp:
@@ -73,15 +71,11 @@ def cluster(
             ],
             t,
         )
-        pairs = pd.read_csv(
-            t / "clu_cluster.tsv", sep="\t", header=None, names=["rep", "member"], dtype=str
-        )
+        pairs = pd.read_csv(t / "clu_cluster.tsv", sep="\t", header=None, names=["rep", "member"], dtype=str)
     out = pairs.set_index("member")["rep"]
     missing = set(proteins["accession"]) - set(out.index)
     if missing:
-        raise RuntimeError(
-            f"MMseqs2 left {len(missing)} proteins unclustered, e.g. {sorted(missing)[:3]}"
-        )
+        raise RuntimeError(f"MMseqs2 left {len(missing)} proteins unclustered, e.g. {sorted(missing)[:3]}")
     return out.reindex(proteins["accession"]).rename("cluster")
 
 
@@ -96,9 +90,7 @@ def cluster_split(
     names = list(fractions)
     target = np.array([fractions[n] for n in names], dtype=float)
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame(
-        {"label": labels.to_numpy(), "cluster": clusters.to_numpy()}, index=labels.index
-    )
+    df = pd.DataFrame({"label": labels.to_numpy(), "cluster": clusters.to_numpy()}, index=labels.index)
     majority = df.groupby("cluster")["label"].agg(lambda x: x.value_counts().sort_index().idxmax())
     sizes = df.groupby("cluster").size()
     out = pd.Series(index=labels.index, dtype=object)
@@ -142,9 +134,7 @@ def max_identity_to_train(proteins: pd.DataFrame, threads: int = 1) -> dict:
             ],
             t,
         )
-        hits = pd.read_csv(
-            t / "hits.m8", sep="\t", header=None, names=["query", "target", "fident", "qcov"]
-        )
+        hits = pd.read_csv(t / "hits.m8", sep="\t", header=None, names=["query", "target", "fident", "qcov"])
     if hits.empty:
         return {"test_proteins_with_train_hit": 0, "max_test_train_identity": 0.0}
     top = hits.loc[hits["fident"].idxmax()]

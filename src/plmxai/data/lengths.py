@@ -51,12 +51,7 @@ def apply_length_policy(
     proteins["window_start"] = np.int32(1)
     proteins["full_length"] = proteins["length"].astype(np.int32)
     long = proteins["length"] > max_length
-    counts = {
-        "overlong": int(long.sum()),
-        "skipped": 0,
-        "cropped": 0,
-        "annotations_outside_window": 0,
-    }
+    counts = {"overlong": int(long.sum()), "skipped": 0, "cropped": 0, "annotations_outside_window": 0}
     if not long.any():
         return proteins, annotations, counts
     if policy == "error":
@@ -102,8 +97,6 @@ def apply_length_policy(
     out_ann = pd.concat(keep_ann, ignore_index=True).astype({"start": "int32", "end": "int32"})
     order = {a: k for k, a in enumerate(proteins["accession"])}
     out_ann = out_ann.sort_values(
-        ["accession", "start"],
-        key=lambda c: c.map(order) if c.name == "accession" else c,
-        kind="stable",
+        ["accession", "start"], key=lambda c: c.map(order) if c.name == "accession" else c, kind="stable"
     )
     return proteins, out_ann.reset_index(drop=True), counts

@@ -23,9 +23,7 @@ def _label_key(label: str):
     return [int(p) if p.isdigit() else p for p in parts]
 
 
-def prepare(
-    tsv, d: dict, seed: int, threads: int = 1
-) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+def prepare(tsv, d: dict, seed: int, threads: int = 1) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """A source file or folder -> (proteins, annotations, summary, provenance): labels, the
     length policy, classes too small, the per-class cap, splits. `d` is the config's `data`
     section; the summary's counts describe the tables returned.
@@ -65,9 +63,7 @@ def prepare(
         proteins, annotations, d["max_length"], d["overlong"], source=tsv
     )
     if not unlabelled:
-        proteins, annotations = drop_small_classes(
-            proteins, annotations, d["min_class_size"], report
-        )
+        proteins, annotations = drop_small_classes(proteins, annotations, d["min_class_size"], report)
     n_before_subsample = len(proteins)
     if d["max_per_class"]:
         proteins = subsample_per_class(proteins, d["max_per_class"], seed)
@@ -79,12 +75,8 @@ def prepare(
         )
     # the summary's counts describe the tables written: rows read = kept + every drop
     if length_counts.get("skipped"):
-        report.dropped[f"longer than data.max_length ({d['max_length']})"] += int(
-            length_counts["skipped"]
-        )
-    report.dropped["over data.max_per_class (seeded subsample)"] += n_before_subsample - len(
-        proteins
-    )
+        report.dropped[f"longer than data.max_length ({d['max_length']})"] += int(length_counts["skipped"])
+    report.dropped["over data.max_per_class (seeded subsample)"] += n_before_subsample - len(proteins)
     report.dropped = +report.dropped  # no zero counts
     report.kept = len(proteins)
     report.features = Counter(annotations["feature"])
@@ -117,33 +109,23 @@ def prepare(
         proteins["split"] = stratified_split(proteins["label"], fractions, seed).to_numpy()
         proteins["cluster"] = proteins["accession"]  # every protein its own cluster
     for split in ("train", "test"):
-        empty = [
-            c for c in labels if not ((proteins["split"] == split) & (proteins["label"] == c)).any()
-        ]
+        empty = [c for c in labels if not ((proteins["split"] == split) & (proteins["label"] == c)).any()]
         if empty:
-            log.warning(
-                "classes %s have no %s proteins (clusters too few or too large)", empty, split
-            )
+            log.warning("classes %s have no %s proteins (clusters too few or too large)", empty, split)
     prov = {"stage": "data", "config_hash": config_hash([d, seed]), "source": str(tsv)}
     summary = report.as_dict()
     summary.update(
         {
             "sha256": sha256_file(tsv),
             "labels": labels,
-            "length_policy": {
-                "max_length": d["max_length"],
-                "policy": d["overlong"],
-                **length_counts,
-            },
+            "length_policy": {"max_length": d["max_length"], "policy": d["overlong"], **length_counts},
             "split": split_info,
             "class_counts": {str(k): int(v) for k, v in proteins["label"].value_counts().items()},
             "split_counts": proteins.groupby(["split", "label"])
             .size()
             .unstack(fill_value=0)
             .to_dict(orient="index"),
-            "annotation_counts": {
-                str(k): int(v) for k, v in annotations["type"].value_counts().items()
-            },
+            "annotation_counts": {str(k): int(v) for k, v in annotations["type"].value_counts().items()},
             "length": {
                 "min": int(proteins["length"].min()),
                 "median": float(proteins["length"].median()),

@@ -44,17 +44,7 @@ from plmxai.data.uniprot import (
 
 UNLABELLED = "unlabelled"
 PROTEIN_COLUMNS = ["accession", "sequence", "length", "label", "ec", "line"]
-ANNOTATION_COLUMNS = [
-    "accession",
-    "feature",
-    "type",
-    "pair",
-    "start",
-    "end",
-    "note",
-    "evidence",
-    "ligand",
-]
+ANNOTATION_COLUMNS = ["accession", "feature", "type", "pair", "start", "end", "note", "evidence", "ligand"]
 
 # TMbed per-residue labels (BernhoferM/TMbed, data/README.md). Neither letter case encodes an
 # orientation: in tmbed_alpha.fasta `H` segments run 1->2 (inside to outside) 1,546 times and
@@ -121,22 +111,13 @@ class _Records:
         for i, c in enumerate(seq):
             if c not in VALID_RESIDUES:
                 raise InputFormatError(
-                    self.path,
-                    where(i),
-                    f"{acc}: {c!r} at residue {i + 1} is not an amino-acid letter",
+                    self.path, where(i), f"{acc}: {c!r} at residue {i + 1} is not an amino-acid letter"
                 )
         return seq
 
     def protein(self, acc: str, seq: str, label: str, line: int) -> None:
         self.proteins.append(
-            {
-                "accession": acc,
-                "sequence": seq,
-                "length": len(seq),
-                "label": label,
-                "ec": "",
-                "line": line,
-            }
+            {"accession": acc, "sequence": seq, "length": len(seq), "label": label, "ec": "", "line": line}
         )
 
     def annotation(self, acc: str, feature: str, start: int, end: int, note: str = "") -> None:
@@ -275,8 +256,7 @@ def read_residue_label_fasta(
             raise InputFormatError(
                 path,
                 head_line,
-                f"expected a '>' header (records are header, sequence, labels), "
-                f"got {header[:60]!r}",
+                f"expected a '>' header (records are header, sequence, labels), got {header[:60]!r}",
             )
         acc = header[1:].split("|")[0].strip()
         if not acc:
@@ -368,9 +348,7 @@ def read_sites_jsonl(
                 raise InputFormatError(path, lineno, f"not a JSON object: {text[:60]!r}")
             missing = [k for k in SITES_KEYS if k not in obj]
             if missing:
-                raise InputFormatError(
-                    path, lineno, f"missing key(s) {missing} (has {sorted(obj)})"
-                )
+                raise InputFormatError(path, lineno, f"missing key(s) {missing} (has {sorted(obj)})")
             acc, seq, positions, sites = (obj[k] for k in SITES_KEYS)
             if not isinstance(acc, str) or not acc.strip():
                 raise InputFormatError(path, lineno, f"id must be a non-empty string, got {acc!r}")
@@ -397,8 +375,7 @@ def read_sites_jsonl(
                 raise InputFormatError(
                     path,
                     lineno,
-                    f"{acc}: {len(positions)} positions for a primary sequence of {len(seq)} "
-                    f"residues",
+                    f"{acc}: {len(positions)} positions for a primary sequence of {len(seq)} residues",
                 )
             seq = rec.sequence(seq, acc, lineno)
             counts: dict = {}
@@ -419,9 +396,7 @@ def read_sites_jsonl(
                     )
                 if counts[site] > 1:
                     rec.report.sites_ambiguous += 1
-                rec.annotation(
-                    acc, "BINDING", first[site] + 1, first[site] + 1, f"PDB residue {site}"
-                )
+                rec.annotation(acc, "BINDING", first[site] + 1, first[site] + 1, f"PDB residue {site}")
             rec.protein(acc, seq, UNLABELLED, lineno)
     except _READ_ERRORS as err:
         if isinstance(err, FileNotFoundError):
@@ -441,9 +416,7 @@ def _structure_stem(name: str, suffixes) -> str | None:
     return name[: -len(max(matches, key=len))]
 
 
-def read_structure_folder(
-    folder: str | Path,
-) -> tuple[pd.DataFrame, pd.DataFrame, ReadReport, pd.DataFrame]:
+def read_structure_folder(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, ReadReport, pd.DataFrame]:
     """Every protein chain of the structure files directly in a folder, as unlabelled proteins.
 
     Files: those with a suffix in `plmxai.data.structures.STRUCTURE_SUFFIXES`, by name. Each protein
@@ -457,15 +430,9 @@ def read_structure_folder(
     folder = Path(folder)
     accepted = ", ".join(STRUCTURE_SUFFIXES)
     if not folder.is_dir():
-        raise InputFormatError(
-            folder, None, f"no such folder (expected structure files: {accepted})"
-        )
+        raise InputFormatError(folder, None, f"no such folder (expected structure files: {accepted})")
     files = sorted(
-        (
-            p
-            for p in folder.iterdir()
-            if p.is_file() and _structure_stem(p.name, STRUCTURE_SUFFIXES)
-        ),
+        (p for p in folder.iterdir() if p.is_file() and _structure_stem(p.name, STRUCTURE_SUFFIXES)),
         key=lambda p: p.name,
     )
     if not files:
@@ -483,16 +450,13 @@ def read_structure_folder(
         for chain_id, chain in chains.items():
             acc = f"{_structure_stem(p.name, STRUCTURE_SUFFIXES)}_{chain_id}"
             if acc in owner:
-                raise InputFormatError(
-                    p, None, f"duplicate accession {acc!r} (also from {owner[acc]})"
-                )
+                raise InputFormatError(p, None, f"duplicate accession {acc!r} (also from {owner[acc]})")
             owner[acc] = p.name
             if set(chain.sequence) <= {"X"}:
                 raise InputFormatError(
                     p,
                     None,
-                    f"chain {chain_id!r}: all {len(chain.sequence)} residues are non-standard "
-                    f"amino acids (X)",
+                    f"chain {chain_id!r}: all {len(chain.sequence)} residues are non-standard amino acids (X)",
                 )
             seq = rec.sequence(chain.sequence, acc, None)
             rec.protein(acc, seq, UNLABELLED, 0)

@@ -111,9 +111,7 @@ def align_to_chain(sequence: str, chain: Chain) -> Mapping:
             if sequence[i] == chain.sequence[j]:
                 same += 1
                 to_chain[i] = j
-    return Mapping(
-        chain.name, to_chain, same / pairs if pairs else 0.0, pairs / max(len(sequence), 1)
-    )
+    return Mapping(chain.name, to_chain, same / pairs if pairs else 0.0, pairs / max(len(sequence), 1))
 
 
 def best_chain(sequence: str, chains: dict[str, Chain], chain: str | None = None) -> Mapping:
@@ -167,11 +165,7 @@ def structure_files(folder: str | Path, mapping_table: str | Path | None = None)
                     f"{mapping_table}, line {line}: structure file {r.file!r} not in {folder}"
                 )
             rows.append(
-                {
-                    "accession": r.accession,
-                    "path": str(p),
-                    "chain": None if pd.isna(r.chain) else r.chain,
-                }
+                {"accession": r.accession, "path": str(p), "chain": None if pd.isna(r.chain) else r.chain}
             )
         return pd.DataFrame(rows, columns=["accession", "path", "chain"])
     rows = []
@@ -227,8 +221,6 @@ def mapped_contacts(
     contacts, resolved = sequence_contacts(sequence, chains[m.chain], m, cutoff, min_separation)
     idx = np.arange(len(sequence))
     considered = (
-        resolved[:, None]
-        & resolved[None, :]
-        & (np.abs(idx[:, None] - idx[None, :]) >= min_separation)
+        resolved[:, None] & resolved[None, :] & (np.abs(idx[:, None] - idx[None, :]) >= min_separation)
     )
     return info, contacts, considered

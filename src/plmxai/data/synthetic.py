@@ -77,8 +77,7 @@ class DemoSpec:
             raise ValueError(f"n_classes must be 2..7 (EC top-level classes), got {self.n_classes}")
         if self.decoy_mutations < 1 or self.decoy_mutations > self.motif_length:
             raise ValueError(
-                f"decoy_mutations must be in 1..motif_length ({self.motif_length}), "
-                f"got {self.decoy_mutations}"
+                f"decoy_mutations must be in 1..motif_length ({self.motif_length}), got {self.decoy_mutations}"
             )
         need = self.motif_length * (1 + self.decoys_per_protein)
         if self.min_length < need + 2:
@@ -88,9 +87,7 @@ class DemoSpec:
             )
         bad = sorted(set(self.motif_alphabet) - set(SWISSPROT_COMPOSITION))
         if bad or len(set(self.motif_alphabet)) < 2:
-            raise ValueError(
-                f"motif_alphabet needs >= 2 standard amino acids, got {self.motif_alphabet!r}"
-            )
+            raise ValueError(f"motif_alphabet needs >= 2 standard amino acids, got {self.motif_alphabet!r}")
         if self.min_length > self.max_length:
             raise ValueError(f"min_length {self.min_length} > max_length {self.max_length}")
 
@@ -151,19 +148,14 @@ def generate(spec: DemoSpec) -> tuple[pd.DataFrame, list[str]]:
                 decoys.append((starts[j], other))
             text = "".join(seq)
             # the class must be defined by its motif alone: no other full motif anywhere
-            if (
-                all(m not in text for c, m in enumerate(motifs) if c != cls)
-                and text.count(motifs[cls]) == 1
-            ):
+            if all(m not in text for c, m in enumerate(motifs) if c != cls) and text.count(motifs[cls]) == 1:
                 break
         acts = "; ".join(
-            f'ACT_SITE {motif_start + 1 + p}; /note="Planted motif of class {cls + 1}"; '
-            f'/evidence="ECO:0000269"'
+            f'ACT_SITE {motif_start + 1 + p}; /note="Planted motif of class {cls + 1}"; /evidence="ECO:0000269"'
             for p in range(k)
         )
         sites = "; ".join(
-            f'SITE {s + 1}..{s + k}; /note="Decoy: mutated motif of class {o + 1}"'
-            for s, o in sorted(decoys)
+            f'SITE {s + 1}..{s + k}; /note="Decoy: mutated motif of class {o + 1}"' for s, o in sorted(decoys)
         )
         acc = f"DEMO{i + 1:05d}"
         rows.append(

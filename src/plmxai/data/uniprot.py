@@ -317,23 +317,17 @@ def read_uniprot_tsv(
             required = ["Entry", "Sequence", label_col]
             missing = [c for c in required if c not in header]
             if missing:
-                raise UniProtFormatError(
-                    path, 1, f"missing column(s) {missing}; header has {header}"
-                )
+                raise UniProtFormatError(path, 1, f"missing column(s) {missing}; header has {header}")
             col = {name: i for i, name in enumerate(header)}
             feature_cols = [
-                (name, key)
-                for name, key in FEATURE_COLUMNS.items()
-                if name in col and key in opt.features
+                (name, key) for name, key in FEATURE_COLUMNS.items() if name in col and key in opt.features
             ]
             for lineno, row in rows:
                 if not row or row == [""]:
                     continue
                 report.rows += 1
                 if len(row) != len(header):
-                    raise UniProtFormatError(
-                        path, lineno, f"{len(row)} columns, header has {len(header)}"
-                    )
+                    raise UniProtFormatError(path, lineno, f"{len(row)} columns, header has {len(header)}")
                 acc = row[col["Entry"]].strip()
                 if not acc:
                     raise UniProtFormatError(path, lineno, "empty Entry")
@@ -347,26 +341,20 @@ def read_uniprot_tsv(
                     raise UniProtFormatError(path, lineno, f"empty Sequence for {acc}")
                 if seq != seq.upper():
                     if opt.lowercase == "error":
-                        raise UniProtFormatError(
-                            path, lineno, f"lower-case letters in the sequence of {acc}"
-                        )
+                        raise UniProtFormatError(path, lineno, f"lower-case letters in the sequence of {acc}")
                     seq = seq.upper()
                     report.uppercased += 1
                 bad = sorted(set(seq) - VALID_RESIDUES)
                 if bad:
                     i = min(seq.index(b) for b in bad)
                     raise UniProtFormatError(
-                        path,
-                        lineno,
-                        f"{acc}: {seq[i]!r} at residue {i + 1} is not an amino-acid letter",
+                        path, lineno, f"{acc}: {seq[i]!r} at residue {i + 1} is not an amino-acid letter"
                     )
                 if "Length" in col and row[col["Length"]].strip():
                     stated = row[col["Length"]].strip()
                     if not stated.isdigit() or int(stated) != len(seq):
                         raise UniProtFormatError(
-                            path,
-                            lineno,
-                            f"{acc}: Length {stated!r} but the sequence has {len(seq)} residues",
+                            path, lineno, f"{acc}: Length {stated!r} but the sequence has {len(seq)} residues"
                         )
                 ec = row[col["EC number"]].strip() if "EC number" in col else ""
                 if opt.label != "ec":
@@ -389,15 +377,11 @@ def read_uniprot_tsv(
                     try:
                         parsed = parse_features(cell)
                     except ValueError as err:
-                        raise UniProtFormatError(
-                            path, lineno, f"{acc}, column {colname!r}: {err}"
-                        ) from None
+                        raise UniProtFormatError(path, lineno, f"{acc}, column {colname!r}: {err}") from None
                     for f in parsed:
                         if f["key"] not in ALLOWED_IN_COLUMN.get(colname, {key}):
                             raise UniProtFormatError(
-                                path,
-                                lineno,
-                                f"{acc}, column {colname!r}: unexpected feature {f['key']!r}",
+                                path, lineno, f"{acc}, column {colname!r}: unexpected feature {f['key']!r}"
                             )
                         try:
                             loc = parse_location(f["loc"])
@@ -411,8 +395,7 @@ def read_uniprot_tsv(
                             raise UniProtFormatError(
                                 path,
                                 lineno,
-                                f"{acc}, {key} {f['loc']}: position beyond the sequence "
-                                f"({len(seq)} residues)",
+                                f"{acc}, {key} {f['loc']}: position beyond the sequence ({len(seq)} residues)",
                             )
                         q = f["qualifiers"]
                         if opt.evidence and not _has_evidence(q.get("evidence", ""), opt.evidence):
@@ -448,22 +431,10 @@ def read_uniprot_tsv(
             raise
         raise UniProtFormatError(path, None, f"unreadable: {err}") from None
 
-    prot = pd.DataFrame(
-        proteins, columns=["accession", "sequence", "length", "label", "ec", "line"]
-    )
+    prot = pd.DataFrame(proteins, columns=["accession", "sequence", "length", "label", "ec", "line"])
     ann = pd.DataFrame(
         annotations,
-        columns=[
-            "accession",
-            "feature",
-            "type",
-            "pair",
-            "start",
-            "end",
-            "note",
-            "evidence",
-            "ligand",
-        ],
+        columns=["accession", "feature", "type", "pair", "start", "end", "note", "evidence", "ligand"],
     )
     prot, ann = drop_small_classes(prot, ann, opt.min_class_size, report)
     if prot.empty:

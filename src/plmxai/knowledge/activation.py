@@ -29,11 +29,7 @@ def residue_mask(ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 
 @torch.no_grad()
 def activation_scores(
-    model,
-    tokens: pd.DataFrame,
-    reduce: str = "mean",
-    absolute: bool = False,
-    batch_size: int = 16,
+    model, tokens: pd.DataFrame, reduce: str = "mean", absolute: bool = False, batch_size: int = 16
 ) -> pd.DataFrame:
     """Per-class activation scores: columns layer, site, neuron, class, label, score, n_proteins."""
     if reduce not in ("mean", "max"):
@@ -42,9 +38,7 @@ def activation_scores(
     model.eval()
     modules = site_modules(model)
     n_classes = model.config.num_labels
-    sums = {
-        k: torch.zeros(n_classes, m.out_features, dtype=torch.float64) for k, m in modules.items()
-    }
+    sums = {k: torch.zeros(n_classes, m.out_features, dtype=torch.float64) for k, m in modules.items()}
     counts = torch.zeros(n_classes, dtype=torch.float64)
     captured: dict = {}
 
@@ -82,14 +76,10 @@ def activation_scores(
     finally:
         for h in handles:
             h.remove()
-    return class_score_table(
-        {k: v.numpy() for k, v in sums.items()}, counts.numpy(), model.config.id2label
-    )
+    return class_score_table({k: v.numpy() for k, v in sums.items()}, counts.numpy(), model.config.id2label)
 
 
-def class_score_table(
-    sums: dict, counts, id2label: dict, extra: dict | None = None
-) -> pd.DataFrame:
+def class_score_table(sums: dict, counts, id2label: dict, extra: dict | None = None) -> pd.DataFrame:
     """Per-class means from per-class sums ((layer, site) -> classes x neurons) and class
     counts, as the long table of neuron scores (sites in SITES order, `extra` columns first)."""
     order = {s: i for i, s in enumerate(SITES)}

@@ -84,9 +84,7 @@ def hybrid_state_dict(
         mean = None if mean_activation is None else mean_activation[key]
         for part in ("weight", "bias"):
             name = f"{prefix}.{part}"
-            state[name] = _hybrid_rows(
-                finetuned[name], initial[name], change, keep, mode, part, mean
-            )
+            state[name] = _hybrid_rows(finetuned[name], initial[name], change, keep, mode, part, mean)
     return state
 
 
@@ -109,9 +107,7 @@ def as_site_masks(model, chosen: np.ndarray) -> dict:
     return out
 
 
-def random_selection(
-    index: pd.DataFrame, k: int, rng, match: np.ndarray | None = None
-) -> np.ndarray:
+def random_selection(index: pd.DataFrame, k: int, rng, match: np.ndarray | None = None) -> np.ndarray:
     """k random neurons; with `match` (a selection), the same count within each site type and
     layer."""
     chosen = np.zeros(len(index), dtype=bool)
@@ -159,17 +155,11 @@ class HybridEvaluator:
 
     def predict(self, selected: dict, keep: str = "selected", mode: str = "revert") -> np.ndarray:
         """Class probabilities (proteins x classes) of the hybrid."""
-        changes = {
-            k: (~np.asarray(s) if keep == "selected" else np.asarray(s))
-            for k, s in selected.items()
-        }
+        changes = {k: (~np.asarray(s) if keep == "selected" else np.asarray(s)) for k, s in selected.items()}
         effective = mode if keep == "unselected" and mode != "revert" else "revert"
         if effective == "revert":
             changes = {k: c & self.moved[k] for k, c in changes.items()}
-        cache_key = (
-            effective,
-            np.packbits(np.concatenate([changes[k] for k in self.names])).tobytes(),
-        )
+        cache_key = (effective, np.packbits(np.concatenate([changes[k] for k in self.names])).tobytes())
         if cache_key not in self.cache:
             with torch.no_grad():
                 for key, prefix in self.names.items():
@@ -179,19 +169,11 @@ class HybridEvaluator:
                         name = f"{prefix}.{part}"
                         self.params[name].copy_(
                             _hybrid_rows(
-                                self.finetuned[name],
-                                self.initial[name],
-                                change,
-                                keep,
-                                mode,
-                                part,
-                                mean,
+                                self.finetuned[name], self.initial[name], change, keep, mode, part, mean
                             )
                         )
             logits = predict_logits(self.model, self.tokens, self.batch_size)
-            self.cache[cache_key] = torch.softmax(
-                torch.as_tensor(logits, dtype=torch.float64), 1
-            ).numpy()
+            self.cache[cache_key] = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), 1).numpy()
             self.evaluations += 1
         return self.cache[cache_key]
 
@@ -209,8 +191,7 @@ def _mode_args(mode: str) -> tuple[str, str]:
     kind = mode.removeprefix("ablate_")
     if not mode.startswith("ablate_") or kind not in ABLATION_MODES:
         raise ValueError(
-            f"test mode must be 'preserve' or one of "
-            f"{['ablate_' + m for m in ABLATION_MODES]}, got {mode!r}"
+            f"test mode must be 'preserve' or one of {['ablate_' + m for m in ABLATION_MODES]}, got {mode!r}"
         )
     return "unselected", kind
 
@@ -358,8 +339,7 @@ def preservation_curves(
                                 "random_low": float(np.quantile(r_boot, a)),
                                 "random_high": float(np.quantile(r_boot, 1 - a)),
                                 "random_draws": len(band),
-                                "p_permutation": (1 + int((r_point >= point[m]).sum()))
-                                / (1 + len(band)),
+                                "p_permutation": (1 + int((r_point >= point[m]).sum())) / (1 + len(band)),
                             }
                         )
                         # preservation is better when higher, ablation when lower (more damage)
@@ -369,9 +349,7 @@ def preservation_curves(
                             else (point[m] < row["random_low"])
                         )
                         if mode != "preserve":
-                            row["p_permutation"] = (1 + int((r_point <= point[m]).sum())) / (
-                                1 + len(band)
-                            )
+                            row["p_permutation"] = (1 + int((r_point <= point[m]).sum())) / (1 + len(band))
                     summary.append(row)
     evaluator.restore()
     return pd.DataFrame(runs), pd.DataFrame(summary)

@@ -43,9 +43,7 @@ def conductance_all_sites(
     that the path integral converged.
     """
     points = {k: (m, "output") for k, m in site_modules(model).items()}
-    return path_conductance(
-        model, ids, target, points, n_steps, method, step_chunk, output, completeness
-    )
+    return path_conductance(model, ids, target, points, n_steps, method, step_chunk, output, completeness)
 
 
 ESTIMATORS = ("knowledge_attribution", "conductance")
@@ -126,9 +124,9 @@ def ig_scores(
     comp = pd.DataFrame(comp_rows)
     if len(comp):
         comp["delta"] = comp["attribution_sum"] - (comp["f_input"] - comp["f_baseline"])
-        comp["relative_error"] = comp["delta"].abs() / (
-            comp["f_input"] - comp["f_baseline"]
-        ).abs().clip(lower=1e-12)
+        comp["relative_error"] = comp["delta"].abs() / (comp["f_input"] - comp["f_baseline"]).abs().clip(
+            lower=1e-12
+        )
     return scores, comp
 
 
@@ -142,15 +140,11 @@ def neuron_groups(index: pd.DataFrame, within: str) -> list[np.ndarray]:
         raise ValueError(f"selection scope must be one of {SELECTION_SCOPES}, got {within!r}")
     if within == "all":
         return [np.arange(len(index))]
-    keys = (
-        index["layer"].astype(str) + ("/" + index["site"] if within == "site" else "")
-    ).to_numpy()
+    keys = (index["layer"].astype(str) + ("/" + index["site"] if within == "site" else "")).to_numpy()
     return [np.flatnonzero(keys == k) for k in pd.unique(keys)]
 
 
-def select_top(
-    scores: pd.Series, index: pd.DataFrame, fraction: float, within: str = "all"
-) -> np.ndarray:
+def select_top(scores: pd.Series, index: pd.DataFrame, fraction: float, within: str = "all") -> np.ndarray:
     """Boolean mask of the top `fraction` of neurons by score: over all neurons, within each
     layer, or within each site of each layer (scores whose scale differs between sites, such as
     activations, are then compared only where they share one).
@@ -220,9 +214,7 @@ def agreement(a: pd.Series, b: pd.Series, fractions=(0.01, 0.05, 0.1)) -> dict:
 def neuron_index(model) -> pd.DataFrame:
     """One row per neuron: layer, site, neuron, in site_modules order."""
     rows = [
-        (layer, site, j)
-        for (layer, site), m in site_modules(model).items()
-        for j in range(m.out_features)
+        (layer, site, j) for (layer, site), m in site_modules(model).items() for j in range(m.out_features)
     ]
     return pd.DataFrame(rows, columns=["layer", "site", "neuron"])
 
@@ -231,14 +223,8 @@ def score_vector(scores: pd.DataFrame, index: pd.DataFrame, reduce: str = "max_a
     """One score per neuron from per-class scores: max over classes of |score| (default) or
     mean over classes of |score|, aligned to `index`."""
     a = scores.assign(abs_score=scores["score"].abs())
-    agg = a.groupby(["layer", "site", "neuron"])["abs_score"].agg(
-        "max" if reduce == "max_abs" else "mean"
-    )
-    return (
-        index.join(agg, on=["layer", "site", "neuron"])["abs_score"]
-        .fillna(0.0)
-        .reset_index(drop=True)
-    )
+    agg = a.groupby(["layer", "site", "neuron"])["abs_score"].agg("max" if reduce == "max_abs" else "mean")
+    return index.join(agg, on=["layer", "site", "neuron"])["abs_score"].fillna(0.0).reset_index(drop=True)
 
 
 # ---- knowledge attribution (Dai et al. 2022) ------------------------------------------------
@@ -248,11 +234,7 @@ def _run_from_layer(model, layer: int, hidden: torch.Tensor) -> torch.Tensor:
     """Logits from the input of encoder layer `layer` on (no padding: one protein per batch)."""
     esm = model.esm
     pos = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
-    rotary = (
-        esm.rotary_embeddings(hidden, pos)
-        if esm.config.position_embedding_type == "rotary"
-        else None
-    )
+    rotary = esm.rotary_embeddings(hidden, pos) if esm.config.position_embedding_type == "rotary" else None
     for block in esm.encoder.layer[layer:]:
         hidden = block(hidden, attention_mask=None, position_embeddings=rotary)
     if esm.encoder.emb_layer_norm_after is not None:
@@ -294,9 +276,7 @@ def knowledge_attribution_all_sites(
             )
         )
     for key, m in modules.items():
-        handles.append(
-            m.register_forward_hook(lambda m, i, o, key=key: outputs.__setitem__(key, o))
-        )
+        handles.append(m.register_forward_hook(lambda m, i, o, key=key: outputs.__setitem__(key, o)))
     try:
         with torch.no_grad():
             model(input_ids=ids, attention_mask=torch.ones_like(ids))
@@ -333,9 +313,5 @@ def knowledge_attribution_all_sites(
                     ).double()
             finally:
                 h.remove()
-            completeness[(layer, site)] = (
-                float(f[0]),
-                float(f[1]),
-                float(result[(layer, site)].sum()),
-            )
+            completeness[(layer, site)] = (float(f[0]), float(f[1]), float(result[(layer, site)].sum()))
     return result

@@ -67,6 +67,4 @@ def finetune(model, tokens, *, variant: str = "finetuned", seed: int = 0, **trai
     t = options("model.training", training)
     t.pop("bootstrap")
     train_set, val = variant_data(tokens, variant, seed)
-    return train(
-        model, train_set, val, TrainOptions(seed=seed, freeze_encoder=variant == "frozen", **t)
-    )
+    return train(model, train_set, val, TrainOptions(seed=seed, freeze_encoder=variant == "frozen", **t))

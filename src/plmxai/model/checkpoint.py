@@ -108,9 +108,7 @@ def _download(repo: str, revision: str | None, info: CheckpointInfo) -> tuple[Pa
         if path is not None:
             folder = path.parent
     if folder is None:
-        raise CheckpointError(
-            f"hub repository {repo}: no config.json (revision {revision or 'main'})"
-        )
+        raise CheckpointError(f"hub repository {repo}: no config.json (revision {revision or 'main'})")
     # safetensors first: the .bin only where a repository has nothing else
     for names in (
         ("model.safetensors",),
@@ -148,8 +146,7 @@ def weight_files(folder: Path) -> list[Path]:
             return [folder / s for s in shards]
     present = sorted(p.name for p in folder.iterdir())
     raise CheckpointError(
-        f"{folder}: no weights ({' or '.join(WEIGHT_FILES)}, or a sharded index); the folder "
-        f"has {present}"
+        f"{folder}: no weights ({' or '.join(WEIGHT_FILES)}, or a sharded index); the folder has {present}"
     )
 
 
@@ -198,11 +195,7 @@ def _head_labels(state: dict) -> int | None:
 
 
 def load_checkpoint(
-    name_or_path: str,
-    labels: list[str] | None,
-    seed: int,
-    revision: str | None = None,
-    head: str = "auto",
+    name_or_path: str, labels: list[str] | None, seed: int, revision: str | None = None, head: str = "auto"
 ):
     """(EsmForSequenceClassification, CheckpointInfo) from a hub name or folder.
 
@@ -215,9 +208,7 @@ def load_checkpoint(
 
     folder, info = resolve(name_or_path, revision)
     if not (folder / "config.json").is_file():
-        raise CheckpointError(
-            f"{folder}: no config.json; a model folder needs config.json and the weights"
-        )
+        raise CheckpointError(f"{folder}: no config.json; a model folder needs config.json and the weights")
     files = weight_files(folder)
     state: dict[str, torch.Tensor] = {}
     source: dict[str, Path] = {}  # key -> its file, to name it in errors
@@ -230,19 +221,13 @@ def load_checkpoint(
     # checkpoints saved from the bare EsmModel carry no "esm." prefix
     if not any(k.startswith("esm.") for k in state):
         state = {
-            (k if k.startswith(("classifier.", "lm_head.")) else f"esm.{k}"): v
-            for k, v in state.items()
+            (k if k.startswith(("classifier.", "lm_head.")) else f"esm.{k}"): v for k, v in state.items()
         }
     config = EsmConfig.from_pretrained(str(folder))
     n_head = _head_labels(state)
     info.checkpoint_labels = n_head
     names = [str(v) for _, v in sorted((config.id2label or {}).items())]
-    if (
-        n_head
-        and names
-        and len(names) != n_head
-        and not all(_GENERIC_LABEL.match(n) for n in names)
-    ):
+    if n_head and names and len(names) != n_head and not all(_GENERIC_LABEL.match(n) for n in names):
         raise CheckpointError(
             f"{folder / 'config.json'}: id2label names {len(names)} labels {names[:10]}, and the "
             f"classifier head in the weights has {n_head} outputs; the config and the weights "
@@ -252,8 +237,7 @@ def load_checkpoint(
     keep, order = False, None
     if labels is not None and head == "new":
         info.head = (
-            f"classifier head for {n_head} labels replaced by a new one for {len(labels)} labels "
-            "(model.head: new)"
+            f"classifier head for {n_head} labels replaced by a new one for {len(labels)} labels (model.head: new)"
             if n_head
             else f"no classifier head in the checkpoint: a new one for {len(labels)} labels"
         )
@@ -269,9 +253,7 @@ def load_checkpoint(
     elif n_head is None:
         info.head = f"no classifier head in the checkpoint: a new one for {len(labels)} labels"
     elif n_head != len(labels):
-        info.head = (
-            f"classifier head for {n_head} labels replaced by a new one for {len(labels)} labels"
-        )
+        info.head = f"classifier head for {n_head} labels replaced by a new one for {len(labels)} labels"
     elif old_names is None or all(_GENERIC_LABEL.match(n) for n in old_names):
         # unnamed labels: the same count is all that can be checked; a head from another task
         # with as many classes would pass, so say it (model.head: new replaces it)
@@ -305,12 +287,7 @@ def load_checkpoint(
     legacy = {".gamma": ".weight", ".beta": ".bias"}
     state = {
         next(
-            (
-                k[: -len(a)] + b
-                for a, b in legacy.items()
-                if k.endswith(a) and k[: -len(a)] + b in wanted
-            ),
-            k,
+            (k[: -len(a)] + b for a, b in legacy.items() if k.endswith(a) and k[: -len(a)] + b in wanted), k
         ): v
         for k, v in state.items()
     }
@@ -318,9 +295,7 @@ def load_checkpoint(
     # the exact values for ESM-2); the model was trained with those, so they are used, as
     # transformers' own loader does, rather than the freshly computed ones.
     shared = "esm.rotary_embeddings.inv_freq"
-    per_layer = [
-        v for k, v in state.items() if k.endswith("rotary_embeddings.inv_freq") and k != shared
-    ]
+    per_layer = [v for k, v in state.items() if k.endswith("rotary_embeddings.inv_freq") and k != shared]
     if shared in wanted and shared not in state and per_layer:
         if any(not torch.equal(v, per_layer[0]) for v in per_layer):
             raise CheckpointError(f"{files[0]}: the layers' rotary frequencies differ")

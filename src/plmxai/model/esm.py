@@ -144,8 +144,7 @@ def build_model(spec: dict, labels: list[str] | None, seed: int) -> EsmForSequen
         raise ValueError(f"model.source must be 'pretrained' or 'random', got {source!r}")
     if model.config.hidden_size % model.config.num_attention_heads:
         raise ValueError(
-            f"hidden_size {model.config.hidden_size} is not divisible by "
-            f"num_heads {model.config.num_attention_heads}"
+            f"hidden_size {model.config.hidden_size} is not divisible by num_heads {model.config.num_attention_heads}"
         )
     return model
 

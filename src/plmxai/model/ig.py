@@ -45,9 +45,7 @@ def baseline_ids(
     out = []
     for _ in range(n):
         b = ids.clone()
-        b[0, 1:-1] = ids[0, 1:-1][
-            torch.as_tensor(rng.permutation(ids.shape[1] - 2), device=ids.device)
-        ]
+        b[0, 1:-1] = ids[0, 1:-1][torch.as_tensor(rng.permutation(ids.shape[1] - 2), device=ids.device)]
         out.append(b)
     return out
 
@@ -78,9 +76,7 @@ def from_embedding_output(model, ids: torch.Tensor):
     def forward(emb: torch.Tensor) -> torch.Tensor:
         h = _embedding_path_hook(model, emb)
         try:
-            return model(
-                input_ids=ids.expand(len(emb), -1), attention_mask=mask.expand(len(emb), -1)
-            ).logits
+            return model(input_ids=ids.expand(len(emb), -1), attention_mask=mask.expand(len(emb), -1)).logits
         finally:
             h.remove()
 
@@ -140,9 +136,7 @@ def path_conductance(
         elif where == "input":
             handles.append(module.register_forward_pre_hook(lambda _m, i, k=key: keep(k, i[0])))
         else:
-            raise ValueError(
-                f"conductance point must be at a module's 'output' or 'input', got {where!r}"
-            )
+            raise ValueError(f"conductance point must be at a module's 'output' or 'input', got {where!r}")
     # only gradients with respect to the points are needed: parameter gradients would cost
     # about a third of the backward pass
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -166,9 +160,7 @@ def path_conductance(
                 ev, gr = o.detach(), o.grad
                 # accumulated where the model runs: a copy to the host per site and chunk
                 # would synchronise a GPU 60 times per protein
-                acc = out.setdefault(
-                    key, torch.zeros(ev.shape[1:], dtype=torch.float64, device=ev.device)
-                )
+                acc = out.setdefault(key, torch.zeros(ev.shape[1:], dtype=torch.float64, device=ev.device))
                 if key in prev_eval:  # the step pair across the chunk boundary
                     acc += (prev_grad[key] * (ev[0] - prev_eval[key])).double()
                 # gradient at step k times the change from step k to k+1 (Captum's rule)

@@ -29,16 +29,13 @@ from plmxai.model.training import TrainOptions, finetune, predict_logits
 log = logging.getLogger(__name__)
 
 
-def pretraining_tokens(
-    spec: DemoSpec, avoid_motifs: list[str], seed: int
-) -> tuple[pd.DataFrame, list[str]]:
+def pretraining_tokens(spec: DemoSpec, avoid_motifs: list[str], seed: int) -> tuple[pd.DataFrame, list[str]]:
     """Tokenised proteins of the pretraining task (split train/val), and its motifs."""
     table, motifs = generate(spec)
     shared = sorted(set(motifs) & set(avoid_motifs))
     if shared:
         raise ValueError(
-            f"model.pretrain.seed {spec.seed} draws motif(s) {shared} of the fine-tuning task; "
-            "pick another seed"
+            f"model.pretrain.seed {spec.seed} draws motif(s) {shared} of the fine-tuning task; pick another seed"
         )
     proteins = pd.DataFrame(
         {
@@ -56,16 +53,12 @@ def pretraining_tokens(
     return tokens, motifs
 
 
-def pretrain_encoder(
-    model, synthetic: dict, pretrain: dict, demo_motifs: list[str], seed: int
-) -> dict:
+def pretrain_encoder(model, synthetic: dict, pretrain: dict, demo_motifs: list[str], seed: int) -> dict:
     """Train `model`'s encoder on the pretraining task in place; returns a summary for the log.
 
     The pretraining classifier head is discarded: `model` keeps its own (random) head.
     """
-    alphabet = (
-        {"motif_alphabet": pretrain["motif_alphabet"]} if pretrain.get("motif_alphabet") else {}
-    )
+    alphabet = {"motif_alphabet": pretrain["motif_alphabet"]} if pretrain.get("motif_alphabet") else {}
     spec = DemoSpec(
         **{
             **synthetic,
@@ -102,8 +95,7 @@ def pretrain_encoder(
         "seconds": round(time.perf_counter() - t0, 1),
     }
     log.info(
-        "pretrained the encoder on %d proteins of motifs %s (not the demo's %s): "
-        "validation accuracy %.3f in %.0f s",
+        "pretrained the encoder on %d proteins of motifs %s (not the demo's %s): validation accuracy %.3f in %.0f s",
         len(tokens),
         motifs,
         demo_motifs,

@@ -18,9 +18,7 @@ from plmxai.data.lengths import SequenceTooLongError
 
 # ESM-2's alphabet, in vocabulary order (fair-esm `Alphabet.from_architecture("ESM-1b")`).
 ESM2_ALPHABET = (
-    ["<cls>", "<pad>", "<eos>", "<unk>"]
-    + list("LAGVSERTIDPKQNFYMHWCXBUZO.-")
-    + ["<null_1>", "<mask>"]
+    ["<cls>", "<pad>", "<eos>", "<unk>"] + list("LAGVSERTIDPKQNFYMHWCXBUZO.-") + ["<null_1>", "<mask>"]
 )
 FIRST_RESIDUE_TOKEN = 1
 
@@ -43,17 +41,12 @@ def load_tokenizer(name_or_path: str | None, revision: str | None = None) -> Esm
         return esm2_tokenizer()
     p = Path(name_or_path)
     if p.is_dir():
-        return (
-            EsmTokenizer.from_pretrained(str(p)) if (p / "vocab.txt").exists() else esm2_tokenizer()
-        )
+        return EsmTokenizer.from_pretrained(str(p)) if (p / "vocab.txt").exists() else esm2_tokenizer()
     return EsmTokenizer.from_pretrained(str(name_or_path), revision=revision)
 
 
 def tokenize_proteins(
-    proteins: pd.DataFrame,
-    tokenizer: EsmTokenizer,
-    max_residues: int = 1022,
-    overlong: str = "skip",
+    proteins: pd.DataFrame, tokenizer: EsmTokenizer, max_residues: int = 1022, overlong: str = "skip"
 ) -> tuple[pd.DataFrame, dict]:
     """Token ids for each protein; returns (tokens table, counts for the log and report).
 
@@ -71,14 +64,10 @@ def tokenize_proteins(
             continue
         ids = tokenizer(seq, add_special_tokens=True)["input_ids"]
         if len(ids) != len(seq) + 2:
-            raise ValueError(
-                f"{rec.accession}: tokenizer gave {len(ids)} tokens for {len(seq)} residues"
-            )
+            raise ValueError(f"{rec.accession}: tokenizer gave {len(ids)} tokens for {len(seq)} residues")
         if tokenizer.unk_token_id in ids[1:-1]:
             i = ids[1:-1].index(tokenizer.unk_token_id)
-            raise ValueError(
-                f"{rec.accession}: residue {i + 1} ({seq[i]!r}) is not in the vocabulary"
-            )
+            raise ValueError(f"{rec.accession}: residue {i + 1} ({seq[i]!r}) is not in the vocabulary")
         rows.append(
             {
                 "accession": rec.accession,
@@ -92,15 +81,7 @@ def tokenize_proteins(
         )
     table = pd.DataFrame(
         rows,
-        columns=[
-            "accession",
-            "input_ids",
-            "n_residues",
-            "first_residue_token",
-            "label",
-            "label_id",
-            "split",
-        ],
+        columns=["accession", "input_ids", "n_residues", "first_residue_token", "label", "label_id", "split"],
     )
     return table, {
         "tokenized": len(rows),

@@ -48,9 +48,7 @@ class TrainOptions:
     seed: int = 0
 
 
-def epoch_plan(
-    lengths: np.ndarray, labels: np.ndarray, opt: TrainOptions, epoch: int
-) -> list[np.ndarray]:
+def epoch_plan(lengths: np.ndarray, labels: np.ndarray, opt: TrainOptions, epoch: int) -> list[np.ndarray]:
     """The micro-batches (row positions) of one epoch, a pure function of (seed, epoch)."""
     rng = np.random.default_rng([opt.seed, epoch])
     n = len(lengths)
@@ -90,9 +88,7 @@ def autocast_dtype(precision: str, device: torch.device):
 
 
 @torch.no_grad()
-def predict_logits(
-    model, tokens: pd.DataFrame, batch_size: int = 32, precision: str = "auto"
-) -> np.ndarray:
+def predict_logits(model, tokens: pd.DataFrame, batch_size: int = 32, precision: str = "auto") -> np.ndarray:
     """Logits for every row of `tokens`, in row order."""
     device = next(model.parameters()).device
     dtype = autocast_dtype(precision, device)
@@ -209,8 +205,7 @@ def finetune(
             log.info("resumed from %s: epoch %d, step %d", ckpt_path, state["epoch"], state["step"])
         else:
             log.warning(
-                "ignoring %s: it belongs to another run (options, data or initial weights differ)",
-                ckpt_path,
+                "ignoring %s: it belongs to another run (options, data or initial weights differ)", ckpt_path
             )
 
     def checkpoint():
@@ -240,18 +235,12 @@ def finetune(
         plan = epoch_plan(lengths, y_all, opt, epoch)
         t0 = time.perf_counter()
         for k in tqdm(
-            range(state["micro"], len(plan)),
-            desc=f"epoch {epoch}",
-            mininterval=10,
-            miniters=1,
-            leave=False,
+            range(state["micro"], len(plan)), desc=f"epoch {epoch}", mininterval=10, miniters=1, leave=False
         ):
             pos = plan[k]
             ids, mask = collate([ids_col[i] for i in pos])
             labels = torch.as_tensor(y_all[pos], device=device)
-            with torch.autocast(
-                device.type, dtype=dtype or torch.float32, enabled=dtype is not None
-            ):
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             loss = torch.nn.functional.cross_entropy(logits.float(), labels, weight=weight)
             (loss / accum).backward()
@@ -283,15 +272,11 @@ def finetune(
             "seconds": time.perf_counter() - t0,
         }
         row.update(
-            {
-                f"val_{k}": v
-                for k, v in _evaluate(model, val, 2 * opt.batch_size, opt.precision).items()
-            }
+            {f"val_{k}": v for k, v in _evaluate(model, val, 2 * opt.batch_size, opt.precision).items()}
         )
         state["history"].append(row)
         log.info(
-            "epoch %d: train loss %.4f acc %.3f | val loss %.4f acc %.3f macro-F1 %.3f | "
-            "padding %.1f%% (%.1fs)",
+            "epoch %d: train loss %.4f acc %.3f | val loss %.4f acc %.3f macro-F1 %.3f | padding %.1f%% (%.1fs)",
             epoch,
             row["train_loss"],
             row["train_accuracy"],
@@ -308,9 +293,7 @@ def finetune(
         else:
             state["stale"] += 1
             if opt.early_stopping_patience and state["stale"] >= opt.early_stopping_patience:
-                log.info(
-                    "early stopping: %d epochs without a better validation macro-F1", state["stale"]
-                )
+                log.info("early stopping: %d epochs without a better validation macro-F1", state["stale"])
                 stop = True
         state.update(epoch=epoch + 1, micro=0, loss_sum=0.0, correct=0, seen=0)
         checkpoint()
@@ -331,9 +314,7 @@ def finetune(
 VARIANTS = ("finetuned", "frozen", "shuffled")
 
 
-def variant_data(
-    tokens: pd.DataFrame, variant: str, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def variant_data(tokens: pd.DataFrame, variant: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training and validation proteins of a variant; `shuffled` permutes their labels within
     each split (a seeded control: same proteins and budget, no label information), balanced so
     that the permuted labels are independent of the true ones in the sample itself."""

@@ -104,12 +104,7 @@ def relevance_track(rel: pd.DataFrame, ann: pd.DataFrame, title: str = "") -> Fi
     handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.3) for c in colors.values()]
     present = [t for t in colors if t in set(ann["type"])]
     if present:
-        ax.legend(
-            [handles[list(colors).index(t)] for t in present],
-            present,
-            fontsize=7,
-            loc="upper right",
-        )
+        ax.legend([handles[list(colors).index(t)] for t in present], present, fontsize=7, loc="upper right")
     return fig
 
 
@@ -122,9 +117,7 @@ def faithfulness(summary: pd.DataFrame, title: str = "") -> Figure:
         ax.fill_between(g["k"], g["ci_low"], g["ci_high"], color=color, alpha=0.2)
     ax.set_xscale("log", base=2)
     ax.axhline(0, color="black", lw=0.5)
-    ax.set(
-        xlabel="residues replaced by alanine (k)", ylabel="drop in target probability", title=title
-    )
+    ax.set(xlabel="residues replaced by alanine (k)", ylabel="drop in target probability", title=title)
     ax.title.set_fontsize(9)
     ax.legend(fontsize=8)
     return fig
@@ -174,9 +167,7 @@ def attention_ratios(t: pd.DataFrame, prop: str, fdr: float) -> Figure:
     g = t[t["property"] == prop]
     grid = g.pivot(index="layer", columns="head", values="ratio").sort_index()
     tested = g.pivot(index="layer", columns="head", values="tested").reindex_like(grid).astype(bool)
-    sig = (
-        g.pivot(index="layer", columns="head", values="significant").reindex_like(grid).astype(bool)
-    )
+    sig = g.pivot(index="layer", columns="head", values="significant").reindex_like(grid).astype(bool)
     with np.errstate(divide="ignore", invalid="ignore"):
         values = np.where(tested.to_numpy(), np.log2(grid.to_numpy(dtype=float)), np.nan)
     bg = g["background"].iloc[0]
@@ -198,11 +189,7 @@ def attention_profiles(prof: pd.DataFrame, props: list[str]) -> Figure:
             )
     ax.axhline(1, color="black", lw=0.5)
     ax.set_xticks(sorted(prof["layer"].unique()))
-    ax.set(
-        xlabel="layer",
-        ylabel="mean over heads / background",
-        title="Attention to properties per layer",
-    )
+    ax.set(xlabel="layer", ylabel="mean over heads / background", title="Attention to properties per layer")
     ax.legend(fontsize=7)
     return fig
 
@@ -215,17 +202,11 @@ def probes(table: pd.DataFrame) -> Figure:
         g = g.sort_values("layer")
         line = axes[0].plot(g["layer"], g["auprc"], marker="o", label=name)[0]
         axes[0].axhline(g["auprc_baseline"].iloc[0], color=line.get_color(), ls=":", lw=1)
-        axes[1].plot(
-            g["layer"], g["precision"], marker="o", label=f"{name} ({g['precision_at'].iloc[0]})"
-        )
+        axes[1].plot(g["layer"], g["precision"], marker="o", label=f"{name} ({g['precision_at'].iloc[0]})")
     axes[0].set(
-        xlabel="layer (0 = embeddings)",
-        ylabel="AUPRC (dotted: baseline)",
-        title="Probe AUPRC per layer",
+        xlabel="layer (0 = embeddings)", ylabel="AUPRC (dotted: baseline)", title="Probe AUPRC per layer"
     )
-    axes[1].set(
-        xlabel="layer (0 = embeddings)", ylabel="precision", title="Probe precision at L/20 or L/5"
-    )
+    axes[1].set(xlabel="layer (0 = embeddings)", ylabel="precision", title="Probe precision at L/20 or L/5")
     for ax in axes:
         ax.set_xticks(sorted(probes["layer"].unique()))
         ax.legend(fontsize=7)
@@ -269,9 +250,7 @@ def preservation(summary: pd.DataFrame, metric: str = "accuracy") -> Figure:
                 )
         ax.set_xscale("log")
         ax.set(
-            xlabel="fraction of neurons selected",
-            ylabel=f"test {metric}",
-            title=MODE_TEXT.get(mode, mode),
+            xlabel="fraction of neurons selected", ylabel=f"test {metric}", title=MODE_TEXT.get(mode, mode)
         )
         ax.title.set_fontsize(9)
     axes[0][0].legend(fontsize=7, loc="best")

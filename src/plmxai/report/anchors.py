@@ -51,16 +51,11 @@ def _heads_text(props: pd.DataFrame, prop: str) -> str:
         f"{int(tested['significant'].sum())} of {len(tested)} tested heads significant"
     )
     if "significant_composition" in tested and tested["q_composition"].notna().any():
-        beyond = tested[tested["significant_composition"]].sort_values(
-            "proportion", ascending=False
-        )
-        text += (
-            f"; {len(beyond)} significant beyond amino-acid identity (composition-matched null)"
-            + (
-                f", the top one {head(beyond.iloc[0])}"
-                if len(beyond) and beyond.index[0] not in top.index[:1]
-                else ""
-            )
+        beyond = tested[tested["significant_composition"]].sort_values("proportion", ascending=False)
+        text += f"; {len(beyond)} significant beyond amino-acid identity (composition-matched null)" + (
+            f", the top one {head(beyond.iloc[0])}"
+            if len(beyond) and beyond.index[0] not in top.index[:1]
+            else ""
         )
     return text
 
@@ -102,9 +97,7 @@ def variant_rows(
         ("active_site", "active sites"),
     ):
         if prop in present:
-            rows.append(
-                (f"attention to {what}", _heads_text(props, prop), ANCHORS.get(prop, "n/a"))
-            )
+            rows.append((f"attention to {what}", _heads_text(props, prop), ANCHORS.get(prop, "n/a")))
             rows.append(
                 (
                     f"layer profile: {what}",
@@ -196,14 +189,11 @@ def anchor_table(contacts: Path, binding: Path, enzymes: Path) -> str:
             (
                 f"BLOSUM62 correlation of the heads' amino-acid attention ({what})",
                 f"{int(bl['proteins'])} proteins",
-                f"r = {bl['pearson_r']:.2f} (Mantel p {bl['p_mantel']:.2g}, "
-                f"{int(bl['n_heads'])} heads)",
+                f"r = {bl['pearson_r']:.2f} (Mantel p {bl['p_mantel']:.2g}, {int(bl['n_heads'])} heads)",
                 ANCHORS["blosum"],
             )
         )
-    rows.append(
-        ("attention to active sites", "Swiss-Prot enzymes", _heads_text(ep, "active_site"), "n/a")
-    )
+    rows.append(("attention to active sites", "Swiss-Prot enzymes", _heads_text(ep, "active_site"), "n/a"))
     rows.append(
         (
             "probe: contacts",
@@ -216,9 +206,7 @@ def anchor_table(contacts: Path, binding: Path, enzymes: Path) -> str:
         (
             "probe: binding sites",
             f"{n_b} chains (half fit, half test)",
-            _probe_text(
-                pd.read_parquet(b / "given" / "attention" / "probes.parquet"), "binding_site"
-            ),
+            _probe_text(pd.read_parquet(b / "given" / "attention" / "probes.parquet"), "binding_site"),
             "n/a",
         )
     )
@@ -226,9 +214,7 @@ def anchor_table(contacts: Path, binding: Path, enzymes: Path) -> str:
         (
             "probe: active sites",
             "Swiss-Prot enzymes",
-            _probe_text(
-                pd.read_parquet(e / "given" / "attention" / "probes.parquet"), "active_site"
-            ),
+            _probe_text(pd.read_parquet(e / "given" / "attention" / "probes.parquet"), "active_site"),
             "n/a",
         )
     )
@@ -239,9 +225,7 @@ def anchor_table(contacts: Path, binding: Path, enzymes: Path) -> str:
     lines += [f"| {a} | {d} | {m} | {o} |" for a, d, m, o in rows]
     lines += [
         "",
-        "| run | "
-        + " | ".join(["data", "init_model", "given_model", "attention", "probes"])
-        + " |",
+        "| run | " + " | ".join(["data", "init_model", "given_model", "attention", "probes"]) + " |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for run in (c, b, e):

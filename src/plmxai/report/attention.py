@@ -29,9 +29,7 @@ TABLE_COLUMNS = [
 ]
 
 
-def top_heads(
-    t: pd.DataFrame, props: list[str], k: int = TOP_HEADS
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def top_heads(t: pd.DataFrame, props: list[str], k: int = TOP_HEADS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(the best `k` tested heads per property of `props`, by q then ratio, in `props` order;
     the whole table: those rows first, then every other row by q then ratio)."""
     ranked = t.sort_values(
@@ -85,18 +83,14 @@ def attention_section(config: dict, variant: str, f: dict, fig_to_img, table) ->
     for prop in props:
         fig = plot.attention_ratios(t, prop, fdr)
         parts.append(figure_img(fig, fig.axes[0].get_title()))
-    parts.append(
-        fig_to_img(plot.attention_profiles(prof, props), "attention to properties per layer")
-    )
+    parts.append(fig_to_img(plot.attention_profiles(prof, props), "attention to properties per layer"))
     best, full = top_heads(t, props)
     parts.append(
         f'<p class="note">Per annotation and contacts, the {TOP_HEADS} tested heads with the smallest '
         f"permutation q (ties: the larger ratio); the whole table, all {len(full)} head x property rows "
         "(amino acids and untested heads included), opens below it, sortable and filterable.</p>"
     )
-    parts.append(
-        table(full, row_class=lambda r: "sig" if r["significant"] else "", max_rows=len(best))
-    )
+    parts.append(table(full, row_class=lambda r: "sig" if r["significant"] else "", max_rows=len(best)))
     r = (
         "n/a"
         if pd.isna(blosum["pearson_r"])

@@ -151,9 +151,7 @@ def _build_report(config: dict, inputs: dict, n_tracks: int, title: str) -> str:
         parts.append(_contrast_section(pd.read_parquet(inputs["contrast"])))
     for i, v in enumerate(variants):
         parts.append(
-            _variant_section(
-                config, v, inputs["variants"][v], annotations, labels, n_tracks, open_=i == 0
-            )
+            _variant_section(config, v, inputs["variants"][v], annotations, labels, n_tracks, open_=i == 0)
         )
 
     parts.append('<h2 id="provenance">Provenance</h2>')
@@ -162,9 +160,7 @@ def _build_report(config: dict, inputs: dict, n_tracks: int, title: str) -> str:
     for v, files in inputs["variants"].items():
         flat.update({f"{v}/{k}": p for k, p in files.items()})
     parts.append("<h3>Input checksums (sha256)</h3>" + _kv(checksums(flat)))
-    parts.append(
-        "<h3>Config</h3><pre>" + html.escape(yaml.safe_dump(config, sort_keys=False)) + "</pre>"
-    )
+    parts.append("<h3>Config</h3><pre>" + html.escape(yaml.safe_dump(config, sort_keys=False)) + "</pre>")
     body = "\n".join(parts)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -179,25 +175,18 @@ def _data_section(config: dict, data_summary: dict) -> str:
         _kv(
             {
                 "source": config["data"]["source"]
-                + next(
-                    (f" ({config['data'][k]})" for k in ("tsv", "path") if config["data"].get(k)),
-                    "",
-                ),
+                + next((f" ({config['data'][k]})" for k in ("tsv", "path") if config["data"].get(k)), ""),
                 "rows read": data_summary["rows"],
                 "proteins kept": data_summary["kept"],
                 "dropped (reason: count)": data_summary["dropped"] or "none",
                 "classes dropped (min_class_size)": data_summary["classes_dropped"] or "none",
                 "sequences upper-cased": data_summary["uppercased"],
-                "features with uncertain positions skipped": data_summary[
-                    "uncertain_positions_skipped"
-                ],
+                "features with uncertain positions skipped": data_summary["uncertain_positions_skipped"],
                 "length policy": _length_text(data_summary.get("length_policy", {})),
                 "evidence filter": (", ".join(config["data"]["evidence"]) or "none")
                 + f" ({data_summary.get('evidence_filtered', 0)} features removed)",
                 "split": _split_text(data_summary.get("split", {})),
-                "length min / median / max": "{min} / {median:g} / {max}".format(
-                    **data_summary["length"]
-                ),
+                "length min / median / max": "{min} / {median:g} / {max}".format(**data_summary["length"]),
                 "annotations per type": data_summary["annotation_counts"],
             }
         )
@@ -241,16 +230,11 @@ def _comparison_section(files: dict[str, dict]) -> str:
                 heads = g[g["layer"] != "embedding"].sort_values(
                     ["q_value", "median_r"], ascending=[True, False]
                 )
-                for label, r in [
-                    ("embedding", g[g["layer"] == "embedding"]),
-                    ("best head", heads.head(1)),
-                ]:
+                for label, r in [("embedding", g[g["layer"] == "embedding"]), ("best head", heads.head(1))]:
                     if len(r):
                         r = r.iloc[0]
                         where = (
-                            "embedding"
-                            if label == "embedding"
-                            else f"layer {r['layer']} head {r['head']}"
+                            "embedding" if label == "embedding" else f"layer {r['layer']} head {r['head']}"
                         )
                         stat_rows.append(
                             {
@@ -267,10 +251,7 @@ def _comparison_section(files: dict[str, dict]) -> str:
                             }
                         )
     ax.set(
-        xlabel="epoch",
-        ylabel="validation accuracy",
-        ylim=(0, 1.02),
-        title="Validation accuracy per variant",
+        xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1.02), title="Validation accuracy per variant"
     )
     parts.append(_table(pd.DataFrame(rows)))
     if ax.lines:
@@ -283,9 +264,7 @@ def _comparison_section(files: dict[str, dict]) -> str:
             "<p>Residue relevance against annotations, all classes pooled: the embedding "
             "level and the head with the smallest q of each variant:</p>"
         )
-        parts.append(
-            _table(pd.DataFrame(stat_rows), row_class=lambda r: "sig" if r["significant"] else "")
-        )
+        parts.append(_table(pd.DataFrame(stat_rows), row_class=lambda r: "sig" if r["significant"] else ""))
     return "\n".join(parts)
 
 
@@ -372,9 +351,7 @@ def _variant_section(config, variant, f, annotations, labels, n_tracks, open_) -
             index="class", columns="metric", values="value"
         )
         parts.append("<p>Per class (test):</p>" + _table(per_class.reset_index()))
-        parts.append(
-            confusion_figure(confusion(test["label_id"], test["pred_id"], len(labels)), labels)
-        )
+        parts.append(confusion_figure(confusion(test["label_id"], test["pred_id"], len(labels)), labels))
 
     if neurons is not None:
         parts.append(_neuron_section(config, neurons))
@@ -465,9 +442,7 @@ def _attribution_parts(config, variant, f, annotations, preds, n_tracks) -> list
             f"max {head_comp['relative_error'].max():.3g}.</p>"
         )
     # beside each embedding-level track, the head with the strongest association (smallest q)
-    heads = stats[(stats["class"] == "all") & (stats["layer"] != "embedding")].dropna(
-        subset=["q_value"]
-    )
+    heads = stats[(stats["class"] == "all") & (stats["layer"] != "embedding")].dropna(subset=["q_value"])
     best = heads.sort_values(["q_value", "median_r"], ascending=[True, False]).head(1)
     head_rel = None
     if len(best):
@@ -496,11 +471,7 @@ def _attribution_parts(config, variant, f, annotations, preds, n_tracks) -> list
     if "faithfulness" in f:
         fa = pd.read_parquet(f["faithfulness"])
         fc = config["attribution"]["faithfulness"]
-        track = (
-            "embedding-level"
-            if fc["layer"] == "embedding"
-            else f"layer {fc['layer']} head {fc['head']}"
-        )
+        track = "embedding-level" if fc["layer"] == "embedding" else f"layer {fc['layer']} head {fc['head']}"
         parts.append("<h3>Faithfulness: alanine replacement</h3>")
         parts.append(
             f'<p class="note">The k most relevant residues ({track} relevance) replaced by alanine, '
@@ -530,9 +501,7 @@ def _attribution_parts(config, variant, f, annotations, preds, n_tracks) -> list
         pooled = stats[stats["class"] == "all"]
         for typ, g in pooled.groupby("annotation_type"):
             if (g["layer"] != "embedding").any():
-                parts.append(
-                    head_heatmap(g, f"{variant}: median r per head, {typ} (* q < {s['fdr']})")
-                )
+                parts.append(head_heatmap(g, f"{variant}: median r per head, {typ} (* q < {s['fdr']})"))
         shown_cols = [
             "layer",
             "head",

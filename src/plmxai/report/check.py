@@ -71,9 +71,7 @@ def check_report(
         "failed_requests": failed,
         "broken_images": [i for i in m["images"] if not i["loaded"]],
         "page_wider_than_screen": m["page_width"] > viewport,
-        "tables_off_screen": [
-            t for t in m["tables"] if t["right"] > viewport + 1 and not t["scrolls"]
-        ],
+        "tables_off_screen": [t for t in m["tables"] if t["right"] > viewport + 1 and not t["scrolls"]],
         "tables_small_font": [t for t in m["tables"] if t["font_px"] < min_font_px],
         "n_images": len(m["images"]),
         "n_tables": len(m["tables"]),

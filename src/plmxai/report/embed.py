@@ -33,14 +33,11 @@ def figure_img(fig, alt: str) -> str:
 
 def table(df: pd.DataFrame, float_fmt="{:.3g}", row_class=None, max_rows: int | None = None) -> str:
     """The first `max_rows` rows (default 15) in view, the whole table sortable one click away."""
-    return html_table(
-        df, top=15 if max_rows is None else max_rows, float_fmt=float_fmt, row_class=row_class
-    )
+    return html_table(df, top=15 if max_rows is None else max_rows, float_fmt=float_fmt, row_class=row_class)
 
 
 def kv(d: dict) -> str:
     rows = "".join(
-        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
-        for k, v in d.items()
+        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in d.items()
     )
     return f'<table class="kv">{rows}</table>'

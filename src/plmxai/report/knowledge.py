@@ -43,9 +43,7 @@ def knowledge_section(config: dict, f: dict, fig_to_img, table, kv) -> str:
         "p (permutation): (1 + random draws at least as good) / (1 + draws).</p>"
     )
     parts.append(fig_to_img(plot.preservation(summary), "preservation and ablation curves"))
-    acc = summary[
-        (summary["metric"] == "accuracy") & summary["fraction"].between(0, 1, inclusive="neither")
-    ]
+    acc = summary[(summary["metric"] == "accuracy") & summary["fraction"].between(0, 1, inclusive="neither")]
     if "beats_random" in acc:
         cols = [
             "mode",
@@ -61,11 +59,7 @@ def knowledge_section(config: dict, f: dict, fig_to_img, table, kv) -> str:
             "p_permutation",
             "beats_random",
         ]
-        t = (
-            acc[cols]
-            .rename(columns={"value": "accuracy"})
-            .sort_values(["mode", "fraction", "method"])
-        )
+        t = acc[cols].rename(columns={"value": "accuracy"}).sort_values(["mode", "fraction", "method"])
         parts.append(
             "<p>Test accuracy per selection (rows beating the random band shaded; for "
             "ablation, beating means lower):</p>"
@@ -81,9 +75,7 @@ def knowledge_section(config: dict, f: dict, fig_to_img, table, kv) -> str:
             f"<p>Density of selected neurons at fraction {shown:g} "
             "(selected share of a site type and layer over the overall share):</p>"
         )
-        parts.append(
-            fig_to_img(plot.density(density, shown), f"density heatmap at fraction {shown:g}")
-        )
+        parts.append(fig_to_img(plot.density(density, shown), f"density heatmap at fraction {shown:g}"))
         d = density[(density["fraction"] == shown) & (density["layer"] == "all")]
         wide = d.pivot(index="site", columns="method", values="density").reindex(list(SITES))
         qv = d.pivot(index="site", columns="method", values="q_value").reindex(list(SITES))
@@ -96,8 +88,8 @@ def knowledge_section(config: dict, f: dict, fig_to_img, table, kv) -> str:
             "score and fraction):</p>" + table(both.reset_index())
         )
     parts.append(
-        "<p>Agreement between scores (Spearman over neurons; Jaccard of the top "
-        "fractions):</p>" + table(agreement)
+        "<p>Agreement between scores (Spearman over neurons; Jaccard of the top fractions):</p>"
+        + table(agreement)
     )
     rows = []
     for (method, site), g in comp.groupby(["method", "site"], sort=False):

@@ -69,10 +69,7 @@ def _cell(v, float_fmt: str) -> str:
 
 
 def _rows(df: pd.DataFrame, float_fmt: str, row_class) -> list[str]:
-    cols = [
-        [html.escape(_cell(v, float_fmt)) for v in df.iloc[:, j].tolist()]
-        for j in range(df.shape[1])
-    ]
+    cols = [[html.escape(_cell(v, float_fmt)) for v in df.iloc[:, j].tolist()] for j in range(df.shape[1])]
     classes = [row_class(r) for _, r in df.iterrows()] if row_class else [""] * len(df)
     out = []
     for i, cls in enumerate(classes):
@@ -86,19 +83,11 @@ def _wrap(
 ) -> str:
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     ths = "".join(f"<th{th_attr}>{h}</th>" for h in head)
-    return (
-        f'<div class="tbl"><table{cls}>{cap}<thead><tr>{ths}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></div>"
-    )
+    return f'<div class="tbl"><table{cls}>{cap}<thead><tr>{ths}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
 def html_table(
-    df: pd.DataFrame,
-    *,
-    top: int = 15,
-    float_fmt: str = "{:.3g}",
-    row_class=None,
-    caption: str | None = None,
+    df: pd.DataFrame, *, top: int = 15, float_fmt: str = "{:.3g}", row_class=None, caption: str | None = None
 ) -> str:
     """The table as HTML. Up to `top` rows: a plain table. More: its first `top` rows (in the order
     given: callers sort), then a `<details>` holding all rows, sortable (click a header) and

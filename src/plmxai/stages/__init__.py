@@ -76,22 +76,16 @@ def check_signature(fn: Callable, keywords: dict, wildcards: dict | None = None)
     sig = inspect.signature(fn)
     params = sig.parameters
     var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    positional = [
-        n for n, p in params.items() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
+    positional = [n for n, p in params.items() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     unknown = [k for k in keywords if k not in params and not var_kw]
     kw = dict(keywords)
     kw.update({k: v for k, v in (wildcards or {}).items() if k in params})
     missing = [
-        n
-        for n, p in params.items()
-        if p.kind is p.KEYWORD_ONLY and p.default is p.empty and n not in kw
+        n for n, p in params.items() if p.kind is p.KEYWORD_ONLY and p.default is p.empty and n not in kw
     ]
     problems = []
     if positional:
-        problems.append(
-            f"takes positional arguments {positional} (stage functions are keyword-only)"
-        )
+        problems.append(f"takes positional arguments {positional} (stage functions are keyword-only)")
     if unknown:
         problems.append(f"does not take {unknown}, which the rule gives")
     if missing:

@@ -23,9 +23,7 @@ def alphafold(*, tokens, out_table, attention: dict, seed: int, threads: int = 1
     from plmxai.data.alphafold import download_alphafold
 
     st = attention["structures"]
-    accs = structure_accessions(
-        attention, pd.read_parquet(tokens, columns=["accession", "split"]), seed
-    )
+    accs = structure_accessions(attention, pd.read_parquet(tokens, columns=["accession", "split"]), seed)
     table = download_alphafold(accs, st["alphafold_folder"], st["alphafold_api"])
     write_parquet(table, out_table, {"stage": "alphafold", "folder": str(st["alphafold_folder"])})
 
@@ -58,9 +56,7 @@ def attention(
     from plmxai.model.esm import job_device, load_model
 
     a = attention
-    table_tokens = seeded_subset(
-        select_split(pd.read_parquet(tokens), a["split"]), a["max_proteins"], seed
-    )
+    table_tokens = seeded_subset(select_split(pd.read_parquet(tokens), a["split"]), a["max_proteins"], seed)
     prot = pd.read_parquet(proteins)
     ann = pd.read_parquet(annotations)
     net = load_model(model, job_device(device, threads))
@@ -72,9 +68,7 @@ def attention(
         prot,
         seed=seed,
         **a,
-        progress=lambda it: tqdm(
-            it, total=len(table_tokens), desc="attention", mininterval=10, miniters=1
-        ),
+        progress=lambda it: tqdm(it, total=len(table_tokens), desc="attention", mininterval=10, miniters=1),
     )
     table = res.table
     prov = {
@@ -150,9 +144,7 @@ def probes(
     table = pd.read_parquet(tokens)
     train = seeded_subset(select_split(table, "train"), p["train_proteins"], seed)
     test = seeded_subset(select_split(table, "test"), p["test_proteins"], seed)
-    seqs = pd.read_parquet(proteins, columns=["accession", "sequence"]).set_index("accession")[
-        "sequence"
-    ]
+    seqs = pd.read_parquet(proteins, columns=["accession", "sequence"]).set_index("accession")["sequence"]
     ann = pd.read_parquet(annotations)
     ann_by_acc = {acc: g for acc, g in ann.groupby("accession", sort=False)}
     types = sorted(ann["type"].unique())

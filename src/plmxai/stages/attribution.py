@@ -48,25 +48,16 @@ def attribution_chunk(
     from plmxai.model.esm import job_device, load_model
 
     a, chunk = attribution, int(chunk)
-    preds = (
-        pd.read_parquet(predictions, columns=["accession", "correct"])
-        if a["only_correct"]
-        else None
-    )
+    preds = pd.read_parquet(predictions, columns=["accession", "correct"]) if a["only_correct"] else None
     proteins = attribution_proteins(
         pd.read_parquet(tokens), preds, a["split"], a["only_correct"], a["max_proteins"], seed
     )
-    table = proteins.iloc[
-        chunk_slice(len(proteins), a["chunks"], chunk, a["batch_size"])
-    ].reset_index(drop=True)
+    table = proteins.iloc[chunk_slice(len(proteins), a["chunks"], chunk, a["batch_size"])].reset_index(
+        drop=True
+    )
     net = load_model(model, job_device(device, threads))
     dtype = np.float16 if a["dtype"] == "float16" else np.float32
-    prov = {
-        "stage": "attribution",
-        "config_hash": config_hash(a),
-        "chunk": chunk,
-        **model_provenance(net),
-    }
+    prov = {"stage": "attribution", "config_hash": config_hash(a), "chunk": chunk, **model_provenance(net)}
     log.info(
         "chunk %d of %d: %d of %d proteins (%s)",
         chunk + 1,
@@ -275,13 +266,7 @@ def statistics(
 
 
 def attribution_contrast(
-    *,
-    correlations: list,
-    out_contrast,
-    statistics: dict,
-    variants: list,
-    reference: str,
-    threads: int = 1,
+    *, correlations: list, out_contrast, statistics: dict, variants: list, reference: str, threads: int = 1
 ) -> None:
     """The reference variant's per-protein r against each control's (`correlations` in the
     order of `variants`): paired one-sided tests, BH over every test of every control."""

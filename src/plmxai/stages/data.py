@@ -49,9 +49,7 @@ def download(*, out_tsv, out_provenance, rest: dict, threads: int = 1) -> None:
     )
 
 
-def data(
-    *, tsv, out_proteins, out_annotations, out_summary, data: dict, seed: int, threads: int = 1
-) -> None:
+def data(*, tsv, out_proteins, out_annotations, out_summary, data: dict, seed: int, threads: int = 1) -> None:
     """A source (UniProt TSV, FASTA, per-residue FASTA, sites JSON lines, structures) ->
     proteins.parquet (labels, length policy, splits) + annotations.parquet + a summary whose
     counts are those of the tables. Nothing is written unless every step succeeds."""

@@ -17,9 +17,7 @@ from plmxai.tables import config_hash, write_parquet
 log = logging.getLogger("plmxai")
 
 
-def neuron_activation(
-    *, model, tokens, out_scores, activation: dict, device: str, threads: int = 1
-) -> None:
+def neuron_activation(*, model, tokens, out_scores, activation: dict, device: str, threads: int = 1) -> None:
     """Per class, each neuron's activation over residues (knowledge.activation)."""
     from plmxai.knowledge import activation as activation_scores
     from plmxai.model.checkpoint import model_provenance
@@ -30,9 +28,7 @@ def neuron_activation(
     net = load_model(model, job_device(device, threads))
     scores = activation_scores(net, table, **a)
     write_parquet(
-        scores,
-        out_scores,
-        {"stage": "neurons", "config_hash": config_hash(a), **model_provenance(net)},
+        scores, out_scores, {"stage": "neurons", "config_hash": config_hash(a), **model_provenance(net)}
     )
     log.info(
         "scored %d neurons x %d classes on %d proteins",
@@ -43,15 +39,7 @@ def neuron_activation(
 
 
 def knowledge_scores(
-    *,
-    model,
-    tokens,
-    out_scores,
-    out_completeness,
-    knowledge: dict,
-    device: str,
-    seed: int,
-    threads: int = 1,
+    *, model, tokens, out_scores, out_completeness, knowledge: dict, device: str, seed: int, threads: int = 1
 ) -> None:
     """IG scores of every neuron by both estimators (knowledge attribution, conductance)."""
     from plmxai.knowledge import score
@@ -59,9 +47,7 @@ def knowledge_scores(
     from plmxai.model.esm import job_device, load_model
 
     k = knowledge
-    table = seeded_subset(
-        select_split(pd.read_parquet(tokens), k["split"]), k["max_proteins"], seed
-    )
+    table = seeded_subset(select_split(pd.read_parquet(tokens), k["split"]), k["max_proteins"], seed)
     net = load_model(model, job_device(device, threads))
     t0 = time.perf_counter()
     scores, comp = score(net, table, **k)
@@ -131,14 +117,10 @@ def knowledge_tests(
     if "ablate_mean" in k["tests"]:
         scoring = seeded_subset(select_split(table, k["split"]), k["max_proteins"], seed)
         act = activation_scores(net, scoring, "mean", False)
-        act = act.assign(w=act["score"] * act["n_proteins"]).groupby(
-            ["layer", "site", "neuron"], sort=False
-        )
+        act = act.assign(w=act["score"] * act["n_proteins"]).groupby(["layer", "site", "neuron"], sort=False)
         overall = (act["w"].sum() / act["n_proteins"].sum().clip(lower=1)).to_numpy(np.float32)
         mean = as_site_masks(net, overall)
-    within = {
-        name: k["activation_within" if name == "activation" else "select_within"] for name in scores
-    }
+    within = {name: k["activation_within" if name == "activation" else "select_within"] for name in scores}
     test = select_split(table, "test")
     evaluator = HybridEvaluator(net, init_state, finetuned, test, k["batch_size"], mean)
     t0 = time.perf_counter()
@@ -176,9 +158,7 @@ def knowledge_tests(
     write_parquet(summary, out_preservation, prov)
     write_parquet(pd.concat(dens, ignore_index=True), out_density, prov)
     write_parquet(pd.DataFrame(agree), out_agreement, prov)
-    acc = summary[
-        (summary["metric"] == "accuracy") & summary["fraction"].between(0, 1, inclusive="neither")
-    ]
+    acc = summary[(summary["metric"] == "accuracy") & summary["fraction"].between(0, 1, inclusive="neither")]
     for (mode, name), g in acc.groupby(["mode", "method"], sort=False):
         log.info(
             "%s %s: beats random at fractions %s",

@@ -31,13 +31,7 @@ def _same_package(package: str | None) -> None:
 
 
 def tokenize(
-    *,
-    proteins,
-    out_tokens,
-    out_summary,
-    tokenizer: str | None,
-    revision: str | None = None,
-    threads: int = 1,
+    *, proteins, out_tokens, out_summary, tokenizer: str | None, revision: str | None = None, threads: int = 1
 ) -> None:
     """Proteins -> tokens.parquet with ESM-2's alphabet, or the tokenizer of a model folder or
     hub name. The length policy ran in the data stage; a sequence over 1022 residues stops."""
@@ -141,14 +135,8 @@ def finetune(
     from plmxai.metrics import confusion_table
     from plmxai.model.checkpoint import model_provenance
     from plmxai.model.esm import job_device, load_model, save_model
-    from plmxai.model.training import (
-        TrainOptions,
-        predictions_table,
-        variant_data,
-    )
-    from plmxai.model.training import (
-        finetune as train,
-    )
+    from plmxai.model.training import TrainOptions, predictions_table, variant_data
+    from plmxai.model.training import finetune as train
 
     _same_package(package)
     # beside the outputs, not one of them: Snakemake would delete it when the job fails
@@ -161,11 +149,7 @@ def finetune(
     n_boot = t.pop("bootstrap")
     opts = TrainOptions(seed=seed, freeze_encoder=variant == "frozen", **t)
     log.info(
-        "training variant %s on %s: %d train, %d val proteins",
-        variant,
-        device,
-        len(train_set),
-        len(val),
+        "training variant %s on %s: %d train, %d val proteins", variant, device, len(train_set), len(val)
     )
     t0 = time.perf_counter()
     history = train(net, train_set, val, opts, checkpoint_dir=checkpoint_dir)

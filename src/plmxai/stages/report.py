@@ -26,9 +26,7 @@ def report(
     from plmxai.report.build import build_report
     from plmxai.tables import atomic_path, write_text
 
-    if isinstance(
-        contrast, list
-    ):  # the rule's input is a list: empty where the run has no contrast
+    if isinstance(contrast, list):  # the rule's input is a list: empty where the run has no contrast
         contrast = contrast[0] if contrast else None
     inputs = {
         "data_summary": data_summary,
@@ -42,10 +40,6 @@ def report(
         variant, table = name.split("__", 1)
         inputs["variants"][variant][table] = path
     r = config["report"]
-    with (
-        atomic_path(out_figures, is_dir=True)
-        if out_figures
-        else contextlib.nullcontext() as figures
-    ):
+    with atomic_path(out_figures, is_dir=True) if out_figures else contextlib.nullcontext() as figures:
         text = build_report(config, inputs, r["n_tracks"], r["title"], figures)
     write_text(text, out_html)
