@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A single-node SLURM cluster on loopback from Debian's packages, for the SLURM workflow test
-# (tests/test_slurm.py), which runs whenever `scontrol ping` answers.
+# (tests/workflow/test_slurm.py), which runs whenever `scontrol ping` answers.
 #
 #   bash .ci/slurm_cluster.sh start   # install if needed, write the config, start the daemons
 #   bash .ci/slurm_cluster.sh stop    # stop every daemon this script started, remove its config

@@ -132,8 +132,58 @@ class Run:
         return out
 
 
+def compare(a: Run, b: Run) -> pd.DataFrame:
+    """Every table of two runs, side by side: rows in each and whether the contents are
+    identical (values, exactly; the provenance in the metadata is not compared). Tables in one
+    run only are listed with identical = False."""
+    ta, tb = a.tables(), b.tables()
+    key = ["name", "variant"]
+    both = ta.merge(tb, on=key, how="outer", suffixes=("_a", "_b"), indicator="where")
+    identical, detail = [], []
+    for rec in both.itertuples():
+        if rec.where != "both":
+            identical.append(False)
+            detail.append(f"only in {'the first' if rec.where == 'left_only' else 'the second'} run")
+            continue
+        x, y = a.table(rec.name, rec.variant), b.table(rec.name, rec.variant)
+        if rec.name == "relevance":  # partitions come back in file order
+            order = ["accession", "layer", "head", "position"]
+            x, y = (t.sort_values(order).reset_index(drop=True) for t in (x, y))
+        try:
+            pd.testing.assert_frame_equal(x, y, check_exact=True, check_categorical=False)
+            identical.append(True)
+            detail.append("")
+        except AssertionError as err:
+            identical.append(False)
+            detail.append(" ".join(str(err).split())[:200])
+    out = both[key + ["rows_a", "rows_b"]].copy()
+    out["identical"] = identical
+    out["detail"] = detail
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m plmxai.run RUN_A RUN_B: are two runs' tables identical? Exit 1 if not."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("run_a")
+    parser.add_argument("run_b")
+    args = parser.parse_args(argv)
+    table = compare(Run(args.run_a), Run(args.run_b))
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 80):
+        print(table.to_string(index=False))
+    n_diff = int((~table["identical"]).sum())
+    print(f"{len(table) - n_diff} of {len(table)} tables identical")
+    return 1 if n_diff else 0
+
+
 def _rows(path: Path) -> int:
     import pyarrow.parquet as pq
 
     files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -12,7 +12,7 @@ from plmxai.data.lengths import SequenceTooLongError, apply_length_policy, best_
 from plmxai.data.uniprot import ReadOptions, read_uniprot_tsv
 from plmxai.stages.data import data as data_stage
 from plmxai.stats import annotation_masks
-from tests.test_uniprot import BAD_INPUTS, HEADER, row
+from tests.data.test_uniprot import BAD_INPUTS, HEADER, row
 
 needs_mmseqs = pytest.mark.skipif(shutil.which("mmseqs") is None, reason="mmseqs2 not installed")
 

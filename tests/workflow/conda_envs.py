@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from packaging.requirements import Requirement
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONDA_TO_DIST = {"matplotlib-base": "matplotlib", "pytorch": "torch"}
 NOT_PYTHON = {"python", "pip", "mmseqs2"}
 

@@ -169,8 +169,8 @@ def test_given_variant_end_to_end(tmp_path):
     the head's fate in the tables and the report."""
     _need_data()
     from plmxai.runlog import AUDIT_ENV
-    from tests.conda_envs import import_leaks
-    from tests.test_workflow import snakemake
+    from tests.workflow.conda_envs import import_leaks
+    from tests.workflow.test_workflow import snakemake
 
     folder = _subset_folder(tmp_path, 4)
     cfg = _config(

@@ -12,7 +12,7 @@ import yaml
 
 from plmxai.runlog import AUDIT_ENV
 from plmxai.tables import partitions, read_partitioned
-from tests.conda_envs import closure, env_distributions, import_leaks, script_envs
+from tests.workflow.conda_envs import closure, env_distributions, import_leaks, script_envs
 from tests.conftest import ROOT, snakemake_command
 
 pytestmark = pytest.mark.integration
@@ -78,7 +78,7 @@ def test_rule_imports_covered_by_envs(demo_run):
     leaks, audited = import_leaks(work / "imports")
     assert not leaks, leaks
     # the demo runs every rule but the network ones and the given variant's (audited by
-    # tests/test_real_model.py::test_given_variant_end_to_end)
+    # tests/workflow/test_real_model.py::test_given_variant_end_to_end)
     assert audited == {r for pairs in envs.values() for r, _ in pairs} - {
         "download",
         "alphafold",

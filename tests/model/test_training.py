@@ -104,7 +104,7 @@ RUNNER = textwrap.dedent("""
     import logging, sys, torch
     logging.basicConfig(level=logging.INFO)
     torch.set_num_threads(1)
-    from tests.test_training import SPEC, demo_tokens
+    from tests.model.test_training import SPEC, demo_tokens
     from plmxai.model.esm import build_model
     from plmxai.model.training import variant_data
     from plmxai.model.training import TrainOptions, finetune

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, snakemake_command
-from tests.test_workflow import SMALL_CONFIG as CONFIG
-from tests.test_workflow import snakemake, write_config
+from tests.workflow.test_workflow import SMALL_CONFIG as CONFIG
+from tests.workflow.test_workflow import snakemake, write_config
 
 pytestmark = pytest.mark.integration
 
