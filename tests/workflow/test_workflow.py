@@ -12,8 +12,8 @@ import yaml
 
 from plmxai.runlog import AUDIT_ENV
 from plmxai.tables import partitions, read_partitioned
-from tests.workflow.conda_envs import closure, env_distributions, import_leaks, script_envs
 from tests.conftest import ROOT, snakemake_command
+from tests.workflow.conda_envs import closure, env_distributions, import_leaks, script_envs
 
 pytestmark = pytest.mark.integration
 
