@@ -42,3 +42,17 @@ def test_compare_finds_the_table_that_differs(tmp_path, capsys):
     assert table.loc["proteins", "identical"] and not table.loc["predictions", "identical"]
     assert main([str(a.path), str(b.path)]) == 1
     assert "1 of 2 tables identical" in capsys.readouterr().out
+
+
+def test_wall_clock_columns_are_not_compared(tmp_path):
+    a, b = make_run(tmp_path / "a"), make_run(tmp_path / "b")
+    for run, seconds in ((a, 1.5), (b, 2.5)):
+        pd.DataFrame({"epoch": [1], "train_loss": [0.5], "seconds": [seconds]}).to_parquet(
+            run.path / "finetuned" / "model" / "training.parquet"
+        )
+    table = compare(a, b).set_index("name")
+    assert table.loc["training", "identical"] and "not compared: seconds" in table.loc["training", "detail"]
+    pd.DataFrame({"epoch": [1], "train_loss": [0.6], "seconds": [1.5]}).to_parquet(
+        b.path / "finetuned" / "model" / "training.parquet"
+    )
+    assert not compare(a, b).set_index("name").loc["training", "identical"]

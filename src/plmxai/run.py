@@ -132,10 +132,14 @@ class Run:
         return out
 
 
+# columns that hold how long something took: never the same twice, not compared
+TIMING_COLUMNS = {"seconds"}
+
+
 def compare(a: Run, b: Run) -> pd.DataFrame:
     """Every table of two runs, side by side: rows in each and whether the contents are
-    identical (values, exactly; the provenance in the metadata is not compared). Tables in one
-    run only are listed with identical = False."""
+    identical (values, exactly; the provenance in the metadata and the wall-clock columns of
+    TIMING_COLUMNS are not compared). Tables in one run only are listed with identical = False."""
     ta, tb = a.tables(), b.tables()
     key = ["name", "variant"]
     both = ta.merge(tb, on=key, how="outer", suffixes=("_a", "_b"), indicator="where")
@@ -146,13 +150,15 @@ def compare(a: Run, b: Run) -> pd.DataFrame:
             detail.append(f"only in {'the first' if rec.where == 'left_only' else 'the second'} run")
             continue
         x, y = a.table(rec.name, rec.variant), b.table(rec.name, rec.variant)
+        timing = sorted(TIMING_COLUMNS & set(x.columns) & set(y.columns))
+        x, y = x.drop(columns=timing), y.drop(columns=timing)
         if rec.name == "relevance":  # partitions come back in file order
             order = ["accession", "layer", "head", "position"]
             x, y = (t.sort_values(order).reset_index(drop=True) for t in (x, y))
         try:
             pd.testing.assert_frame_equal(x, y, check_exact=True, check_categorical=False)
             identical.append(True)
-            detail.append("")
+            detail.append(f"not compared: {', '.join(timing)} (wall clock)" if timing else "")
         except AssertionError as err:
             identical.append(False)
             detail.append(" ".join(str(err).split())[:200])
