@@ -4,6 +4,7 @@ the BLOSUM62 correlation, and probes of the hidden states.
 
     res = px.attention.properties(model, tokens, annotations, proteins, theta=0.3)
     res.table[res.table["significant"]]
+    probes = px.attention.probe(model, train_tokens, test_tokens, annotations, proteins)
 """
 
 from __future__ import annotations
@@ -88,3 +89,42 @@ def properties(model, tokens, annotations, proteins, *, seed: int = 0, progress=
         counts.proteins,
         counts.structures,
     )
+
+
+def probe(model, train, test, annotations, proteins, *, seed: int = 0, **options):
+    """Per layer (0 = embeddings), a logistic probe for each annotation type (and contacts,
+    where structures are mapped) fitted on the hidden states of the `train` proteins and
+    scored on the `test` proteins, streamed protein by protein: one row per probe and layer
+    (AUPRC and its baseline, precision at L/20 or L/5). Options are the config's `attention`
+    keys (probes, structures, batch_size)."""
+    import pandas as pd
+
+    from plmxai.attention.inputs import protein_inputs, structure_lookup
+    from plmxai.attention.probes import ProbeData, ProbeScores, hidden_states
+    from plmxai.config import options as section
+
+    a = section("attention", options)
+    st, p = a["structures"], a["probes"]
+    seqs = proteins.set_index("accession")["sequence"]
+    ann_by_acc = {acc: g for acc, g in annotations.groupby("accession", sort=False)}
+    types = sorted(annotations["type"].unique())
+    lookup = structure_lookup(st, pd.concat([train["accession"], test["accession"]]), proteins)
+
+    def inputs(tokens, row):
+        acc = tokens["accession"].iloc[row]
+        masks, _, contacts, considered = protein_inputs(acc, seqs[acc], ann_by_acc, lookup, st)
+        return masks, contacts, considered
+
+    data = ProbeData(model.config.num_hidden_layers + 1, seed, p["negatives_per_positive"], p["max_pairs"])
+    for row, states in hidden_states(model, train, a["batch_size"]):
+        masks, contacts, considered = inputs(train, row)
+        data.add_residues(states, masks, types)
+        if contacts is not None:
+            data.add_contacts(states, contacts, considered)
+    scores = ProbeScores(data.fit(p["C"], seed))
+    for row, states in hidden_states(model, test, a["batch_size"]):
+        masks, contacts, considered = inputs(test, row)
+        scores.add_residues(states, masks)
+        if contacts is not None:
+            scores.add_contacts(states, contacts, considered)
+    return scores.table(data)

@@ -134,44 +134,17 @@ def probes(
 ) -> None:
     """Per layer, logistic probes for each annotation type (and contacts where structures are
     mapped): fitted on training proteins, tested on test proteins, streaming over proteins."""
-    from plmxai.attention.inputs import protein_inputs, structure_lookup
-    from plmxai.attention.probes import ProbeData, ProbeScores, hidden_states
+    from plmxai.attention import probe
     from plmxai.model.checkpoint import model_provenance
     from plmxai.model.esm import job_device, load_model
 
-    a, st = attention, attention["structures"]
-    p = a["probes"]
+    a, p = attention, attention["probes"]
     table = pd.read_parquet(tokens)
     train = seeded_subset(select_split(table, "train"), p["train_proteins"], seed)
     test = seeded_subset(select_split(table, "test"), p["test_proteins"], seed)
-    seqs = pd.read_parquet(proteins, columns=["accession", "sequence"]).set_index("accession")["sequence"]
-    ann = pd.read_parquet(annotations)
-    ann_by_acc = {acc: g for acc, g in ann.groupby("accession", sort=False)}
-    types = sorted(ann["type"].unique())
-    lookup = structure_lookup(st, pd.concat([train["accession"], test["accession"]]), proteins)
     net = load_model(model, job_device(device, threads))
-    n_states = net.config.num_hidden_layers + 1
-
-    def protein(tokens_, row):
-        acc = tokens_["accession"].iloc[row]
-        masks, _, contacts, considered = protein_inputs(acc, seqs[acc], ann_by_acc, lookup, st)
-        return masks, contacts, considered
-
     t0 = time.perf_counter()
-    data = ProbeData(n_states, seed, p["negatives_per_positive"], p["max_pairs"])
-    for row, states in hidden_states(net, train, a["batch_size"]):
-        masks, contacts, considered = protein(train, row)
-        data.add_residues(states, masks, types)
-        if contacts is not None:
-            data.add_contacts(states, contacts, considered)
-    fitted = data.fit(p["C"], seed)
-    scores = ProbeScores(fitted)
-    for row, states in hidden_states(net, test, a["batch_size"]):
-        masks, contacts, considered = protein(test, row)
-        scores.add_residues(states, masks)
-        if contacts is not None:
-            scores.add_contacts(states, contacts, considered)
-    out = scores.table(data)
+    out = probe(net, train, test, pd.read_parquet(annotations), pd.read_parquet(proteins), seed=seed, **a)
     write_parquet(
         out, out_probes, {"stage": "probes", "config_hash": config_hash(a), **model_provenance(net)}
     )
