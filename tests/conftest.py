@@ -7,6 +7,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+def peak_rss_kb(script: str, *args) -> int:
+    """Peak resident memory (KB) of `script` run in a fresh interpreter; the script prints
+    PEAK_KB <value> last (resource.getrusage), so the test process's own memory is not counted."""
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, check=True
+    )
+    return int(proc.stdout.split("PEAK_KB")[1].split()[0])
+
+
 def snakemake_command(workdir, configfile, *args) -> list[str]:
     """This checkout's workflow run in `workdir` with `configfile`, as a user runs it."""
     return [

@@ -1,13 +1,11 @@
 """Gathering attribution chunks streams row groups: its peak memory does not grow with the
 number of proteins, and the layer-partitioned dataset holds every row of every chunk."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 
 from plmxai.tables import ParquetStreamWriter, read_partitioned
+from tests.conftest import peak_rss_kb
 
 SCRIPT = """
 import resource, sys
@@ -63,21 +61,7 @@ def _write_chunks(folder, n_chunks: int, per_chunk: int) -> None:
 
 
 def _peak_kb(folder, n_chunks, out) -> int:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            SCRIPT,
-            str(n_chunks),
-            str(folder),
-            str(out / "relevance"),
-            str(out / "completeness.parquet"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(proc.stdout.split("PEAK_KB")[1].split()[0])
+    return peak_rss_kb(SCRIPT, n_chunks, folder, out / "relevance", out / "completeness.parquet")
 
 
 def test_gather_peak_memory_at_n_and_4n_proteins(tmp_path):

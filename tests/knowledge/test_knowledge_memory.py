@@ -1,10 +1,9 @@
 """Knowledge-neuron scoring streams over proteins: its peak memory does not grow with them."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
+
+from tests.conftest import peak_rss_kb
 
 SCRIPT = """
 import resource, sys
@@ -20,21 +19,7 @@ print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def _peak_kb(model_dir, tokens_path, tmp_path) -> int:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            SCRIPT,
-            str(model_dir),
-            str(tokens_path),
-            str(tmp_path / "s.parquet"),
-            str(tmp_path / "c.parquet"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(proc.stdout.split("PEAK_KB")[1].split()[0])
+    return peak_rss_kb(SCRIPT, model_dir, tokens_path, tmp_path / "s.parquet", tmp_path / "c.parquet")
 
 
 def test_peak_memory_at_n_and_4n_proteins(tiny_model, tmp_path):
