@@ -91,7 +91,7 @@ def init_model(
         log.info("checkpoint %s: %s", model["name_or_path"], net.plmxai_checkpoint["head"])
 
 
-def test_metrics(
+def _variant_metrics(
     preds: pd.DataFrame, labels: list[str], n_boot: int, seed: int, variant: str
 ) -> pd.DataFrame:
     """The metrics table of a variant's predictions, its test figures logged."""
@@ -108,9 +108,6 @@ def test_metrics(
         ),
     )
     return mt
-
-
-test_metrics.__test__ = False  # not a pytest test
 
 
 def finetune(
@@ -157,7 +154,7 @@ def finetune(
     log.info("training took %.1f s", time.perf_counter() - t0)
     labels = [net.config.id2label[i] for i in range(net.config.num_labels)]
     preds = predictions_table(net, table, 2 * opts.batch_size)
-    mt = test_metrics(preds, labels, n_boot, seed, variant)
+    mt = _variant_metrics(preds, labels, n_boot, seed, variant)
     prov = {
         **model_provenance(net),
         "stage": "model",
@@ -211,7 +208,7 @@ def given_model(
         cm = pd.DataFrame(columns=["split", "true", "predicted", "count"])
         log.info("given model: %d proteins predicted; no labels, so no metrics", len(preds))
     else:
-        mt = test_metrics(preds, labels, bootstrap, seed, "given")
+        mt = _variant_metrics(preds, labels, bootstrap, seed, "given")
         cm = confusion_table(preds, labels)
     save_model(net.to("cpu"), out_finetuned, tokenizer_source(model))
     write_parquet(preds, out_predictions, prov)
