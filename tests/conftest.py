@@ -12,9 +12,9 @@ def peak_rss_kb(script: str, *args) -> int:
     PEAK_KB <value> last (resource.getrusage), so the test process's own memory is not counted."""
     import subprocess
 
-    proc = subprocess.run(
-        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, check=True
-    )
+    proc = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True)
+    if proc.returncode:
+        raise AssertionError(f"the measured script failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return int(proc.stdout.split("PEAK_KB")[1].split()[0])
 
 

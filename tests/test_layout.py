@@ -205,3 +205,17 @@ def test_a_rule_and_function_that_drift_apart_are_refused():
     check_signature(stage, {"tokens": "t", "out_table": "o", "seed": 0, "threads": 1})
     with pytest.raises(RuleMismatch, match=r"does not take \['proteins'\].*needs \['tokens'\]"):
         check_signature(stage, {"proteins": "t", "out_table": "o", "seed": 0, "threads": 1})
+
+
+def test_rules_that_size_work_by_memory_request_it():
+    # a function sizing its chunks by mem_mb gets the config's memory_gb only if its rule asks
+    # for it; otherwise it would size them by Snakemake's default of 1,000 MB
+    import inspect
+
+    sizing = [
+        rule for _, rule, _, _ in BLOCKS if "mem_mb" in inspect.signature(stage_function(rule)).parameters
+    ]
+    assert sorted(sizing) == ["attribution_chunk", "knowledge_scores"]
+    for _, rule, _, block in BLOCKS:
+        if rule in sizing:
+            assert "mem_mb=INTEGRATION_MEM_MB" in block, rule

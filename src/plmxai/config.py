@@ -46,6 +46,24 @@ ALIASES = {
 }
 
 
+# keys no longer read -> why; dropped with a warning, so configs written before still run
+RETIRED = {"attribution.internal_batch_size": "integrations are chunked to fit the top-level memory_gb now"}
+
+
+def drop_retired(config: dict) -> list[str]:
+    """Remove keys no longer read (RETIRED), in place; the notes say which and why."""
+    notes = []
+    for key, why in RETIRED.items():
+        *parents, leaf = key.split(".")
+        node = config
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node:
+            node.pop(leaf)
+            notes.append(f"config key '{key}' is no longer read ({why}): remove it")
+    return notes
+
+
 def apply_aliases(config: dict) -> list[str]:
     """Move keys given by their old names (ALIASES) to their new place, in place; the notes
     say what was moved. Both names at once is an error: which one was meant is unknown."""
@@ -74,7 +92,7 @@ def validate_config(config: dict, schema: dict | str | Path | None = None) -> di
     if not isinstance(schema, dict):
         schema = load_schema(schema)
     notes = apply_aliases(config)
-    for note in notes:
+    for note in notes + drop_retired(config):
         logging.getLogger("plmxai").warning(note)
     moved = {new: old for old, new in ALIASES.items() if any(f"'{old}' read as" in n for n in notes)}
     cls = _with_defaults(jsonschema.Draft202012Validator)
@@ -260,6 +278,9 @@ def schema_markdown(schema: dict | None = None) -> str:
         "(`tests/test_config.py` checks that it is current). Every key is optional; a wrong key",
         "or value stops the run at start with a message naming it. Old section names are still",
         "read: " + ", ".join(f"`{o}` as `{n}`" for o, n in ALIASES.items()) + ".",
+        "Keys no longer read are dropped with a warning: "
+        + ", ".join(f"`{k}` ({why})" for k, why in RETIRED.items())
+        + ".",
         "",
     ]
 

@@ -78,7 +78,6 @@ def test_chunked_attribution_is_identical_for_any_chunk_count(tmp_path, tiny_mod
         "n_steps": 8,
         "method": "gausslegendre",
         "batch_size": 2,
-        "internal_batch_size": 64,
         "completeness_tolerance": 0.05,
         "max_proteins": 0,
         "only_correct": True,

@@ -19,7 +19,7 @@ rule attribution_chunk:
     threads: variant_threads()
     resources:
         gpu=1,
-        mem_mb=8000,
+        mem_mb=INTEGRATION_MEM_MB,
         runtime=480,
     params:
         attribution=section("attribution", "statistics", "faithfulness"),

@@ -21,6 +21,8 @@ def R(path):
 
 # the tokenised proteins every model job reads (stage model)
 TOKENS = R("model/tokens.parquet")
+# what an integration job may use: its chunks are sized to it, and a cluster is asked for it
+INTEGRATION_MEM_MB = round(config["memory_gb"] * 1024)
 
 
 def all_cores():

@@ -41,7 +41,7 @@ rule knowledge_scores:
     threads: variant_threads()
     resources:
         gpu=1,
-        mem_mb=8000,
+        mem_mb=INTEGRATION_MEM_MB,
         runtime=480,
     params:
         knowledge=knowledge_scoring_params(),

@@ -22,9 +22,12 @@ class Attribution(NamedTuple):
     completeness: object
 
 
-def attribution_batches(model, tokens, a: dict, seed: int = 0) -> Iterator[tuple[list, list]]:
+def attribution_batches(
+    model, tokens, a: dict, seed: int = 0, memory_gb: float | None = None
+) -> Iterator[tuple[list, list]]:
     """(relevance parts, completeness parts) per batch of proteins, embedding IG and (option
-    `heads`) head conductance of the same proteins together; `a` is the attribution section."""
+    `heads`) head conductance of the same proteins together; `a` is the attribution section.
+    Each integration is chunked to fit `memory_gb` (on a GPU, its free memory)."""
     import pandas as pd
 
     from plmxai.attribution.embedding import embedding_ig
@@ -33,7 +36,15 @@ def attribution_batches(model, tokens, a: dict, seed: int = 0) -> Iterator[tuple
     heads = None
     if a["heads"]:
         heads = head_attribution(
-            model, tokens, a["target"], a["head_steps"], a["method"], a["baseline"], a["n_baselines"], seed
+            model,
+            tokens,
+            a["target"],
+            a["head_steps"],
+            a["method"],
+            a["baseline"],
+            a["n_baselines"],
+            seed,
+            memory_gb=memory_gb,
         )
     for rel, comp in embedding_ig(
         model,
@@ -42,10 +53,10 @@ def attribution_batches(model, tokens, a: dict, seed: int = 0) -> Iterator[tuple
         a["n_steps"],
         a["method"],
         a["batch_size"],
-        a["internal_batch_size"],
         a["baseline"],
         a["n_baselines"],
         seed,
+        memory_gb,
     ):
         parts, comps = [rel], [comp.assign(method="embedding_ig")]
         for acc in rel["accession"].unique() if heads is not None else []:
@@ -57,11 +68,12 @@ def attribution_batches(model, tokens, a: dict, seed: int = 0) -> Iterator[tuple
         yield parts, comps
 
 
-def attribute(model, tokens, *, seed: int = 0, **options) -> Attribution:
+def attribute(model, tokens, *, seed: int = 0, memory_gb: float | None = None, **options) -> Attribution:
     """Relevance of every residue of every protein in `tokens`, at the embedding and (heads:
     true) every head of every layer. Options are the config's `attribution` keys (target,
-    n_steps, head_steps, method, baseline, n_baselines, batch_size, internal_batch_size, heads,
-    completeness_tolerance); the proteins are all of `tokens`."""
+    n_steps, head_steps, method, baseline, n_baselines, batch_size, heads,
+    completeness_tolerance); the proteins are all of `tokens`. The integrations are chunked to
+    fit `memory_gb` (the config's top-level key, 4 by default; on a GPU, its free memory)."""
     import numpy as np
     import pandas as pd
 
@@ -72,7 +84,7 @@ def attribute(model, tokens, *, seed: int = 0, **options) -> Attribution:
     # same order, one protein at a time
     tokens = tokens.iloc[np.argsort(tokens["n_residues"].to_numpy(), kind="stable")].reset_index(drop=True)
     rels, comps = [], []
-    for parts, comp in attribution_batches(model, tokens, a, seed):
+    for parts, comp in attribution_batches(model, tokens, a, seed, memory_gb):
         rels += parts
         comps += comp
     comp = pd.concat(comps, ignore_index=True)

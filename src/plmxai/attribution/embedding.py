@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from plmxai.model.batching import batches
 from plmxai.model.esm import fused_gelu_backward
+from plmxai.model.ig import DEFAULT_MEMORY_GB, baseline_ids, chunk_rows
 from plmxai.model.tokens import ESM2_ALPHABET
 
 _LETTERS = np.array(ESM2_ALPHABET, dtype=object)
@@ -46,6 +47,16 @@ def _forward(model):
     return fn
 
 
+def _memory_batches(model, tokens: pd.DataFrame, batch_size: int, memory_gb) -> Iterator:
+    """batches(), each split where one step of all its proteins would exceed the budget."""
+    for pos, ids, mask in batches(tokens, batch_size):
+        most = chunk_rows(model, ids.shape[1], memory_gb)
+        for s in range(0, len(pos), most):
+            sub = mask[s : s + most]
+            width = int(sub.sum(1).max())  # the longest protein of the part, not of the batch
+            yield pos[s : s + most], ids[s : s + most, :width], sub[:, :width]
+
+
 def embedding_ig(
     model,
     tokens: pd.DataFrame,
@@ -53,20 +64,23 @@ def embedding_ig(
     n_steps: int = 50,
     method: str = "gausslegendre",
     batch_size: int = 4,
-    internal_batch_size: int = 256,
     baseline: str = "pad",
     n_baselines: int = 1,
     seed: int = 0,
+    memory_gb: float | None = DEFAULT_MEMORY_GB,
 ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Yield (relevance rows, completeness rows) per batch of proteins.
+
+    A batch holds at most `batch_size` proteins, and fewer where its length needs it: each
+    forward/backward pass holds proteins x steps sequences, as many as `memory_gb` allows
+    (model.ig.chunk_rows; on a GPU, its free memory), and never fewer than one step of every
+    protein of the batch.
 
     Relevance of residue i = sum over hidden dimensions of the attribution at token i;
     special tokens are excluded. target: "true" (the protein's label) or "predicted".
     baseline "shuffled": the attribution averaged over `n_baselines` seeded shuffles of each
     protein's residues (completeness against the mean F(baseline)).
     """
-    from plmxai.model.ig import baseline_ids
-
     if target not in ("true", "predicted"):
         raise ValueError(f"attribution target must be 'true' or 'predicted', got {target!r}")
     device = next(model.parameters()).device
@@ -75,12 +89,13 @@ def embedding_ig(
     lig = LayerIntegratedGradients(fwd, model.esm.embeddings)
     ids_col = tokens["input_ids"].to_numpy()
     for pos, ids, mask in tqdm(
-        batches(tokens, batch_size),
+        _memory_batches(model, tokens, batch_size, memory_gb),
         total=-(-len(tokens) // batch_size),
         desc="embedding IG",
         mininterval=10,
         miniters=1,
     ):
+        rows_per_pass = chunk_rows(model, ids.shape[1], memory_gb)
         ids, mask = ids.to(device), mask.to(device)
         lengths = mask.sum(1).tolist()
         per_row = [
@@ -115,7 +130,7 @@ def embedding_ig(
                     additional_forward_args=(mask,),
                     n_steps=n_steps,
                     method=method,
-                    internal_batch_size=internal_batch_size,
+                    internal_batch_size=max(rows_per_pass, len(pos)),
                     return_convergence_delta=True,
                 )
             attr, delta = attr + a.detach() / len(per_row[0]), delta + d.detach() / len(per_row[0])

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from plmxai.model.ig import baseline_ids, path_conductance, target_class
+from plmxai.model.ig import DEFAULT_MEMORY_GB, baseline_ids, path_conductance, target_class
 from plmxai.model.tokens import ESM2_ALPHABET
 
 _LETTERS = np.array(ESM2_ALPHABET, dtype=object)
@@ -39,6 +39,7 @@ def head_relevance(
     n_steps: int = 50,
     method: str = "gausslegendre",
     output: str = "logit",
+    memory_gb: float | None = DEFAULT_MEMORY_GB,
 ) -> tuple[np.ndarray, dict]:
     """(layers x heads x tokens) relevance, averaged over the baselines, and completeness of
     the embedding output along the same paths (sum vs F(x) - mean F(baseline))."""
@@ -48,7 +49,16 @@ def head_relevance(
     for b in baselines:
         c: dict = {}
         cond = path_conductance(
-            model, ids, target, points, n_steps, method, output=output, completeness=c, baseline_ids=b
+            model,
+            ids,
+            target,
+            points,
+            n_steps,
+            method,
+            output=output,
+            completeness=c,
+            baseline_ids=b,
+            memory_gb=memory_gb,
         )
         per_head = torch.stack([cond[lay].view(ids.shape[1], n_heads, -1).sum(-1).T for lay in sorted(cond)])
         total = per_head if total is None else total + per_head
@@ -68,6 +78,7 @@ def head_attribution(
     n_baselines: int = 1,
     seed: int = 0,
     output: str = "logit",
+    memory_gb: float | None = DEFAULT_MEMORY_GB,
 ) -> Iterator[tuple[pd.DataFrame, dict]]:
     """Per protein: (relevance rows of every layer and head, completeness row)."""
     device = next(model.parameters()).device
@@ -78,7 +89,7 @@ def head_attribution(
         n_res = int(rec.n_residues)
         t = target_class(model, ids, rec.label_id, target)
         bases = baseline_ids(ids, baseline, n_baselines, seed, rec.accession, model.config.pad_token_id)
-        rel, comp = head_relevance(model, ids, t, bases, n_steps, method, output)
+        rel, comp = head_relevance(model, ids, t, bases, n_steps, method, output, memory_gb)
         rel = rel[:, :, 1 : n_res + 1]  # residues only: <cls> and <eos> are not residues
         residues = _LETTERS[np.asarray(rec.input_ids[1 : n_res + 1], dtype=np.int64)]
         rows = pd.DataFrame(

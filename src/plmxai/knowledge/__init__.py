@@ -9,10 +9,11 @@ preservation and ablation tests against random selections.
 from __future__ import annotations
 
 
-def score(model, tokens, **options):
+def score(model, tokens, *, memory_gb: float | None = None, **options):
     """Per-class IG scores of every neuron of every site, and each protein's completeness
     check: (scores, completeness). Options are the config's `knowledge` keys that scoring
-    uses (estimators, ka_steps, conductance_steps, method, target, output)."""
+    uses (estimators, ka_steps, conductance_steps, method, target, output); the integrations
+    are chunked to fit `memory_gb` (the config's top-level key; on a GPU its free memory)."""
     from plmxai.config import options as section
     from plmxai.knowledge.scores import ig_scores
 
@@ -26,6 +27,7 @@ def score(model, tokens, **options):
         k["method"],
         k["target"],
         k["output"],
+        memory_gb,
     )
 
 

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from plmxai.knowledge.activation import class_score_table, residue_mask
 from plmxai.model.esm import SITES, fused_gelu_backward, site_modules
-from plmxai.model.ig import path_conductance, target_class, target_output
+from plmxai.model.ig import DEFAULT_MEMORY_GB, chunk_rows, path_conductance, target_class, target_output
 from plmxai.stats import benjamini_hochberg
 
 
@@ -29,9 +29,10 @@ def conductance_all_sites(
     target: int,
     n_steps: int = 50,
     method: str = "gausslegendre",
-    step_chunk: int = 26,
+    step_chunk: int | None = None,
     output: str = "logit",
     completeness: dict | None = None,
+    memory_gb: float | None = DEFAULT_MEMORY_GB,
 ) -> dict[tuple[int, str], torch.Tensor]:
     """Conductance of every neuron of every site for one protein (ids: 1 x T, no padding).
 
@@ -43,7 +44,9 @@ def conductance_all_sites(
     that the path integral converged.
     """
     points = {k: (m, "output") for k, m in site_modules(model).items()}
-    return path_conductance(model, ids, target, points, n_steps, method, step_chunk, output, completeness)
+    return path_conductance(
+        model, ids, target, points, n_steps, method, step_chunk, output, completeness, memory_gb=memory_gb
+    )
 
 
 ESTIMATORS = ("knowledge_attribution", "conductance")
@@ -58,6 +61,7 @@ def ig_scores(
     method: str = "gausslegendre",
     target: str = "true",
     output: str = "logit",
+    memory_gb: float | None = DEFAULT_MEMORY_GB,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-class IG scores of every neuron by each estimator, streamed over proteins.
 
@@ -85,13 +89,20 @@ def ig_scores(
             if est == "conductance":
                 comp: dict = {}
                 attr = conductance_all_sites(
-                    model, ids, t, conductance_steps, method, output=output, completeness=comp
+                    model,
+                    ids,
+                    t,
+                    conductance_steps,
+                    method,
+                    output=output,
+                    completeness=comp,
+                    memory_gb=memory_gb,
                 )
                 comp_rows.append({**base, "method": est, "layer": -1, "site": "embedding", **comp})
             else:
                 comp = {}
                 attr = knowledge_attribution_all_sites(
-                    model, ids, t, ka_steps, method, output=output, completeness=comp
+                    model, ids, t, ka_steps, method, output=output, completeness=comp, memory_gb=memory_gb
                 )
                 comp_rows += [
                     {
@@ -249,9 +260,10 @@ def knowledge_attribution_all_sites(
     target: int,
     n_steps: int = 20,
     method: str = "gausslegendre",
-    step_chunk: int = 32,
+    step_chunk: int | None = None,
     output: str = "logit",
     completeness: dict | None = None,
+    memory_gb: float | None = DEFAULT_MEMORY_GB,
 ) -> dict[tuple[int, str], torch.Tensor]:
     """Dai et al.'s knowledge attribution of every neuron of every site for one protein
     (ids: 1 x T): the site's output y is scaled from 0 to y, and attribution =
@@ -263,6 +275,8 @@ def knowledge_attribution_all_sites(
     """
     if model.config.position_embedding_type != "rotary":
         raise ValueError("knowledge attribution from cached layer inputs needs a rotary ESM model")
+    if step_chunk is None:
+        step_chunk = chunk_rows(model, ids.shape[1], memory_gb)
     model.eval()
     modules = site_modules(model)
     layer_inputs, outputs, handles = {}, {}, []

@@ -23,6 +23,61 @@ BASELINES = ("pad", "shuffled")
 
 OUTPUTS = ("logit", "probability")
 
+# Memory of one integration chunk. What one token of one step holds until the backward pass, in
+# units of 4 bytes x layers x (4 hidden + intermediate): measured on the real ESM-2 8M at 1,024
+# tokens (benchmarks/ig_memory.py), 1.9 (head conductance), 3.0 (embedding IG, Captum), 3.1
+# (conductance at every site) and 4.2 (knowledge attribution, the cached site outputs too); one
+# factor above all four keeps one rule for every integration.
+TOKEN_STEP_FACTOR = 4.5
+# what a job holds besides its chunks: measured up to 1.6 GB in knowledge_scores at 1,024 tokens
+# (the interpreter and torch 0.6 GB, the model, every site's cached output and float64
+# accumulators, the allocator's slack)
+RESERVE_BYTES = int(1.75 * 2**30)
+# two integration jobs at once on a 2-core, 24 GB machine, with room for the system
+DEFAULT_MEMORY_GB = 4.0
+GPU_FREE_FRACTION = 0.8
+
+
+def token_step_bytes(model, n_tokens: int) -> int:
+    """Bytes one token of one integration step holds for the backward pass."""
+    c = model.config
+    per_layer = 4 * c.hidden_size + c.intermediate_size
+    if getattr(c, "_attn_implementation", "eager") == "eager":
+        # eager attention keeps the heads x tokens weights (and their dropout input) per token
+        per_layer += 2 * c.num_attention_heads * n_tokens
+    return int(TOKEN_STEP_FACTOR * 4 * c.num_hidden_layers * per_layer)
+
+
+def memory_budget(model, memory_gb: float | None = DEFAULT_MEMORY_GB) -> int:
+    """Bytes an integration chunk may use: on a GPU, a share of its free memory; on the CPU,
+    `memory_gb` less what the job holds besides (RESERVE_BYTES, twice the weights)."""
+    p = next(model.parameters())
+    if p.device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(p.device)
+        return int(GPU_FREE_FRACTION * free)
+    weights = sum(t.numel() * t.element_size() for t in model.parameters())
+    gb = DEFAULT_MEMORY_GB if memory_gb is None else memory_gb
+    return int(gb * 2**30) - RESERVE_BYTES - 2 * weights
+
+
+def chunk_rows(model, n_tokens: int, memory_gb: float | None = DEFAULT_MEMORY_GB) -> int:
+    """Sequences of `n_tokens` (steps, or proteins x steps) one forward/backward pass may hold
+    within the memory budget; at least 1 (a single sequence is the least an integration needs:
+    a budget below it is raised to it, which memory_check says)."""
+    return max(1, memory_budget(model, memory_gb) // (n_tokens * token_step_bytes(model, n_tokens)))
+
+
+def memory_check(model, n_tokens: int, memory_gb: float | None = DEFAULT_MEMORY_GB) -> str | None:
+    """A warning when even one sequence of `n_tokens` exceeds the budget, else None."""
+    need = n_tokens * token_step_bytes(model, n_tokens)
+    have = memory_budget(model, memory_gb)
+    if need <= have:
+        return None
+    return (
+        f"one integration step of {n_tokens} tokens needs about {need / 2**30:.1f} GB, more than the "
+        f"{max(have, 0) / 2**30:.1f} GB left of memory_gb {memory_gb} after the model: raise memory_gb"
+    )
+
 
 def pad_baseline(ids: torch.Tensor, mask: torch.Tensor, pad_id: int = 1) -> torch.Tensor:
     """Same shape as `ids`: every residue replaced by <pad>, <cls>/<eos>/padding kept."""
@@ -101,18 +156,23 @@ def path_conductance(
     points: dict,
     n_steps: int = 50,
     method: str = "gausslegendre",
-    step_chunk: int = 26,
+    step_chunk: int | None = None,
     output: str = "logit",
     completeness: dict | None = None,
     baseline_ids: torch.Tensor | None = None,
+    memory_gb: float | None = DEFAULT_MEMORY_GB,
 ) -> dict:
     """Conductance at many points of the network from one set of passes along the input path.
 
     points: key -> (module, "output" | "input"): the module's output, or its first input (the
     attention context is the input of `attention.output.dense`); the latter equals Captum
     LayerConductance with attribute_to_layer_input=True. Returns key -> (T, features) float64.
-    The baseline is `<cls> <pad>... <eos>` unless `baseline_ids` (1 x T) is given.
+    The baseline is `<cls> <pad>... <eos>` unless `baseline_ids` (1 x T) is given. Steps are
+    taken `step_chunk` at a time, by default as many as `memory_gb` holds (chunk_rows); the
+    result does not depend on it beyond rounding.
     """
+    if step_chunk is None:
+        step_chunk = chunk_rows(model, ids.shape[1], memory_gb)
     model.eval()
     mask = torch.ones_like(ids)
     if baseline_ids is None:

@@ -1,7 +1,8 @@
 """The workflow's stages: one function per Snakemake rule, named as the rule.
 
 Every function takes keyword arguments only: the rule's input names, `out_` + its output
-names, its params names, the wildcards it uses and `threads`. Every script under
+names, its params names, the wildcards it uses, `threads`, and `mem_mb` where it sizes its
+work by the job's memory (resources: a cluster profile's value reaches it). Every script under
 workflow/scripts/ is the same three lines, `run_rule(snakemake)`, which maps the job onto those
 keywords and refuses a job whose names and the function's do not match, so a rule and its
 function cannot drift apart silently. A notebook can call the same functions with paths.
@@ -58,8 +59,9 @@ def _plain(value):
 
 
 def rule_keywords(job) -> tuple[dict, dict]:
-    """(keywords every function of the rule must take, wildcards it may take) of a Snakemake
-    job object: inputs by name, outputs as out_<name>, params by name, threads."""
+    """(keywords every function of the rule must take, keywords it may take) of a Snakemake
+    job object: inputs by name, outputs as out_<name>, params by name, threads; the wildcards
+    and the job's mem_mb may be taken."""
     kw: dict = {}
     for name, value in job.input.items():
         kw[name] = _plain(value)
@@ -68,10 +70,14 @@ def rule_keywords(job) -> tuple[dict, dict]:
     for name, value in job.params.items():
         kw[name] = value
     kw["threads"] = job.threads
-    return kw, dict(job.wildcards.items())
+    optional = dict(job.wildcards.items())
+    mem = getattr(job.resources, "mem_mb", None)
+    if isinstance(mem, (int, float)):
+        optional["mem_mb"] = mem
+    return kw, optional
 
 
-def check_signature(fn: Callable, keywords: dict, wildcards: dict | None = None) -> dict:
+def check_signature(fn: Callable, keywords: dict, optional: dict | None = None) -> dict:
     """The keywords to call `fn` with; RuleMismatch naming every name that does not match."""
     sig = inspect.signature(fn)
     params = sig.parameters
@@ -79,7 +85,7 @@ def check_signature(fn: Callable, keywords: dict, wildcards: dict | None = None)
     positional = [n for n, p in params.items() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     unknown = [k for k in keywords if k not in params and not var_kw]
     kw = dict(keywords)
-    kw.update({k: v for k, v in (wildcards or {}).items() if k in params})
+    kw.update({k: v for k, v in (optional or {}).items() if k in params})
     missing = [
         n for n, p in params.items() if p.kind is p.KEYWORD_ONLY and p.default is p.empty and n not in kw
     ]
@@ -96,6 +102,31 @@ def check_signature(fn: Callable, keywords: dict, wildcards: dict | None = None)
             "output (out_<name>) or params, or the function's keywords, so that they match"
         )
     return kw
+
+
+def job_memory_gb(mem_mb: float | None) -> float | None:
+    """The job's memory in GB from Snakemake's mem_mb; None (the library default) outside one."""
+    return None if mem_mb is None else mem_mb / 1024
+
+
+def log_chunking(model, table, memory_gb: float | None, log) -> None:
+    """Say how the longest protein's integration is chunked, and warn when one step of it
+    exceeds the memory budget."""
+    from plmxai.model.ig import DEFAULT_MEMORY_GB, chunk_rows, memory_check
+
+    if not len(table):
+        return
+    gb = DEFAULT_MEMORY_GB if memory_gb is None else memory_gb
+    n = int(table["n_residues"].max()) + 2
+    log.info(
+        "integration chunks sized for %.1f GB: %d steps per pass at %d tokens",
+        gb,
+        chunk_rows(model, n, gb),
+        n,
+    )
+    warning = memory_check(model, n, gb)
+    if warning:
+        log.warning(warning)
 
 
 def run_rule(job) -> None:

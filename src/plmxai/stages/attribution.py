@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from plmxai.stages import job_memory_gb, log_chunking
 from plmxai.tables import (
     ParquetStreamWriter,
     config_hash,
@@ -38,9 +39,10 @@ def attribution_chunk(
     seed: int,
     chunk: int | str,
     threads: int = 1,
+    mem_mb: float | None = None,
 ) -> None:
     """Embedding IG and (option `heads`) conductance at every layer's attention context, for
-    one chunk of the attributed proteins."""
+    one chunk of the attributed proteins, each integration chunked to fit the job's `mem_mb`."""
     from plmxai.attribution import attribution_batches
     from plmxai.attribution.embedding import COMPLETENESS_COLUMNS
     from plmxai.attribution.proteins import attribution_proteins, chunk_slice
@@ -81,9 +83,10 @@ def attribution_chunk(
             ]
         }
     )
+    log_chunking(net, table, job_memory_gb(mem_mb), log)
     writer = ParquetStreamWriter(out_relevance, prov)
     try:
-        for parts, comp in attribution_batches(net, table, a, seed):
+        for parts, comp in attribution_batches(net, table, a, seed, job_memory_gb(mem_mb)):
             comps += comp
             for part in parts:  # a row group per protein (and per batch for the embedding)
                 writer.write(part.astype({"relevance": dtype}))

