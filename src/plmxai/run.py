@@ -22,6 +22,7 @@ RUN_TABLES = {
     "tokens": "model/tokens.parquet",
     "contrast": "attribution/contrast.parquet",
     "alphafold": "attention/alphafold.parquet",
+    "attention_change": "attention/change.parquet",
 }
 # name -> path inside a variant's folder (<run>/<variant>/), by stage
 VARIANT_TABLES = {

@@ -300,6 +300,7 @@ def test_incremental_reruns(demo_run):
         "attribution_contrast": 1,
         "attention": 2,
         "probes": 2,
+        "attention_change": 1,
         "report": 1,
         "all": 1,
     }

@@ -71,3 +71,32 @@ rule probes:
         seed=config["seed"],
     script:
         "../scripts/probes.py"
+
+
+rule attention_change:
+    input:
+        **structure_inputs(),
+        **contact_set_input(),
+        before=R("model/initial"),
+        after=R("finetuned/model/finetuned"),
+        tokens=TOKENS,
+        proteins=R("data/proteins.parquet"),
+        annotations=R("data/annotations.parquet"),
+    output:
+        change=R("attention/change.parquet"),
+    log:
+        LOG("attention_change"),
+    benchmark:
+        R("benchmarks/attention_change.tsv")
+    conda:
+        "../../envs/model.yaml"
+    threads: all_cores()
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    params:
+        attention=attention_change_params(),
+        device=config["model"]["device"],
+        seed=config["seed"],
+    script:
+        "../scripts/attention_change.py"

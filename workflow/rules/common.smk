@@ -132,8 +132,38 @@ def section(name, *subsections):
 
 
 def attention_params():
-    """The attention options less the probes': a probe option reruns only the probes."""
-    return {k: v for k, v in config["attention"].items() if k != "probes"}
+    """The attention options less the probes' and the change's: a probe option reruns only
+    the probes."""
+    return {
+        k: v for k, v in config["attention"].items() if k not in ("probes", "change")
+    }
+
+
+def has_attention_change():
+    return "finetuned" in TRAINED and config["attention"]["change"]["enabled"]
+
+
+def attention_change_output():
+    """What fine-tuning did to attention, where the run fine-tunes."""
+    return [R("attention/change.parquet")] if has_attention_change() else []
+
+
+def attention_change_params():
+    keys = (
+        "change",
+        "theta",
+        "min_pairs",
+        "batch_size",
+        "structures",
+        "split",
+        "max_proteins",
+    )
+    return {k: config["attention"][k] for k in keys}
+
+
+def contact_set_input(wildcards=None):
+    folder = config["attention"]["change"]["contact_set"]
+    return {"contact_set": folder} if folder else {}
 
 
 def probe_params():

@@ -6,6 +6,7 @@ rule report:
         raw=raw_tsv(),
         initial=R("model/initial"),
         contrast=contrast_output(),
+        attention_change=attention_change_output(),
     output:
         html=report(
             R("report.html"),

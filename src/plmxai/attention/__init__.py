@@ -5,6 +5,8 @@ the BLOSUM62 correlation, and probes of the hidden states.
     res = px.attention.properties(model, tokens, annotations, proteins, theta=0.3)
     res.table[res.table["significant"]]
     probes = px.attention.probe(model, train_tokens, test_tokens, annotations, proteins)
+    change = px.attention.change(before, after, tokens, annotations, proteins,
+                                 contact_set="../shared/data/structures/pdb")
 """
 
 from __future__ import annotations
@@ -89,6 +91,85 @@ def properties(model, tokens, annotations, proteins, *, seed: int = 0, progress=
         counts.proteins,
         counts.structures,
     )
+
+
+def change(before, after, tokens, annotations, proteins, *, contact_set=None, seed: int = 0, **options):
+    """What fine-tuning did to each head: attention to every annotation type on the proteins
+    of `tokens` and (contact_set: a folder of structures, each protein chain its own protein)
+    to C-alpha contacts, `after` against `before` on the same proteins, with a paired
+    permutation test per head and property (attention.change). Options are the config's
+    `attention` keys (theta, min_pairs, batch_size, structures, change: draws, max_contact_proteins,
+    fdr). One row per head x property."""
+    import numpy as np
+
+    from plmxai.attention.analysis import residue_properties
+    from plmxai.attention.inputs import protein_inputs, structure_lookup
+    from plmxai.attention.paired import change_table, protein_counts
+    from plmxai.config import options as section
+
+    a = section("attention", options)
+    c, st = a["change"], a["structures"]
+    seqs = proteins.set_index("accession")["sequence"]
+    ann_by_acc = {acc: g for acc, g in annotations.groupby("accession", sort=False)}
+    types = sorted(annotations["type"].unique())
+    lookup = structure_lookup(st, tokens["accession"], proteins)
+
+    def task_inputs(acc):
+        masks, _, contacts, considered = protein_inputs(acc, seqs[acc], ann_by_acc, lookup, st)
+        if contact_set is not None:  # contacts from the contact set only: one contact row per head
+            contacts = considered = None
+        return residue_properties(seqs[acc], masks, types), contacts, considered
+
+    runs = [(tokens, task_inputs)]
+    if contact_set is not None:
+        set_tokens, set_inputs = _contact_set(contact_set, c["max_contact_proteins"], st, seed)
+        runs.append((set_tokens, set_inputs))
+    counts = {}
+    for name, model in (("before", before), ("after", after)):
+        parts = [protein_counts(model, t, f, a["theta"], a["batch_size"]) for t, f in runs]
+        counts[name] = {
+            "high": parts[0]["high"],
+            "hits": parts[0]["hits"],
+            "c_high": np.concatenate([p["c_high"] for p in parts]),
+            "c_hits": np.concatenate([p["c_hits"] for p in parts]),
+            "c_pairs": np.concatenate([p["c_pairs"] for p in parts]),
+        }
+    return change_table(
+        counts["before"],
+        counts["after"],
+        types,
+        after.config.num_attention_heads,
+        c["draws"],
+        seed,
+        a["min_pairs"],
+        c["fdr"],
+    )
+
+
+def _contact_set(folder, max_proteins: int, st: dict, seed: int):
+    """(tokens, inputs) of a folder of structures: each protein chain its own protein, its
+    contacts from its own coordinates."""
+    from plmxai.attention.inputs import protein_inputs, structure_lookup
+    from plmxai.data import read
+    from plmxai.data.splits import seeded_subset
+    from plmxai.model import tokenize
+
+    prot, _, _ = read(
+        folder,
+        source="structures",
+        label="none",
+        split={"method": "random", "train": 1.0, "val": 0.0, "test": 0.0},
+    )
+    prot = seeded_subset(prot, max_proteins, seed)
+    tokens = tokenize(prot)
+    seqs = prot.set_index("accession")["sequence"]
+    lookup = structure_lookup({**st, "folder": None, "alphafold": False}, tokens["accession"], prot)
+
+    def inputs(acc):
+        _, _, contacts, considered = protein_inputs(acc, seqs[acc], {}, lookup, st)
+        return None, contacts, considered
+
+    return tokens, inputs
 
 
 def probe(model, train, test, annotations, proteins, *, seed: int = 0, **options):

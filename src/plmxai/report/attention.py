@@ -9,6 +9,7 @@ import pandas as pd
 
 from plmxai import plot
 from plmxai.report.embed import figure_img
+from plmxai.report.embed import table as html_table
 
 TOP_HEADS = 3  # heads shown per property; the whole table is one click away
 TABLE_COLUMNS = [
@@ -113,3 +114,41 @@ def attention_section(config: dict, variant: str, f: dict, fig_to_img, table) ->
             parts.append(fig_to_img(plot.probes(probes), "probe curves per layer"))
             parts.append(table(probes))
     return "\n".join(parts)
+
+
+def attention_change_section(change: pd.DataFrame) -> str:
+    """What fine-tuning did to attention: per property, how many heads changed, and the heads
+    that changed most, fine-tuned against the model before fine-tuning."""
+    parts = [
+        '<h2 id="attention-change">What fine-tuning did to attention</h2>',
+        "<p>Each head's proportion of high-confidence attention on a property, the fine-tuned "
+        "model against the model before fine-tuning, on the same proteins: the difference, and a "
+        "paired permutation test (the two models' counts swapped protein by protein), "
+        "Benjamini-Hochberg over every head and property compared. Per property, the heads with "
+        "the largest changes among those that changed:</p>",
+    ]
+    tested = change[change["tested"].astype(bool)]
+    if not len(tested):
+        return "\n".join(parts) + "<p>No head had enough high-confidence pairs in both models to test.</p>"
+    rows = []
+    for prop, g in tested.groupby("property", sort=True):
+        changed = g[g["significant"].astype(bool)]
+        top = changed.reindex(changed["difference"].abs().sort_values(ascending=False).index).head(TOP_HEADS)
+        summary = {
+            "property": prop,
+            "proteins": int(g["proteins"].iloc[0]),
+            "heads changed": f"{len(changed)} of {len(g)} ({int((changed['difference'] > 0).sum())} up)",
+        }
+        if not len(top):
+            rows.append({**summary, "head": "none", "before": "", "after": "", "q": ""})
+        for _, r in top.iterrows():
+            rows.append(
+                {
+                    **summary,
+                    "head": f"L{r['layer']} H{r['head']}",
+                    "before": f"{r['proportion_before']:.1%}",
+                    "after": f"{r['proportion_after']:.1%}",
+                    "q": f"{r['q_value']:.2g}",
+                }
+            )
+    return "\n".join(parts) + html_table(pd.DataFrame(rows)) + f"<p>{len(tested)} comparisons tested.</p>"

@@ -18,6 +18,7 @@ import yaml  # noqa: E402
 
 from plmxai import plot  # noqa: E402
 from plmxai.metrics import confusion  # noqa: E402
+from plmxai.report.attention import attention_change_section  # noqa: E402
 from plmxai.report.embed import _FIGURE_DIR  # noqa: E402, F401
 from plmxai.report.embed import figure_img as _fig_to_img  # noqa: E402
 from plmxai.report.embed import kv as _kv  # noqa: E402
@@ -149,6 +150,8 @@ def _build_report(config: dict, inputs: dict, n_tracks: int, title: str) -> str:
     parts.append(_comparison_section(inputs["variants"]))
     if inputs.get("contrast"):
         parts.append(_contrast_section(pd.read_parquet(inputs["contrast"])))
+    if inputs.get("attention_change"):
+        parts.append(attention_change_section(pd.read_parquet(inputs["attention_change"])))
     for i, v in enumerate(variants):
         parts.append(
             _variant_section(config, v, inputs["variants"][v], annotations, labels, n_tracks, open_=i == 0)

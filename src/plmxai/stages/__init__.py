@@ -37,6 +37,7 @@ RULES = {
     "alphafold": "attention",
     "attention": "attention",
     "probes": "attention",
+    "attention_change": "attention",
     "report": "report",
 }
 STAGES = ("data", "model", "knowledge", "attribution", "attention", "report")

@@ -165,3 +165,61 @@ def probes(
             best["precision_at"],
             best["precision"],
         )
+
+
+def attention_change(
+    *,
+    before,
+    after,
+    tokens,
+    proteins,
+    annotations,
+    out_change,
+    attention: dict,
+    device: str,
+    seed: int,
+    contact_set=None,
+    structures=None,
+    structure_mapping=None,
+    alphafold=None,
+    threads: int = 1,
+) -> None:
+    """What fine-tuning did to attention: each head's attention to every annotation type (the
+    proteins of attention.split) and to contacts (attention.change.contact_set), the fine-tuned
+    model against the model before fine-tuning, with a paired permutation test."""
+    from plmxai.attention import change
+    from plmxai.model.checkpoint import model_provenance
+    from plmxai.model.esm import job_device, load_model
+
+    a = attention
+    table_tokens = seeded_subset(select_split(pd.read_parquet(tokens), a["split"]), a["max_proteins"], seed)
+    dev = job_device(device, threads)
+    net_before, net_after = load_model(before, dev), load_model(after, dev)
+    t0 = time.perf_counter()
+    table = change(
+        net_before,
+        net_after,
+        table_tokens,
+        pd.read_parquet(annotations),
+        pd.read_parquet(proteins),
+        contact_set=contact_set,
+        seed=seed,
+        **a,
+    )
+    prov = {
+        "stage": "attention_change",
+        "config_hash": config_hash(a),
+        "before": model_provenance(net_before),
+        "after": model_provenance(net_after),
+    }
+    write_parquet(table, out_change, prov)
+    tested = table[table["tested"]]
+    log.info(
+        "attention before and after fine-tuning in %.1f s: %d of %d head x property comparisons tested, "
+        "%d changed (q < %g)",
+        time.perf_counter() - t0,
+        len(tested),
+        len(table),
+        int(tested["significant"].sum()),
+        a["change"]["fdr"],
+    )

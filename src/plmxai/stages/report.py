@@ -17,6 +17,7 @@ def report(
     config: dict,
     out_figures=None,
     contrast=None,
+    attention_change=None,
     threads: int = 1,
     **tables,
 ) -> None:
@@ -26,14 +27,18 @@ def report(
     from plmxai.report.build import build_report
     from plmxai.tables import atomic_path, write_text
 
-    if isinstance(contrast, list):  # the rule's input is a list: empty where the run has no contrast
+    # the rule's inputs are lists: empty where the run has no contrast or no fine-tuned variant
+    if isinstance(contrast, list):
         contrast = contrast[0] if contrast else None
+    if isinstance(attention_change, list):
+        attention_change = attention_change[0] if attention_change else None
     inputs = {
         "data_summary": data_summary,
         "annotations": annotations,
         "raw": raw,
         "initial": initial,
         "contrast": contrast,
+        "attention_change": attention_change,
         "variants": {v: {} for v in config["variants"]},
     }
     for name, path in tables.items():
