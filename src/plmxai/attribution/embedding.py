@@ -48,13 +48,19 @@ def _forward(model):
 
 
 def _memory_batches(model, tokens: pd.DataFrame, batch_size: int, memory_gb) -> Iterator:
-    """batches(), each split where one step of all its proteins would exceed the budget."""
+    """batches(), each split where one step of all its proteins would exceed the budget, with
+    the sequences one pass may hold at the part's length."""
     for pos, ids, mask in batches(tokens, batch_size):
         most = chunk_rows(model, ids.shape[1], memory_gb)
         for s in range(0, len(pos), most):
             sub = mask[s : s + most]
             width = int(sub.sum(1).max())  # the longest protein of the part, not of the batch
-            yield pos[s : s + most], ids[s : s + most, :width], sub[:, :width]
+            yield (
+                pos[s : s + most],
+                ids[s : s + most, :width],
+                sub[:, :width],
+                chunk_rows(model, width, memory_gb),
+            )
 
 
 def embedding_ig(
@@ -88,14 +94,13 @@ def embedding_ig(
     fwd = _forward(model)
     lig = LayerIntegratedGradients(fwd, model.esm.embeddings)
     ids_col = tokens["input_ids"].to_numpy()
-    for pos, ids, mask in tqdm(
+    for pos, ids, mask, rows_per_pass in tqdm(
         _memory_batches(model, tokens, batch_size, memory_gb),
         total=-(-len(tokens) // batch_size),
         desc="embedding IG",
         mininterval=10,
         miniters=1,
     ):
-        rows_per_pass = chunk_rows(model, ids.shape[1], memory_gb)
         ids, mask = ids.to(device), mask.to(device)
         lengths = mask.sum(1).tolist()
         per_row = [
