@@ -8,8 +8,11 @@ threads of one workflow job:
     so sites x steps x the layers after each site;
   - activation scoring: one forward pass, for comparison.
 The FLOP limit counts each pass's matmul and attention FLOPs (forward 2 x weights x tokens +
-4 x tokens^2 x hidden per layer; the backward without weight gradients as much again) at the
-fp32 matmul peak measured in the same run.
+4 x tokens^2 x hidden per layer; the backward without weight gradients as much again; the last
+layer only its keys and values at every position, as the classifier reads the <cls> position
+alone) at the fp32 matmul peak measured in the same run. The baseline rows run the same
+estimators with the whole last layer computed (what the code did before
+`cls_only_last_layer`): the ratio is what that change saves.
 
 With --convergence N: the completeness error of knowledge attribution per site at 4, 8 and 20
 Gauss-Legendre steps on N real enzymes of at most 200 residues (a seeded draw from
@@ -23,6 +26,7 @@ predicted class: how many steps the estimator needs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -34,7 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from training_throughput import matmul_peak  # noqa: E402
 
 import plmxai as px  # noqa: E402
+from plmxai.knowledge import scores  # noqa: E402
 from plmxai.knowledge.scores import conductance_all_sites, knowledge_attribution_all_sites  # noqa: E402
+from plmxai.model import ig  # noqa: E402
 from plmxai.model.esm import site_modules  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,39 +96,62 @@ def main():
         m.weight.numel() for m in model.esm.encoder.layer[0].modules() if isinstance(m, torch.nn.Linear)
     )
     layer_pass = 2 * (2 * linear * n + 4 * n * n * c.hidden_size)  # forward + input-gradient backward
+    last_pass = 2 * 2 * (2 * c.hidden_size**2) * n  # keys and values only
     sites = site_modules(model)
     print(
         f"{Path(args.model).name}: {c.num_hidden_layers} layers, {len(sites)} sites, L = {args.length}, "
         f"{torch.get_num_threads()} thread(s), fp32 matmul peak {peak / 1e9:.0f} GFLOP/s"
     )
     knowledge_attribution_all_sites(model, ids, 1, 2)  # warm-up
-    rows = []
-    t0 = time.perf_counter()
-    conductance_all_sites(model, ids, 1, args.conductance_steps)
-    t = time.perf_counter() - t0
-    flops = (args.conductance_steps + 1) * layer_pass * c.num_hidden_layers
-    rows.append((f"conductance, {args.conductance_steps} steps", t, flops))
-    t0 = time.perf_counter()
-    knowledge_attribution_all_sites(model, ids, 1, args.ka_steps)
-    t = time.perf_counter() - t0
-    per_layer_sites = len(sites) // c.num_hidden_layers
-    flops = sum(
-        per_layer_sites * args.ka_steps * layer_pass * (c.num_hidden_layers - layer)
-        for layer in range(c.num_hidden_layers)
+    n_layers = c.num_hidden_layers
+    per_layer_sites = len(sites) // n_layers
+    cond_flops = (args.conductance_steps + 1) * (layer_pass * (n_layers - 1) + last_pass)
+    ka_flops = sum(
+        per_layer_sites * args.ka_steps * (layer_pass * (n_layers - 1 - layer) + last_pass)
+        for layer in range(n_layers)
     )
-    rows.append((f"knowledge attribution, {args.ka_steps} steps", t, flops))
+    rows, base = [], {}
+    for whole_last_layer in (True, False):
+        with _whole_last_layer(whole_last_layer):
+            t0 = time.perf_counter()
+            conductance_all_sites(model, ids, 1, args.conductance_steps)
+            t_c = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            knowledge_attribution_all_sites(model, ids, 1, args.ka_steps)
+            t_k = time.perf_counter() - t0
+        if whole_last_layer:
+            base = {"conductance": t_c, "ka": t_k}
+            continue
+        rows.append((f"conductance, {args.conductance_steps} steps", t_c, cond_flops, base["conductance"]))
+        rows.append((f"knowledge attribution, {args.ka_steps} steps", t_k, ka_flops, base["ka"]))
     t0 = time.perf_counter()
     with torch.no_grad():
         model(input_ids=ids)
     t = time.perf_counter() - t0
-    rows.append(("activation (one forward)", t, layer_pass / 2 * c.num_hidden_layers))
+    rows.append(("activation (one forward)", t, layer_pass / 2 * n_layers, float("nan")))
     total = sum(r[1] for r in rows[:2])
-    print(f"{'estimator':<34} {'seconds':>8} {'share':>6} {'TFLOP':>6} {'limit s':>8} {'x limit':>8}")
-    for name, t, flops in rows:
+    print(
+        f"{'estimator':<34} {'seconds':>8} {'share':>6} {'TFLOP':>6} {'limit s':>8} {'x limit':>8} "
+        f"{'whole last layer s':>18} {'speed-up':>8}"
+    )
+    for name, t, flops, t_base in rows:
         share = f"{t / total:.0%}" if "activation" not in name else ""
         print(
-            f"{name:<34} {t:>8.1f} {share:>6} {flops / 1e12:>6.2f} {flops / peak:>8.1f} {t / (flops / peak):>8.2f}"
+            f"{name:<34} {t:>8.1f} {share:>6} {flops / 1e12:>6.2f} {flops / peak:>8.1f} {t / (flops / peak):>8.2f} "
+            f"{t_base:>18.1f} {t_base / t:>8.2f}"
         )
+
+
+@contextlib.contextmanager
+def _whole_last_layer(on: bool):
+    """The baseline: the estimators with `cls_only_last_layer` turned into a no-op."""
+    saved = scores.cls_only_last_layer, ig.cls_only_last_layer
+    if on:
+        scores.cls_only_last_layer = ig.cls_only_last_layer = lambda model: contextlib.nullcontext()
+    try:
+        yield
+    finally:
+        scores.cls_only_last_layer, ig.cls_only_last_layer = saved
 
 
 if __name__ == "__main__":

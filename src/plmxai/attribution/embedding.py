@@ -19,7 +19,7 @@ from captum.attr import LayerIntegratedGradients
 from tqdm import tqdm
 
 from plmxai.model.batching import batches
-from plmxai.model.esm import fused_gelu_backward
+from plmxai.model.esm import cls_only_last_layer, fused_gelu_backward
 from plmxai.model.ig import DEFAULT_MEMORY_GB, baseline_ids, chunk_rows
 from plmxai.model.tokens import ESM2_ALPHABET
 
@@ -127,7 +127,8 @@ def embedding_ig(
                 base[r, :n] = per_row[r][m][0]
             with torch.no_grad():
                 f_base = f_base + fwd(base, mask).float() / len(per_row[0])
-            with fused_gelu_backward():  # not around the generator: it would leak to the caller
+            # not around the generator: it would leak to the caller
+            with fused_gelu_backward(), cls_only_last_layer(model):
                 a, d = lig.attribute(
                     inputs=ids,
                     baselines=base,

@@ -18,6 +18,7 @@ import torch
 
 from plmxai.metrics import bootstrap_weights
 from plmxai.model.batching import collate
+from plmxai.model.esm import cls_only_last_layer
 from plmxai.model.tokens import ESM2_ALPHABET
 
 ALANINE = ESM2_ALPHABET.index("A")
@@ -68,7 +69,7 @@ def alanine_scan(
                 variants.append(v)
                 meta.append((sel, k, draw))
         probs = []
-        with torch.no_grad():
+        with torch.no_grad(), cls_only_last_layer(model):
             for b in range(0, len(variants), batch_size):
                 x, mask = collate(variants[b : b + batch_size])
                 logits = model(input_ids=x.to(device), attention_mask=mask.to(device)).logits.float()

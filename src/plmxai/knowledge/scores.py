@@ -18,7 +18,7 @@ from scipy import stats as sps
 from tqdm import tqdm
 
 from plmxai.knowledge.activation import class_score_table, residue_mask
-from plmxai.model.esm import SITES, fused_gelu_backward, site_modules
+from plmxai.model.esm import SITES, cls_only_last_layer, fused_gelu_backward, site_modules
 from plmxai.model.ig import DEFAULT_MEMORY_GB, chunk_rows, path_conductance, target_class, target_output
 from plmxai.stats import benjamini_hochberg
 
@@ -301,31 +301,33 @@ def knowledge_attribution_all_sites(
     alphas = torch.tensor(alphas_fn(n_steps), dtype=outputs[(0, "query")].dtype)
     weights = torch.tensor(steps_fn(n_steps), dtype=alphas.dtype)
     result = {}
-    for (layer, site), module in modules.items():
-        y = outputs[(layer, site)].detach()
-        h0 = layer_inputs[layer].detach()
-        total = torch.zeros_like(y[0], dtype=torch.float64)
-        for c0 in range(0, n_steps, step_chunk):
-            a = alphas[c0 : c0 + step_chunk].to(y.device)
-            w = weights[c0 : c0 + step_chunk].to(y.device)
-            scaled = (a.view(-1, 1, 1) * y).requires_grad_(True)
-            h = module.register_forward_hook(lambda m, i, o, s=scaled: s)
-            try:
-                logits = _run_from_layer(model, layer, h0.expand(len(a), -1, -1))
-            finally:
-                h.remove()
-            (grad,) = torch.autograd.grad(target_output(logits, target, output).sum(), scaled)
-            total += (w.view(-1, 1, 1) * grad).sum(0).double()
-        result[(layer, site)] = (total * y[0].double()).cpu()
-        if completeness is not None:
-            ends = torch.stack([y[0], torch.zeros_like(y[0])])
-            h = module.register_forward_hook(lambda m, i, o, s=ends: s)
-            try:
-                with torch.no_grad():
-                    f = target_output(
-                        _run_from_layer(model, layer, h0.expand(2, -1, -1)), target, output
-                    ).double()
-            finally:
-                h.remove()
-            completeness[(layer, site)] = (float(f[0]), float(f[1]), float(result[(layer, site)].sum()))
+    with cls_only_last_layer(model):
+        for (layer, site), module in modules.items():
+            y = outputs[(layer, site)].detach()
+            h0 = layer_inputs[layer].detach()
+            total = torch.zeros_like(y[0], dtype=torch.float64)
+            for c0 in range(0, n_steps, step_chunk):
+                a = alphas[c0 : c0 + step_chunk].to(y.device)
+                w = weights[c0 : c0 + step_chunk].to(y.device)
+                scaled = (a.view(-1, 1, 1) * y).requires_grad_(True)
+                # a site of the last layer computes the <cls> position only (cls_only_last_layer)
+                h = module.register_forward_hook(lambda m, i, o, s=scaled: s[:, : o.shape[1]])
+                try:
+                    logits = _run_from_layer(model, layer, h0.expand(len(a), -1, -1))
+                finally:
+                    h.remove()
+                (grad,) = torch.autograd.grad(target_output(logits, target, output).sum(), scaled)
+                total += (w.view(-1, 1, 1) * grad).sum(0).double()
+            result[(layer, site)] = (total * y[0].double()).cpu()
+            if completeness is not None:
+                ends = torch.stack([y[0], torch.zeros_like(y[0])])
+                h = module.register_forward_hook(lambda m, i, o, s=ends: s[:, : o.shape[1]])
+                try:
+                    with torch.no_grad():
+                        f = target_output(
+                            _run_from_layer(model, layer, h0.expand(2, -1, -1)), target, output
+                        ).double()
+                finally:
+                    h.remove()
+                completeness[(layer, site)] = (float(f[0]), float(f[1]), float(result[(layer, site)].sum()))
     return result

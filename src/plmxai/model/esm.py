@@ -89,6 +89,71 @@ def fused_gelu_backward():
         modeling_esm.gelu = original
 
 
+def _cls_only_forward(block):
+    """The forward of `block` (an EsmLayer) for the first position only, from every position's
+    keys and values: the hidden state (n x 1 x D) that the classifier head reads."""
+    import torch.nn.functional as F
+    from transformers.models.esm.modeling_esm import apply_rotary_pos_emb
+
+    att, sa = block.attention, block.attention.self
+
+    def forward(hidden_states, attention_mask=None, position_embeddings=None, **_kwargs):
+        n, t, _ = hidden_states.shape
+        d = sa.attention_head_size
+        ln = att.LayerNorm(hidden_states)
+        # the modules themselves are called (on fewer positions), so hooks on them still fire
+        q = sa.query(ln[:, :1]).view(n, 1, -1, d).transpose(1, 2) * d**-0.5
+        k = sa.key(ln).view(n, t, -1, d).transpose(1, 2)
+        v = sa.value(ln).view(n, t, -1, d).transpose(1, 2)
+        if sa.position_embedding_type == "rotary":
+            cos, sin = position_embeddings
+            q, _ = apply_rotary_pos_emb(q, q, cos[..., :1, :], sin[..., :1, :], unsqueeze_dim=1)
+            _, k = apply_rotary_pos_emb(k, k, cos, sin, unsqueeze_dim=1)
+        mask = attention_mask
+        if mask is not None and mask.dim() == 4 and mask.shape[-2] > 1:
+            mask = mask[..., :1, :]
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)
+        ctx = ctx.transpose(1, 2).reshape(n, 1, -1)
+        return block.feed_forward_chunk(att.output(ctx, hidden_states[:, :1]))
+
+    return forward
+
+
+@contextmanager
+def cls_only_last_layer(model):
+    """Within the block, the last encoder layer of a sequence classifier computes only the
+    `<cls>` position, the one its classification head reads.
+
+    Every other position of the last layer cannot reach the logits, so this is exact: outputs
+    and gradients are unchanged, and hooks on the last layer's modules see 1 position instead of
+    T (their gradients at the other positions are zero). It saves 5/6 of that layer's
+    projections at every position but the first: about 1/7 of a 6-layer forward and backward,
+    and a quarter of knowledge attribution, whose sites run the last layer 36 times a step.
+    Hidden states and attention maps of the last layer are not available inside.
+    """
+    from transformers.models.esm.modeling_esm import EsmClassificationHead
+
+    if not isinstance(getattr(model, "classifier", None), EsmClassificationHead):
+        yield
+        return
+    block = model.esm.encoder.layer[-1]
+    block.forward = _cls_only_forward(block)
+    try:
+        yield
+    finally:
+        del block.forward
+
+
+def cls_positions(t: torch.Tensor, n_positions: int) -> torch.Tensor:
+    """A per-position tensor (P x ...) of a last-layer site under `cls_only_last_layer`, zero-
+    padded back to all positions (their gradient, hence their attribution, is exactly zero)."""
+    if t.shape[0] == n_positions:
+        return t
+    full = t.new_zeros((n_positions, *t.shape[1:]))
+    full[: t.shape[0]] = t
+    return full
+
+
 def pick_device(preference: str = "auto") -> torch.device:
     if preference == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

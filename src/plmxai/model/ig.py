@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from captum.attr._utils.approximation_methods import approximation_parameters
 
-from plmxai.model.esm import fused_gelu_backward
+from plmxai.model.esm import cls_only_last_layer, cls_positions, fused_gelu_backward
 
 BASELINES = ("pad", "shuffled")
 
@@ -207,34 +207,36 @@ def path_conductance(
     prev_eval: dict = {}
     prev_grad: dict = {}
     path_sum, prev_path = 0.0, None
-    try:
-        for c0 in range(0, n_steps + 1, step_chunk):
-            a = alphas[c0 : c0 + step_chunk]
-            path = (b + a.view(-1, 1, 1) * (x - b)).detach().requires_grad_(True)
-            target_output(forward(path), target, output).sum().backward()
-            p, g = path.detach(), path.grad
-            if prev_path is not None:
-                path_sum += float((prev_path[1] * (p[0] - prev_path[0])).double().sum())
-            path_sum += float((g[:-1] * (p[1:] - p[:-1])).double().sum())
-            prev_path = (p[-1], g[-1])
-            for key, o in captured.items():
-                ev, gr = o.detach(), o.grad
-                # accumulated where the model runs: a copy to the host per site and chunk
-                # would synchronise a GPU 60 times per protein
-                acc = out.setdefault(key, torch.zeros(ev.shape[1:], dtype=torch.float64, device=ev.device))
-                if key in prev_eval:  # the step pair across the chunk boundary
-                    acc += (prev_grad[key] * (ev[0] - prev_eval[key])).double()
-                # gradient at step k times the change from step k to k+1 (Captum's rule)
-                acc += (gr[:-1] * (ev[1:] - ev[:-1])).sum(0).double()
-                prev_eval[key], prev_grad[key] = ev[-1], gr[-1]
-            captured.clear()
-    finally:
-        for h in handles:
-            h.remove()
-        for p in trainable:
-            p.requires_grad_(True)
+    with cls_only_last_layer(model):
+        try:
+            for c0 in range(0, n_steps + 1, step_chunk):
+                a = alphas[c0 : c0 + step_chunk]
+                path = (b + a.view(-1, 1, 1) * (x - b)).detach().requires_grad_(True)
+                target_output(forward(path), target, output).sum().backward()
+                p, g = path.detach(), path.grad
+                if prev_path is not None:
+                    path_sum += float((prev_path[1] * (p[0] - prev_path[0])).double().sum())
+                path_sum += float((g[:-1] * (p[1:] - p[:-1])).double().sum())
+                prev_path = (p[-1], g[-1])
+                for key, o in captured.items():
+                    ev, gr = o.detach(), o.grad
+                    # accumulated where the model runs: a copy to the host per site and chunk
+                    # would synchronise a GPU 60 times per protein
+                    acc = out.setdefault(key, torch.zeros(ev.shape[1:], dtype=torch.float64, device=ev.device))
+                    if key in prev_eval:  # the step pair across the chunk boundary
+                        acc += (prev_grad[key] * (ev[0] - prev_eval[key])).double()
+                    # gradient at step k times the change from step k to k+1 (Captum's rule)
+                    acc += (gr[:-1] * (ev[1:] - ev[:-1])).sum(0).double()
+                    prev_eval[key], prev_grad[key] = ev[-1], gr[-1]
+                captured.clear()
+        finally:
+            for h in handles:
+                h.remove()
+            for p in trainable:
+                p.requires_grad_(True)
     if completeness is not None:
         with torch.no_grad():
             f = target_output(forward(torch.cat([x, b])), target, output).double()
         completeness.update(f_input=float(f[0]), f_baseline=float(f[1]), attribution_sum=path_sum)
-    return {k: v.cpu() for k, v in out.items()}
+    # the last layer's sites computed the <cls> position only: the others are exactly zero
+    return {k: cls_positions(v, ids.shape[1]).cpu() for k, v in out.items()}

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from plmxai.data.splits import balanced_shuffle, select_split
 from plmxai.metrics import metrics
 from plmxai.model.batching import batches, collate
+from plmxai.model.esm import cls_only_last_layer
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,10 @@ def predict_logits(model, tokens: pd.DataFrame, batch_size: int = 32, precision:
     model.eval()
     out = np.zeros((len(tokens), model.config.num_labels), dtype=np.float32)
     for pos, ids, mask in batches(tokens, batch_size):
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with (
+            torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
+            cls_only_last_layer(model),
+        ):
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
         out[pos] = logits.float().cpu().numpy()
     return out
@@ -240,7 +244,10 @@ def finetune(
             pos = plan[k]
             ids, mask = collate([ids_col[i] for i in pos])
             labels = torch.as_tensor(y_all[pos], device=device)
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            with (
+                torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
+                cls_only_last_layer(model),
+            ):
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             loss = torch.nn.functional.cross_entropy(logits.float(), labels, weight=weight)
             (loss / accum).backward()
