@@ -148,3 +148,43 @@ def test_alanine_scan_replaces_the_top_residues(tiny_model, tiny_tokens):
     rnd = runs.loc[runs["selection"] == "random", "drop"].mean()
     assert summary.loc["relevant - random", "mean_drop"] == pytest.approx(top["drop"] - rnd)
     assert (summary["n_proteins"] == 1).all()
+
+
+def test_embedding_ig_from_the_head_passes_equals_captum(tiny_model, tiny_tokens):
+    """The embedding-level IG read from the head-conductance passes (n_steps + 1 points) is
+    Captum's LayerIntegratedGradients on the embeddings with n_steps + 1 Gauss-Legendre steps,
+    and attribute() uses it when n_steps equals head_steps."""
+    from captum.attr import LayerIntegratedGradients
+
+    import plmxai as px
+
+    model = tiny_model.double()
+    try:
+        rec = tiny_tokens.iloc[[2]]
+        ids = torch.as_tensor(rec["input_ids"].iat[0].astype(np.int64))[None]
+        n_res = int(rec["n_residues"].iat[0])
+        (rows, comp), *_ = list(head_attribution(model, rec, n_steps=12, embedding=True))
+        ours = rows[rows["layer"] == "embedding"]["relevance"].to_numpy()
+        base = baseline_ids(ids, "pad", 1, 0, rec["accession"].iat[0])[0]
+        lig = LayerIntegratedGradients(lambda i: model(input_ids=i).logits, model.esm.embeddings)
+        ref, delta = lig.attribute(
+            ids, baselines=base, target=int(rec["label_id"].iat[0]), n_steps=13,
+            method="gausslegendre", return_convergence_delta=True,
+        )
+        ref = ref[0].sum(-1).detach().numpy()
+        np.testing.assert_allclose(ours, ref[1 : n_res + 1], rtol=1e-4, atol=1e-8)
+        emb = comp["embedding"]
+        assert emb["attribution_sum"] == pytest.approx(float(ref.sum()), rel=1e-5)
+        assert emb["delta"] == pytest.approx(float(delta[0]), rel=1e-4, abs=1e-8)
+        # the head rows are unchanged by reading the embedding from the same passes
+        (plain, _), *_ = list(head_attribution(model, rec, n_steps=12))
+        pd.testing.assert_frame_equal(rows[rows["layer"] != "embedding"].reset_index(drop=True), plain)
+        shared = px.attribution.attribute(model, rec, n_steps=12, head_steps=12)
+        separate = px.attribution.attribute(model, rec, n_steps=13, head_steps=12)
+        for t in (shared, separate):
+            assert set(t.completeness["method"]) == {"embedding_ig", "head_conductance"}
+        e_shared = shared.relevance.query("layer == 'embedding'")["relevance"].to_numpy()
+        e_separate = separate.relevance.query("layer == 'embedding'")["relevance"].to_numpy()
+        np.testing.assert_allclose(e_shared, e_separate, rtol=1e-4, atol=1e-6)
+    finally:
+        model.float()

@@ -27,12 +27,33 @@ def attribution_batches(
 ) -> Iterator[tuple[list, list]]:
     """(relevance parts, completeness parts) per batch of proteins, embedding IG and (option
     `heads`) head conductance of the same proteins together; `a` is the attribution section.
-    Each integration is chunked to fit `memory_gb` (on a GPU, its free memory)."""
+    Each integration is chunked to fit `memory_gb` (on a GPU, its free memory).
+
+    With heads and `n_steps` equal to `head_steps` (the default), both come from one set of
+    passes along the embedding path: the head conductance at every layer, and the embedding IG
+    from the gradients of the same steps (Gauss-Legendre at their n_steps + 1 points), which
+    halves the cost. Otherwise the embedding IG has its own passes (Captum, n_steps)."""
     import pandas as pd
 
-    from plmxai.attribution.embedding import embedding_ig
+    from plmxai.attribution.embedding import COMPLETENESS_COLUMNS, embedding_ig
     from plmxai.attribution.heads import head_attribution
 
+    if a["heads"] and a["n_steps"] == a["head_steps"]:
+        for rows, comp in head_attribution(
+            model,
+            tokens,
+            a["target"],
+            a["head_steps"],
+            a["method"],
+            a["baseline"],
+            a["n_baselines"],
+            seed,
+            memory_gb=memory_gb,
+            embedding=True,
+        ):
+            emb = pd.DataFrame([comp.pop("embedding")], columns=COMPLETENESS_COLUMNS)
+            yield [rows], [emb.assign(method="embedding_ig"), pd.DataFrame([comp]).assign(method="head_conductance")]
+        return
     heads = None
     if a["heads"]:
         heads = head_attribution(

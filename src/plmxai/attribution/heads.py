@@ -40,12 +40,20 @@ def head_relevance(
     method: str = "gausslegendre",
     output: str = "logit",
     memory_gb: float | None = DEFAULT_MEMORY_GB,
+    embedding: bool = False,
 ) -> tuple[np.ndarray, dict]:
     """(layers x heads x tokens) relevance, averaged over the baselines, and completeness of
-    the embedding output along the same paths (sum vs F(x) - mean F(baseline))."""
+    the embedding output along the same paths (sum vs F(x) - mean F(baseline)).
+
+    With `embedding`, comp["embedding"] also holds the embedding-level integrated gradients per
+    token (summed over hidden dimensions, averaged over the baselines) from the same passes:
+    Gauss-Legendre at the paths' n_steps + 1 points (model.ig.path_conductance, input_ig), and
+    comp["embedding_sum"] their sum."""
     n_heads = model.config.num_attention_heads
     points = context_points(model)
     total, comp = None, {"attribution_sum": 0.0, "f_baseline": 0.0}
+    if embedding:
+        comp.update(embedding=np.zeros(ids.shape[1]), embedding_sum=0.0)
     for b in baselines:
         c: dict = {}
         cond = path_conductance(
@@ -59,7 +67,12 @@ def head_relevance(
             completeness=c,
             baseline_ids=b,
             memory_gb=memory_gb,
+            input_ig=embedding,
         )
+        if embedding:
+            per_token = cond.pop("input").sum(-1).numpy()
+            comp["embedding"] += per_token / len(baselines)
+            comp["embedding_sum"] += float(per_token.sum()) / len(baselines)
         per_head = torch.stack([cond[lay].view(ids.shape[1], n_heads, -1).sum(-1).T for lay in sorted(cond)])
         total = per_head if total is None else total + per_head
         comp["f_input"] = c["f_input"]
@@ -79,8 +92,13 @@ def head_attribution(
     seed: int = 0,
     output: str = "logit",
     memory_gb: float | None = DEFAULT_MEMORY_GB,
+    embedding: bool = False,
 ) -> Iterator[tuple[pd.DataFrame, dict]]:
-    """Per protein: (relevance rows of every layer and head, completeness row)."""
+    """Per protein: (relevance rows of every layer and head, completeness row).
+
+    With `embedding`, the rows also hold the embedding-level relevance (layer "embedding",
+    head -1) from the same passes, and the completeness row the key "embedding": that
+    integration's completeness row (as attribution.embedding.embedding_ig writes it)."""
     device = next(model.parameters()).device
     model.eval()
     n_layers, n_heads = model.config.num_hidden_layers, model.config.num_attention_heads
@@ -89,7 +107,7 @@ def head_attribution(
         n_res = int(rec.n_residues)
         t = target_class(model, ids, rec.label_id, target)
         bases = baseline_ids(ids, baseline, n_baselines, seed, rec.accession, model.config.pad_token_id)
-        rel, comp = head_relevance(model, ids, t, bases, n_steps, method, output, memory_gb)
+        rel, comp = head_relevance(model, ids, t, bases, n_steps, method, output, memory_gb, embedding)
         rel = rel[:, :, 1 : n_res + 1]  # residues only: <cls> and <eos> are not residues
         residues = _LETTERS[np.asarray(rec.input_ids[1 : n_res + 1], dtype=np.int64)]
         rows = pd.DataFrame(
@@ -103,6 +121,34 @@ def head_attribution(
             }
         )
         gap = comp["f_input"] - comp["f_baseline"]
+        if embedding:
+            emb, emb_sum = comp.pop("embedding"), comp.pop("embedding_sum")
+            rows = pd.concat(
+                [
+                    pd.DataFrame(
+                        {
+                            "accession": rec.accession,
+                            "layer": "embedding",
+                            "head": np.int16(-1),
+                            "position": np.arange(1, n_res + 1, dtype=np.int32),
+                            "residue": residues,
+                            "relevance": emb[1 : n_res + 1].astype(np.float32),
+                        }
+                    ),
+                    rows,
+                ],
+                ignore_index=True,
+            )
+            comp["embedding"] = {
+                "accession": rec.accession,
+                "label_id": int(rec.label_id),
+                "target_id": t,
+                "f_input": comp["f_input"],
+                "f_baseline": comp["f_baseline"],
+                "attribution_sum": emb_sum,
+                "delta": emb_sum - gap,
+                "relative_error": abs(emb_sum - gap) / max(abs(gap), 1e-12),
+            }
         comp.update(
             accession=rec.accession,
             label_id=int(rec.label_id),

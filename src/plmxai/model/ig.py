@@ -162,6 +162,7 @@ def path_conductance(
     completeness: dict | None = None,
     baseline_ids: torch.Tensor | None = None,
     memory_gb: float | None = DEFAULT_MEMORY_GB,
+    input_ig: bool = False,
 ) -> dict:
     """Conductance at many points of the network from one set of passes along the input path.
 
@@ -171,6 +172,10 @@ def path_conductance(
     The baseline is `<cls> <pad>... <eos>` unless `baseline_ids` (1 x T) is given. Steps are
     taken `step_chunk` at a time, by default as many as `memory_gb` holds (chunk_rows); the
     result does not depend on it beyond rounding.
+    With `input_ig`, key "input" holds the integrated gradients of the path's own input (the
+    embedding output, T x D) from the same passes: the Gauss-Legendre rule at the path's
+    n_steps + 1 points, which is Captum's LayerIntegratedGradients on the embeddings with
+    n_steps + 1 steps.
     """
     if step_chunk is None:
         step_chunk = chunk_rows(model, ids.shape[1], memory_gb)
@@ -181,8 +186,9 @@ def path_conductance(
     with torch.no_grad():
         x = model.esm.embeddings(input_ids=ids, attention_mask=mask)
         b = model.esm.embeddings(input_ids=baseline_ids, attention_mask=mask)
-    _, alphas_fn = approximation_parameters(method)
+    steps_fn, alphas_fn = approximation_parameters(method)
     alphas = torch.tensor(alphas_fn(n_steps + 1), dtype=x.dtype, device=x.device)
+    weights = torch.tensor(steps_fn(n_steps + 1), dtype=x.dtype, device=x.device)
     forward = from_embedding_output(model, ids)
     captured: dict = {}
 
@@ -207,6 +213,7 @@ def path_conductance(
     prev_eval: dict = {}
     prev_grad: dict = {}
     path_sum, prev_path = 0.0, None
+    grad_sum = torch.zeros(x.shape[1:], dtype=torch.float64, device=x.device) if input_ig else None
     with cls_only_last_layer(model):
         try:
             for c0 in range(0, n_steps + 1, step_chunk):
@@ -218,6 +225,8 @@ def path_conductance(
                     path_sum += float((prev_path[1] * (p[0] - prev_path[0])).double().sum())
                 path_sum += float((g[:-1] * (p[1:] - p[:-1])).double().sum())
                 prev_path = (p[-1], g[-1])
+                if input_ig:
+                    grad_sum += (weights[c0 : c0 + step_chunk].view(-1, 1, 1) * g).sum(0).double()
                 for key, o in captured.items():
                     ev, gr = o.detach(), o.grad
                     # accumulated where the model runs: a copy to the host per site and chunk
@@ -239,4 +248,7 @@ def path_conductance(
             f = target_output(forward(torch.cat([x, b])), target, output).double()
         completeness.update(f_input=float(f[0]), f_baseline=float(f[1]), attribution_sum=path_sum)
     # the last layer's sites computed the <cls> position only: the others are exactly zero
-    return {k: cls_positions(v, ids.shape[1]).cpu() for k, v in out.items()}
+    result = {k: cls_positions(v, ids.shape[1]).cpu() for k, v in out.items()}
+    if input_ig:
+        result["input"] = (grad_sum * (x - b)[0].double()).cpu()
+    return result
