@@ -58,8 +58,10 @@ def main():
     print(f"{'way':<40} {'seconds':>8}")
     print(f"{'separate passes (Captum embedding IG)':<40} {t_sep:>8.1f}")
     print(f"{'one set of passes':<40} {t_sh:>8.1f}")
-    print(f"speed-up {t_sep / t_sh:.2f}x; embedding relevance max |difference| {np.abs(a - b).max():.2e} "
-          f"(max |relevance| {np.abs(a).max():.2e})")
+    print(
+        f"speed-up {t_sep / t_sh:.2f}x; embedding relevance max |difference| {np.abs(a - b).max():.2e} "
+        f"(max |relevance| {np.abs(a).max():.2e})"
+    )
 
 
 if __name__ == "__main__":

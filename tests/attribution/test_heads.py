@@ -168,8 +168,12 @@ def test_embedding_ig_from_the_head_passes_equals_captum(tiny_model, tiny_tokens
         base = baseline_ids(ids, "pad", 1, 0, rec["accession"].iat[0])[0]
         lig = LayerIntegratedGradients(lambda i: model(input_ids=i).logits, model.esm.embeddings)
         ref, delta = lig.attribute(
-            ids, baselines=base, target=int(rec["label_id"].iat[0]), n_steps=13,
-            method="gausslegendre", return_convergence_delta=True,
+            ids,
+            baselines=base,
+            target=int(rec["label_id"].iat[0]),
+            n_steps=13,
+            method="gausslegendre",
+            return_convergence_delta=True,
         )
         ref = ref[0].sum(-1).detach().numpy()
         np.testing.assert_allclose(ours, ref[1 : n_res + 1], rtol=1e-4, atol=1e-8)

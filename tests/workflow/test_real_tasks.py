@@ -31,10 +31,7 @@ SLICE = {
         "statistics": {"n_shifts": 99, "min_proteins": 5},
     },
 }
-TASKS = {
-    "ec": ("esm2_8m_ec.yaml", "tsv", 5),
-    "membrane": ("esm2_8m_membrane.yaml", "path", 2),
-}
+TASKS = {"ec": ("esm2_8m_ec.yaml", "tsv", 5), "membrane": ("esm2_8m_membrane.yaml", "path", 2)}
 
 
 def _merged(base: dict, change: dict) -> dict:
@@ -98,5 +95,8 @@ def test_real_task_slice(task, tmp_path):
     # the embedding-level integrals are complete for most proteins
     comp = pd.read_parquet(out / "finetuned" / "attribution" / "completeness.parquet")
     emb = comp[comp["method"] == "embedding_ig"]
-    assert len(emb) == min(cfg["attribution"]["max_proteins"], len(pd.read_parquet(out / "data" / "proteins.parquet").query("split == 'test'")))
+    assert len(emb) == min(
+        cfg["attribution"]["max_proteins"],
+        len(pd.read_parquet(out / "data" / "proteins.parquet").query("split == 'test'")),
+    )
     assert emb["complete"].mean() >= 0.8, emb

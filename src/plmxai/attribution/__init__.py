@@ -52,7 +52,10 @@ def attribution_batches(
             embedding=True,
         ):
             emb = pd.DataFrame([comp.pop("embedding")], columns=COMPLETENESS_COLUMNS)
-            yield [rows], [emb.assign(method="embedding_ig"), pd.DataFrame([comp]).assign(method="head_conductance")]
+            yield (
+                [rows],
+                [emb.assign(method="embedding_ig"), pd.DataFrame([comp]).assign(method="head_conductance")],
+            )
         return
     heads = None
     if a["heads"]:

@@ -231,7 +231,9 @@ def path_conductance(
                     ev, gr = o.detach(), o.grad
                     # accumulated where the model runs: a copy to the host per site and chunk
                     # would synchronise a GPU 60 times per protein
-                    acc = out.setdefault(key, torch.zeros(ev.shape[1:], dtype=torch.float64, device=ev.device))
+                    acc = out.setdefault(
+                        key, torch.zeros(ev.shape[1:], dtype=torch.float64, device=ev.device)
+                    )
                     if key in prev_eval:  # the step pair across the chunk boundary
                         acc += (prev_grad[key] * (ev[0] - prev_eval[key])).double()
                     # gradient at step k times the change from step k to k+1 (Captum's rule)

@@ -148,6 +148,8 @@ def _build_report(config: dict, inputs: dict, n_tracks: int, title: str) -> str:
     parts.append("<nav>" + "".join(f'<a href="#{a}">{t}</a>' for a, t in nav) + "</nav>")
     parts.append(_data_section(config, data_summary))
     parts.append(_comparison_section(inputs["variants"]))
+    if "finetuned" in variants:
+        parts.append(_claims_section(Path(inputs["data_summary"]).parents[1]))
     if inputs.get("contrast"):
         parts.append(_contrast_section(pd.read_parquet(inputs["contrast"])))
     if inputs.get("attention_change"):
@@ -169,6 +171,22 @@ def _build_report(config: dict, inputs: dict, n_tracks: int, title: str) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{CSS}</style>{TABLE_HEAD}</head><body>\n{body}\n</body></html>\n"
+    )
+
+
+def _claims_section(run: Path) -> str:
+    """The papers' claims this run can test, each held / not held, with the figure
+    (plmxai.report.findings, the same table as the README's for the real tasks)."""
+    from plmxai.report.findings import claims
+
+    table = claims(run)
+    if not len(table):
+        return ""
+    return (
+        '<h2 id="claims">The papers\' claims on this run</h2>'
+        '<p class="note">Each judged by the test its paper used, at q &lt; 0.05; the stricter nulls '
+        "of this pipeline are given beside it. A claim that does not hold is a result.</p>"
+        + _table(table, row_class=lambda r: "sig" if r["verdict"] == "held" else "")
     )
 
 

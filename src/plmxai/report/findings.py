@@ -107,7 +107,9 @@ def attribution_summary(run: Path, variant: str) -> pd.DataFrame:
                 "proteins": int(e["n_proteins"]) if e is not None else int(heads["n_proteins"].max()),
                 "embedding median r": _fmt(e["median_r"]) if e is not None else "n/a",
                 "embedding q (Wilcoxon / shift / composition)": (
-                    f"{_q(e['q_value'])} / {_q(e['q_shift'])} / {_q(e['q_composition'])}" if e is not None else "n/a"
+                    f"{_q(e['q_value'])} / {_q(e['q_shift'])} / {_q(e['q_composition'])}"
+                    if e is not None
+                    else "n/a"
                 ),
                 "heads tested": len(heads),
                 "heads significant (Wilcoxon)": len(sig),
@@ -160,7 +162,8 @@ def faithfulness_summary(run: Path, variant: str) -> pd.DataFrame:
             "drop, relevant": p["relevant"].map(_fmt).to_numpy(),
             "drop, random": p["random"].map(_fmt).to_numpy(),
             "difference [95% CI]": [
-                f"{d.at[k, 'mean_drop']:.3f} [{d.at[k, 'ci_low']:.3f}, {d.at[k, 'ci_high']:.3f}]" for k in p.index
+                f"{d.at[k, 'mean_drop']:.3f} [{d.at[k, 'ci_low']:.3f}, {d.at[k, 'ci_high']:.3f}]"
+                for k in p.index
             ],
             "proteins": [int(d.at[k, "n_proteins"]) for k in p.index],
         }
@@ -266,7 +269,13 @@ def claims(run: Path) -> pd.DataFrame:
         for ann, g in st.groupby("annotation_type", sort=True):
             heads = g[(g["layer"] != "embedding") & g["p_value"].notna()]
             if not len(heads):
-                rows.append((f"Wenzel et al.: heads whose relevance matches {ann}", "not testable here", "no head tested"))
+                rows.append(
+                    (
+                        f"Wenzel et al.: heads whose relevance matches {ann}",
+                        "not testable here",
+                        "no head tested",
+                    )
+                )
                 continue
             sig = heads[heads["significant"]]
             strict = sig[sig["significant_shift"] & sig["significant_composition"]]
@@ -371,7 +380,10 @@ def run_document(run: Path) -> str:
     parts += ["\n**Agreement between the scores**\n\n"]
     parts.append(markdown(pd.concat([agreement_summary(run, v) for v in VARIANTS], ignore_index=True)))
     parts += ["\n**What fine-tuning did to attention**\n\n", markdown(change_summary(run))]
-    parts += ["\n**Time per stage (2 CPU cores; seconds of each job, summed)**\n\n", markdown(stage_table(run))]
+    parts += [
+        "\n**Time per stage (2 CPU cores; seconds of each job, summed)**\n\n",
+        markdown(stage_table(run)),
+    ]
     return "".join(parts)
 
 
