@@ -90,6 +90,36 @@ def test_frozen_control_keeps_the_encoder_and_shuffled_permutes_labels():
     assert not torch.equal(before["classifier.out_proj.weight"], after["classifier.out_proj.weight"])
 
 
+def test_frozen_encoder_features_computed_once_train_the_same_head(monkeypatch):
+    """The frozen control trains its head on the encoder's features computed once: the same
+    losses, validation metrics and head as running the frozen encoder at every step, also with
+    freeze_encoder_epochs (cached while frozen, dropped once the encoder trains)."""
+    from plmxai.model import training
+
+    tokens = demo_tokens()
+    train, val = variant_data(tokens, "frozen", seed=0)
+    runs, calls = {}, []
+    real = training.encoder_features
+    monkeypatch.setattr(training, "encoder_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for cached in (True, False):
+        if not cached:
+            assert len(calls) == 4  # train and val, once per cached run
+            monkeypatch.setattr(training, "_cacheable", lambda model: False)
+        for opt in (
+            TrainOptions(epochs=3, batch_size=16, freeze_encoder=True),
+            TrainOptions(epochs=3, batch_size=16, freeze_encoder_epochs=1),
+        ):
+            model = build_model(SPEC, ["1", "2", "3"], seed=0)
+            hist = finetune(model, train, val, opt)
+            runs[cached, opt.freeze_encoder] = (hist, model.state_dict())
+    for frozen in (True, False):
+        (h_c, w_c), (h_f, w_f) = runs[True, frozen], runs[False, frozen]
+        cols = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_macro_f1"]
+        np.testing.assert_allclose(h_c[cols].to_numpy(), h_f[cols].to_numpy(), rtol=1e-4, atol=1e-6)
+        for k in w_c:
+            torch.testing.assert_close(w_c[k], w_f[k], rtol=1e-4, atol=1e-6, msg=k)
+
+
 def test_early_stopping():
     tokens = demo_tokens()
     model = build_model(SPEC, ["1", "2", "3"], seed=0)

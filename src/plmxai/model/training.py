@@ -119,8 +119,52 @@ def predictions_table(model, tokens: pd.DataFrame, batch_size: int = 32) -> pd.D
     return df
 
 
-def _evaluate(model, tokens, batch_size, precision) -> dict:
-    logits = predict_logits(model, tokens, batch_size, precision)
+@torch.no_grad()
+def encoder_features(
+    model, tokens: pd.DataFrame, batch_size: int = 32, precision: str = "auto"
+) -> torch.Tensor:
+    """The encoder's output at the `<cls>` position (what the classification head reads) for
+    every row of `tokens`, in row order (N x hidden)."""
+    device = next(model.parameters()).device
+    dtype = autocast_dtype(precision, device)
+    was_training = model.training
+    model.eval()
+    out = torch.zeros((len(tokens), model.config.hidden_size), device=device)
+    try:
+        for pos, ids, mask in batches(tokens, batch_size):
+            with (
+                torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
+                cls_only_last_layer(model),
+            ):
+                h = model.esm(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+            out[torch.as_tensor(pos, device=device)] = h[:, 0].float()
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _cacheable(model) -> bool:
+    """A frozen encoder gives every protein the same features at every step: true unless the
+    encoder has active dropout (ESM-2 has none) or its head reads more than `<cls>`."""
+    from transformers.models.esm.modeling_esm import EsmClassificationHead
+
+    c = model.config
+    return (
+        isinstance(getattr(model, "classifier", None), EsmClassificationHead)
+        and not c.hidden_dropout_prob
+        and not c.attention_probs_dropout_prob
+    )
+
+
+def _evaluate(model, tokens, batch_size, precision, features: torch.Tensor | None = None) -> dict:
+    if features is not None:
+        with torch.no_grad():
+            was_training = model.training
+            model.eval()
+            logits = model.classifier(features[:, None, :]).float().cpu().numpy()
+            model.train(was_training)
+    else:
+        logits = predict_logits(model, tokens, batch_size, precision)
     y = tokens["label_id"].to_numpy()
     loss = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.tensor(y)).item()
     return {"loss": loss, **metrics(y, logits.argmax(1), logits.shape[1])}
@@ -230,11 +274,26 @@ def finetune(
 
     ids_col = train["input_ids"].to_numpy()
     stop = False
+    cache = None  # (train, val) encoder features while the encoder is frozen
     while state["epoch"] <= opt.epochs and not stop:
         epoch = state["epoch"]
         frozen = opt.freeze_encoder or epoch <= opt.freeze_encoder_epochs
         if not opt.freeze_encoder:
             _set_encoder_trainable(model, not frozen)
+        if frozen and cache is None and _cacheable(model):
+            # the frozen encoder's output never changes: computed once, the head trained on it
+            t0 = time.perf_counter()
+            cache = (
+                encoder_features(model, train, 2 * opt.batch_size, opt.precision),
+                encoder_features(model, val, 2 * opt.batch_size, opt.precision),
+            )
+            log.info(
+                "frozen encoder: features of %d proteins computed once (%.1fs)",
+                len(train) + len(val),
+                time.perf_counter() - t0,
+            )
+        if not frozen:
+            cache = None
         model.train()
         plan = epoch_plan(lengths, y_all, opt, epoch)
         t0 = time.perf_counter()
@@ -248,7 +307,10 @@ def finetune(
                 torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
                 cls_only_last_layer(model),
             ):
-                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+                if cache is not None:
+                    logits = model.classifier(cache[0][torch.as_tensor(pos, device=device)][:, None, :])
+                else:
+                    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             loss = torch.nn.functional.cross_entropy(logits.float(), labels, weight=weight)
             (loss / accum).backward()
             state["loss_sum"] += loss.item() * len(pos)
@@ -279,7 +341,12 @@ def finetune(
             "seconds": time.perf_counter() - t0,
         }
         row.update(
-            {f"val_{k}": v for k, v in _evaluate(model, val, 2 * opt.batch_size, opt.precision).items()}
+            {
+                f"val_{k}": v
+                for k, v in _evaluate(
+                    model, val, 2 * opt.batch_size, opt.precision, cache[1] if cache is not None else None
+                ).items()
+            }
         )
         state["history"].append(row)
         log.info(
