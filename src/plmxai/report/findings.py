@@ -178,7 +178,9 @@ def preservation_summary(run: Path, variant: str, metric: str = "accuracy") -> p
     p = _read(run / variant / "knowledge" / "preservation.parquet")
     if p is None or not len(p):
         return pd.DataFrame()
-    p = p[(p["metric"] == metric) & ~p["method"].str.startswith("random")]
+    p = p[
+        (p["metric"] == metric) & ~p["method"].str.startswith("random") & ~p["method"].isin(["all", "none"])
+    ]
     rows = []
     for r in p.sort_values(["mode", "method", "fraction"]).itertuples(index=False):
         rows.append(
@@ -201,8 +203,13 @@ def density_summary(run: Path, variant: str, site: str = "key") -> pd.DataFrame:
     if d is None or not len(d):
         return pd.DataFrame()
     d = d[(d["site"] == site) & (d["layer"] == "all")]
+    if variant == "frozen" and "method" in d.columns:
+        # the frozen encoder has no weight change: its ranking is ties, its selection arbitrary
+        d = d[d["method"] != "weight_change"]
     keys = [c for c in ("method", "fraction") if c in d.columns]
-    out = d[[*keys, "neurons", "selected", "density", "q_value"]].copy()
+    out = d[[*keys, "neurons", "selected"]].copy()
+    out["density"] = d["density"].map(lambda x: f"{x:.2f}")
+    out["q"] = d["q_value"].map(_q)
     out.insert(0, "variant", variant)
     return out
 
@@ -212,6 +219,9 @@ def agreement_summary(run: Path, variant: str) -> pd.DataFrame:
     if a is None:
         return pd.DataFrame()
     a = a.copy()
+    for c in a.columns:
+        if a[c].dtype.kind == "f":
+            a[c] = a[c].map(lambda x: f"{x:.3f}")
     a.insert(0, "variant", variant)
     return a
 
@@ -348,6 +358,8 @@ def stage_table(run: Path) -> pd.DataFrame:
         stage = _CHUNK.sub("", job)
         for v in (*VARIANTS, "given"):
             stage = stage.removesuffix(f"_{v}")
+        if _CHUNK.search(job):  # attribution_<variant>_<i>: a job of attribution_chunk
+            stage += "_chunk"
         per[stage] = per.get(stage, 0.0) + s
         jobs[stage] = jobs.get(stage, 0) + 1
     total = sum(per.values())
@@ -373,8 +385,15 @@ def run_document(run: Path) -> str:
     parts += ["\n**Fine-tuned minus each control, per protein**\n\n", markdown(contrast_summary(run))]
     parts += ["\n**Faithfulness (alanine replacement)**\n\n"]
     parts.append(markdown(pd.concat([faithfulness_summary(run, v) for v in VARIANTS], ignore_index=True)))
-    parts += ["\n**Knowledge neurons: kept and removed against random**\n\n"]
-    parts.append(markdown(pd.concat([preservation_summary(run, v) for v in VARIANTS], ignore_index=True)))
+    parts += [
+        "\n**Knowledge neurons: kept and removed against random** (the frozen control is left out: "
+        "its encoder is the one before fine-tuning, so reverting neurons changes nothing)\n\n"
+    ]
+    parts.append(
+        markdown(
+            pd.concat([preservation_summary(run, v) for v in ("finetuned", "shuffled")], ignore_index=True)
+        )
+    )
     parts += ["\n**Density of the key projections in the selections**\n\n"]
     parts.append(markdown(pd.concat([density_summary(run, v) for v in VARIANTS], ignore_index=True)))
     parts += ["\n**Agreement between the scores**\n\n"]
