@@ -129,11 +129,12 @@ def test_api_attribution_equals_the_workflow_stage(example, tmp_path):
     key = ["accession", "layer", "head", "position"]
     stage = read_partitioned(tmp_path / "rel", "layer").sort_values(key).reset_index(drop=True)
     api = res.relevance.sort_values(key).reset_index(drop=True)
-    # the same proteins in the same batches: the same numbers, exactly
+    # the same proteins in the same batches: the same numbers
     stage["layer"] = stage["layer"].astype(str)
     pd.testing.assert_frame_equal(stage, api, check_dtype=False, check_categorical=False)
     comp = (
         pd.read_parquet(tmp_path / "comp.parquet").sort_values(["method", "accession"]).reset_index(drop=True)
     )
     api_comp = res.completeness.sort_values(["method", "accession"]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(comp, api_comp, check_dtype=False)
+    # sums of relevances that nearly cancel: equal to float32 rounding, not relative to the sum
+    pd.testing.assert_frame_equal(comp, api_comp, check_dtype=False, atol=1e-6)

@@ -70,7 +70,7 @@ def run(tmp_path):
     for job, s in {
         "finetune_finetuned": 100.0,
         "finetune_frozen": 20.0,
-        "attribution_chunk_finetuned_0": 30.0,
+        "attribution_finetuned_0": 30.0,
     }.items():
         (r / "logs" / f"{job}.log").write_text(f"x\nINFO plmxai: done in {s} s; wrote y\n")
     (r / "data").mkdir()
