@@ -14,6 +14,9 @@ rule attribution_chunk:
         R("benchmarks/attribution_{variant}_{chunk}.tsv")
     wildcard_constraints:
         chunk=r"\d+",
+    # the long integrations start as soon as their model exists and the short jobs fill
+    # the other cores around them (on the real tasks they otherwise started last, alone)
+    priority: 2
     conda:
         "../../envs/model.yaml"
     threads: variant_threads()
@@ -78,6 +81,8 @@ rule faithfulness:
         LOG("faithfulness_{variant}"),
     benchmark:
         R("benchmarks/faithfulness_{variant}.tsv")
+    # after the integrations, before the short jobs (see attribution_chunk)
+    priority: 1
     conda:
         "../../envs/model.yaml"
     threads: variant_threads()

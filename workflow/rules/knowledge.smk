@@ -36,6 +36,9 @@ rule knowledge_scores:
         R("benchmarks/knowledge_scores_{variant}.tsv")
     wildcard_constraints:
         variant=TRAINED_VARIANT,
+    # the long integrations start as soon as their model exists and the short jobs fill
+    # the other cores around them (on the real tasks they otherwise started last, alone)
+    priority: 2
     conda:
         "../../envs/model.yaml"
     threads: variant_threads()

@@ -53,6 +53,8 @@ rule finetune:
     wildcard_constraints:
         variant=TRAINED_VARIANT,
     cache: True
+    # every analysis waits on it
+    priority: 3
     conda:
         "../../envs/model.yaml"
     threads: variant_threads()
