@@ -53,6 +53,32 @@ def test_epoch_plan_is_a_seeded_partition_and_length_batching_cuts_padding():
     assert padding_fraction(lengths, plan) < 0.1 < 0.3 < padding_fraction(lengths, rand)
 
 
+def test_batches_capped_by_padded_tokens_and_predictions_unchanged():
+    """A batch ends where proteins x its longest would pass max_tokens (1: one protein each);
+    the logits do not depend on how the proteins are batched."""
+    from plmxai.model.batching import batches
+    from plmxai.model.training import predict_logits
+
+    ids = [np.zeros(n, dtype=np.int16) for n in (10, 40, 12, 30, 11)]
+    t = pd.DataFrame({"input_ids": ids, "n_residues": [len(x) - 2 for x in ids]})
+    # length order 0 (10), 4 (11), 2 (12), 3 (30), 1 (40); 3 x 12 = 36 fits 40, 4 x 30 does not
+    got = [pos.tolist() for pos, _, _ in batches(t, 64, max_tokens=40)]
+    assert got == [[0, 4, 2], [3], [1]]
+    assert [pos.tolist() for pos, _, _ in batches(t, 2, max_tokens=1000)] == [[0, 4], [2, 3], [1]]
+    assert [pos.tolist() for pos, _, _ in batches(t, 64, max_tokens=1)] == [[0], [4], [2], [3], [1]]
+    assert [pos.tolist() for pos, _, _ in batches(t, 64)] == [[0, 4, 2, 3, 1]]
+
+    tokens = demo_tokens(12)
+    model = build_model(SPEC, ["1", "2", "3"], seed=0).eval()
+    one = predict_logits(model, tokens, 64)  # on the CPU: one protein per batch
+    from plmxai.model.batching import collate
+
+    with torch.no_grad():
+        x, mask = collate(list(tokens["input_ids"]))
+        padded = model(input_ids=x, attention_mask=mask).logits.numpy()
+    np.testing.assert_allclose(one, padded, atol=1e-5)
+
+
 def test_balanced_sampler():
     labels = np.array([0] * 900 + [1] * 100)
     plan = epoch_plan(np.full(1000, 50), labels, TrainOptions(class_balance="sampler", seed=0), 1)

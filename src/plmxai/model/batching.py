@@ -9,6 +9,14 @@ import pandas as pd
 import torch
 
 
+def inference_tokens(device: torch.device) -> int:
+    """Padded tokens per inference batch (predictions, the hybrid models of the knowledge tests,
+    the frozen control's features). On a CPU one protein at a time is fastest: no padding and
+    attention without a mask (benchmarks/inference_batches.py: 2.5x the batches of 64 proteins
+    with autograd on that the knowledge tests used); on a GPU, batches fill it."""
+    return 1 if device.type == "cpu" else 16384
+
+
 def collate(input_ids: list[np.ndarray], pad_id: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad token id arrays into (ids, attention_mask)."""
     n, width = len(input_ids), max(len(x) for x in input_ids)
@@ -20,13 +28,30 @@ def collate(input_ids: list[np.ndarray], pad_id: int = 1) -> tuple[torch.Tensor,
     return ids, mask
 
 
-def batches(tokens: pd.DataFrame, batch_size: int, order: np.ndarray | None = None) -> Iterator:
+def batches(
+    tokens: pd.DataFrame, batch_size: int, order: np.ndarray | None = None, max_tokens: int | None = None
+) -> Iterator:
     """(row positions, ids, mask) per batch; `order` permutes rows (None: by length, which
-    cuts padding for inference)."""
+    cuts padding for inference). With `max_tokens`, a batch also ends where its padded size
+    (proteins x the longest of them) would exceed it (1: one protein per batch): in length
+    order, short proteins share a batch and the long ones are not joined by others padded to
+    their length."""
     if order is None:
         order = np.argsort(tokens["n_residues"].to_numpy(), kind="stable")
     ids_col = tokens["input_ids"].to_numpy()
-    for b in range(0, len(order), batch_size):
-        pos = order[b : b + batch_size]
-        ids, mask = collate([ids_col[i] for i in pos])
-        yield pos, ids, mask
+    if max_tokens is None:
+        for b in range(0, len(order), batch_size):
+            pos = order[b : b + batch_size]
+            ids, mask = collate([ids_col[i] for i in pos])
+            yield pos, ids, mask
+        return
+    pos, width = [], 0
+    for i in order:
+        n = len(ids_col[i])
+        if pos and (len(pos) == batch_size or (len(pos) + 1) * max(width, n) > max_tokens):
+            yield np.asarray(pos), *collate([ids_col[j] for j in pos])
+            pos, width = [], 0
+        pos.append(i)
+        width = max(width, n)
+    if pos:
+        yield np.asarray(pos), *collate([ids_col[j] for j in pos])

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from plmxai.data.splits import balanced_shuffle, select_split
 from plmxai.metrics import metrics
-from plmxai.model.batching import batches, collate
+from plmxai.model.batching import batches, collate, inference_tokens
 from plmxai.model.esm import cls_only_last_layer
 
 log = logging.getLogger(__name__)
@@ -89,13 +89,15 @@ def autocast_dtype(precision: str, device: torch.device):
 
 
 @torch.no_grad()
+@torch.no_grad()
 def predict_logits(model, tokens: pd.DataFrame, batch_size: int = 32, precision: str = "auto") -> np.ndarray:
-    """Logits for every row of `tokens`, in row order."""
+    """Logits for every row of `tokens`, in row order (no autograd graph: the hybrid models of
+    the knowledge tests call this hundreds of times)."""
     device = next(model.parameters()).device
     dtype = autocast_dtype(precision, device)
     model.eval()
     out = np.zeros((len(tokens), model.config.num_labels), dtype=np.float32)
-    for pos, ids, mask in batches(tokens, batch_size):
+    for pos, ids, mask in batches(tokens, batch_size, max_tokens=inference_tokens(device)):
         with (
             torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
             cls_only_last_layer(model),
@@ -131,7 +133,7 @@ def encoder_features(
     model.eval()
     out = torch.zeros((len(tokens), model.config.hidden_size), device=device)
     try:
-        for pos, ids, mask in batches(tokens, batch_size):
+        for pos, ids, mask in batches(tokens, batch_size, max_tokens=inference_tokens(device)):
             with (
                 torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
                 cls_only_last_layer(model),
