@@ -70,7 +70,7 @@ def test_batches_capped_by_padded_tokens_and_predictions_unchanged():
 
     tokens = demo_tokens(12)
     model = build_model(SPEC, ["1", "2", "3"], seed=0).eval()
-    one = predict_logits(model, tokens, 64)  # on the CPU: one protein per batch
+    one = predict_logits(model, tokens, 64)  # on the CPU: batches of at most 2,048 tokens
     from plmxai.model.batching import collate
 
     with torch.no_grad():

@@ -11,10 +11,11 @@ import torch
 
 def inference_tokens(device: torch.device) -> int:
     """Padded tokens per inference batch (predictions, the hybrid models of the knowledge tests,
-    the frozen control's features). On a CPU one protein at a time is fastest: no padding and
-    attention without a mask (benchmarks/inference_batches.py: 2.5x the batches of 64 proteins
-    with autograd on that the knowledge tests used); on a GPU, batches fill it."""
-    return 1 if device.type == "cpu" else 16384
+    the frozen control's features). On a CPU small batches are fastest for real proteins (little
+    padding; benchmarks/inference_batches.py: 2.75x the batches of 64 proteins with autograd on
+    that the knowledge tests used, one protein per pass 2.90x), while short proteins of a small
+    model still share a pass; on a GPU, batches fill it."""
+    return 2048 if device.type == "cpu" else 16384
 
 
 def collate(input_ids: list[np.ndarray], pad_id: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
