@@ -40,16 +40,11 @@ def batches(
     if order is None:
         order = np.argsort(tokens["n_residues"].to_numpy(), kind="stable")
     ids_col = tokens["input_ids"].to_numpy()
-    if max_tokens is None:
-        for b in range(0, len(order), batch_size):
-            pos = order[b : b + batch_size]
-            ids, mask = collate([ids_col[i] for i in pos])
-            yield pos, ids, mask
-        return
+    cap = float("inf") if max_tokens is None else max_tokens
     pos, width = [], 0
     for i in order:
         n = len(ids_col[i])
-        if pos and (len(pos) == batch_size or (len(pos) + 1) * max(width, n) > max_tokens):
+        if pos and (len(pos) == batch_size or (len(pos) + 1) * max(width, n) > cap):
             yield np.asarray(pos), *collate([ids_col[j] for j in pos])
             pos, width = [], 0
         pos.append(i)
