@@ -7,7 +7,9 @@ the membrane task's sizes) with the real ESM-2 8M at the threads of one workflow
     gradients), batches of `--batch-size` proteins in length order;
   - no autograd, the same batches;
   - no autograd, batches ended at 8,192 padded tokens, and one protein per pass;
-  - `predict_logits` now: no autograd, batches ended at `inference_tokens(cpu)` (2,048).
+  - `predict_logits` now: no autograd, batches ended at `inference_tokens(cpu)` (2,048), in fp32
+    and in bf16 autocast (`knowledge.precision: bf16`, what the real-task configs use for the
+    knowledge tests' hybrids).
 The configurations take turns, `--repeats` rounds, and each gives its median; the logits of
 every row are compared with the baseline's.
 
@@ -79,6 +81,9 @@ def main() -> None:
         "no autograd, batches of <= 8192 tokens": lambda: capped(model, tokens, a.batch_size, 8192),
         "no autograd, one protein per pass": lambda: capped(model, tokens, a.batch_size, 1),
         "predict_logits now": lambda: predict_logits(model, tokens, a.batch_size),
+        "predict_logits now, bf16 (knowledge.precision)": lambda: predict_logits(
+            model, tokens, a.batch_size, "bf16"
+        ),
     }
     times: dict[str, list[float]] = {k: [] for k in rows}
     outs = {}
@@ -89,10 +94,13 @@ def main() -> None:
             times[name].append(time.perf_counter() - t0)
     base = float(np.median(times[next(iter(rows))]))
     ref = outs[next(iter(rows))]
-    print(f"{'evaluation':44s} {'median s':>9s} {'speed-up':>9s} {'max |logit diff|':>17s}")
+    print(
+        f"{'evaluation':48s} {'median s':>9s} {'speed-up':>9s} {'max |logit diff|':>17s} {'same argmax':>13s}"
+    )
     for name in rows:
         sec = float(np.median(times[name]))
-        print(f"{name:44s} {sec:9.2f} {base / sec:8.2f}x {np.abs(outs[name] - ref).max():17.2e}")
+        same = (outs[name].argmax(1) == ref.argmax(1)).mean()
+        print(f"{name:48s} {sec:9.2f} {base / sec:8.2f}x {np.abs(outs[name] - ref).max():17.2e} {same:13.3f}")
 
 
 if __name__ == "__main__":

@@ -137,9 +137,11 @@ class HybridEvaluator:
         tokens: pd.DataFrame,
         batch_size: int = 64,
         mean_activation: dict | None = None,
+        precision: str = "auto",
     ):
         self.model, self.initial, self.finetuned = model, initial, finetuned
         self.tokens, self.batch_size, self.mean = tokens, batch_size, mean_activation
+        self.precision = precision
         self.names = _site_param_names(model)
         self.params = dict(model.named_parameters())
         # rows that reverting would change: identical rows make identical hybrids
@@ -172,7 +174,7 @@ class HybridEvaluator:
                                 self.finetuned[name], self.initial[name], change, keep, mode, part, mean
                             )
                         )
-            logits = predict_logits(self.model, self.tokens, self.batch_size)
+            logits = predict_logits(self.model, self.tokens, self.batch_size, self.precision)
             self.cache[cache_key] = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), 1).numpy()
             self.evaluations += 1
         return self.cache[cache_key]

@@ -89,7 +89,6 @@ def autocast_dtype(precision: str, device: torch.device):
 
 
 @torch.no_grad()
-@torch.no_grad()
 def predict_logits(model, tokens: pd.DataFrame, batch_size: int = 32, precision: str = "auto") -> np.ndarray:
     """Logits for every row of `tokens`, in row order (no autograd graph: the hybrid models of
     the knowledge tests call this hundreds of times)."""

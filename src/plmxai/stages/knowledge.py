@@ -134,7 +134,7 @@ def knowledge_tests(
         mean = as_site_masks(net, overall)
     within = {name: k["activation_within" if name == "activation" else "select_within"] for name in scores}
     test = select_split(table, "test")
-    evaluator = HybridEvaluator(net, init_state, finetuned, test, k["batch_size"], mean)
+    evaluator = HybridEvaluator(net, init_state, finetuned, test, k["batch_size"], mean, k["precision"])
     t0 = time.perf_counter()
     runs, summary = preservation_curves(
         evaluator,
