@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from plmxai.report.anchors import wall_seconds
 from plmxai.report.findings import claims, mcnemar, run_document, stage_table
 
 
@@ -65,14 +66,20 @@ def run(tmp_path):
             "beats_random": [False, False, True, True],
         }
     )
+    # removal: activation's 1% hurts more than random removals (below the band), its 10% does not
+    ablate = pres[pres["method"] == "activation"].assign(
+        mode="ablate_revert", value=[0.30, 0.50], beats_random=[True, False]
+    )
+    pres = pd.concat([pres, ablate], ignore_index=True)
     pres.to_parquet(r / "finetuned" / "knowledge" / "preservation.parquet")
     (r / "logs").mkdir()
-    for job, s in {
-        "finetune_finetuned": 100.0,
-        "finetune_frozen": 20.0,
-        "attribution_finetuned_0": 30.0,
-    }.items():
-        (r / "logs" / f"{job}.log").write_text(f"x\nINFO plmxai: done in {s} s; wrote y\n")
+    # the two fine-tuning jobs start together at 08:00:00; attribution follows the first
+    for job, s, end in (
+        ("finetune_finetuned", 100.0, "08:01:40,000"),
+        ("finetune_frozen", 20.0, "08:00:20,000"),
+        ("attribution_finetuned_0", 30.0, "08:02:10,500"),
+    ):
+        (r / "logs" / f"{job}.log").write_text(f"x\n2026-12-01 {end} INFO plmxai: done in {s} s; wrote y\n")
     (r / "data").mkdir()
     (r / "data" / "data_summary.json").write_text(json.dumps({"kept": 20, "class_counts": {"a": 20}}))
     return r
@@ -104,6 +111,11 @@ def test_claims_verdicts(run):
         "Nori et al.: keeping the neurons chosen by conductance beats keeping random ones", "verdict"
     ] == ("held")
     assert "not held" not in set(c.loc[c.index.str.startswith("Wenzel"), "verdict"])
+    removed = c.loc[
+        "Nori et al.: reverting the neurons chosen by activation hurts more than reverting random ones"
+    ]
+    assert removed["verdict"] == "partly held"
+    assert removed["figure"].startswith("1%: 0.300 vs random band [0.350, 0.450]")
 
 
 def test_claims_not_held_when_no_head_is_significant(run):
@@ -124,3 +136,6 @@ def test_stage_times_and_document(run):
     assert np.isclose(t["seconds"].sum(), 150)
     doc = run_document(run)
     assert "| finetune | 2 | 120 | 80% |" in doc
+    # from 08:00:00 (both fine-tuning jobs start) to 08:02:10.5 (attribution ends)
+    assert wall_seconds(run) == pytest.approx(130.5)
+    assert "last job's end 2.2 min" in doc

@@ -135,6 +135,25 @@ def stage_times(run: Path) -> dict[str, float]:
     return out
 
 
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
+
+
+def wall_seconds(run: Path) -> float | None:
+    """Wall clock of a run: from the start of its first job to the end of its last, each job's
+    end being the time stamp of its "done in" line and its start that minus its seconds."""
+    spans = []
+    for log in (run / "logs").glob("*.log"):
+        lines = log.read_text().strip().splitlines()
+        done = _DONE.search(lines[-1]) if lines else None
+        stamp = _STAMP.match(lines[-1]) if lines else None
+        if done and stamp:
+            end = pd.Timestamp(stamp.group(1)) + pd.Timedelta(milliseconds=int(stamp.group(2)))
+            spans.append((end - pd.Timedelta(seconds=float(done.group(1))), end))
+    if not spans:
+        return None
+    return (max(e for _, e in spans) - min(s for s, _ in spans)).total_seconds()
+
+
 def _read(run: Path, name: str) -> pd.DataFrame:
     return pd.read_parquet(run / "given" / "attention" / name)
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from plmxai.report.anchors import stage_times
+from plmxai.report.anchors import stage_times, wall_seconds
 
 FDR = 0.05
 VARIANTS = ("finetuned", "frozen", "shuffled")
@@ -310,13 +310,25 @@ def claims(run: Path) -> pd.DataFrame:
                 )
     p = _read(run / "finetuned" / "knowledge" / "preservation.parquet")
     if p is not None and len(p):
-        p = p[(p["metric"] == "accuracy") & (p["mode"] == "preserve") & ~p["method"].str.startswith("random")]
-        for method, g in p.groupby("method", sort=True):
-            won = g[g["beats_random"].astype(bool)]
+        p = p[
+            (p["metric"] == "accuracy")
+            & ~p["method"].isin(["all", "none"])
+            & ~p["method"].str.startswith("random")
+        ]
+        # kept: higher accuracy than with random neurons kept; removed: lower than with random
+        # neurons removed (beats_random is one-sided in the mode's direction)
+        wording = {
+            "preserve": "keeping the neurons chosen by {} beats keeping random ones",
+            "ablate_revert": "reverting the neurons chosen by {} hurts more than reverting random ones",
+            "ablate_zero": "zeroing the neurons chosen by {} hurts more than zeroing random ones",
+            "ablate_mean": "holding the neurons chosen by {} at their mean hurts more than random ones",
+        }
+        for (mode, method), g in p.groupby(["mode", "method"], sort=True):
+            won = g[g["beats_random"].fillna(False).astype(bool)]
             rows.append(
                 (
-                    f"Nori et al.: keeping the neurons chosen by {method} beats keeping random ones",
-                    "held" if len(won) else "not held",
+                    "Nori et al.: " + wording.get(mode, mode + ": {}").format(method),
+                    "held" if len(won) == len(g) else ("partly held" if len(won) else "not held"),
                     "; ".join(
                         f"{r.fraction:.0%}: {r.value:.3f} vs random band [{r.random_low:.3f}, {r.random_high:.3f}], p {r.p_permutation:.2g}"
                         for r in g.sort_values("fraction").itertuples()
@@ -399,8 +411,15 @@ def run_document(run: Path) -> str:
     parts += ["\n**Agreement between the scores**\n\n"]
     parts.append(markdown(pd.concat([agreement_summary(run, v) for v in VARIANTS], ignore_index=True)))
     parts += ["\n**What fine-tuning did to attention**\n\n", markdown(change_summary(run))]
+    wall = wall_seconds(run)
     parts += [
-        "\n**Time per stage (2 CPU cores; seconds of each job, summed)**\n\n",
+        "\n**Time per stage (2 CPU cores; seconds of each job, summed)**"
+        + (
+            f"; wall clock from the first job's start to the last job's end {wall / 60:.1f} min"
+            if wall
+            else ""
+        )
+        + "\n\n",
         markdown(stage_table(run)),
     ]
     return "".join(parts)
