@@ -258,6 +258,9 @@ def test_knowledge_neuron_tables(demo_run):
     # side is not asserted)
     runs = pd.read_parquet(ft / "preservation_runs.parquet")
     assert set(runs.loc[runs["method"] == "random", "draw"]) == set(range(5))
+    # 5 draws: the log says that the permutation p cannot reach 0.05
+    log = (out / "logs" / "knowledge_tests_finetuned.log").read_text()
+    assert "knowledge.n_random is 5: the permutation p-value cannot go below 1/6 = 0.167" in log
     density = pd.read_parquet(ft / "density.parquet")
     per_site = density[density["layer"] == "all"].groupby(["method", "fraction"])["selected"].sum()
     assert (per_site.to_numpy() == np.round(per_site.index.get_level_values("fraction") * 896)).all()

@@ -134,6 +134,14 @@ def knowledge_tests(
         mean = as_site_masks(net, overall)
     within = {name: k["activation_within" if name == "activation" else "select_within"] for name in scores}
     test = select_split(table, "test")
+    if 1 / (k["n_random"] + 1) > 0.05:
+        log.warning(
+            "knowledge.n_random is %d: the permutation p-value cannot go below 1/%d = %.3f, so no "
+            "selection can be significant at 0.05 by it; 19 or more draws can",
+            k["n_random"],
+            k["n_random"] + 1,
+            1 / (k["n_random"] + 1),
+        )
     evaluator = HybridEvaluator(net, init_state, finetuned, test, k["batch_size"], mean, k["precision"])
     t0 = time.perf_counter()
     runs, summary = preservation_curves(
