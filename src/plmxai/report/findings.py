@@ -406,6 +406,18 @@ def run_document(run: Path) -> str:
             pd.concat([preservation_summary(run, v) for v in ("finetuned", "shuffled")], ignore_index=True)
         )
     )
+    parts += [
+        "\n**The same on the mean probability of the true class** (threshold-free: a hybrid whose "
+        "predictions collapse to one class can still rank the classes better than chance)\n\n"
+    ]
+    parts.append(
+        markdown(
+            pd.concat(
+                [preservation_summary(run, v, "true_class_probability") for v in ("finetuned", "shuffled")],
+                ignore_index=True,
+            )
+        )
+    )
     parts += ["\n**Density of the key projections in the selections**\n\n"]
     parts.append(markdown(pd.concat([density_summary(run, v) for v in VARIANTS], ignore_index=True)))
     parts += ["\n**Agreement between the scores**\n\n"]
