@@ -69,9 +69,9 @@ def alanine_scan(
                 variants.append(v)
                 meta.append((sel, k, draw))
         probs = []
-        # the variants of a protein share its length: a pass of at most inference_tokens is
-        # 1.45x faster on a CPU than 64 variants of a 300-600-residue protein
-        # (benchmarks/inference_batches.py measures the same for predictions)
+        # the variants of a protein share its length: on a CPU small passes are faster than
+        # 64 variants of a long protein (benchmarks/inference_batches.py measures it for
+        # predictions)
         per_pass = max(1, min(batch_size, inference_tokens(device) // len(ids)))
         with torch.no_grad(), cls_only_last_layer(model):
             for b in range(0, len(variants), per_pass):
