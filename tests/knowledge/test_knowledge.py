@@ -347,6 +347,22 @@ def test_frozen_encoder_needs_one_evaluation(tiny_model, tiny_tokens):
     assert ev.evaluations == 1 and summary["value"].nunique() <= 4  # one model, four metrics
 
 
+def test_hybrids_in_bf16_are_the_fp32_probabilities_within_rounding(tiny_model, tiny_tokens):
+    """knowledge.precision: bf16 evaluates the hybrids in bf16 autocast (also on a CPU): the
+    probabilities move by bf16 rounding only, and they do move (the setting is applied)."""
+    import copy
+
+    from plmxai.knowledge.preservation import HybridEvaluator
+
+    sd = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    keep = {k: np.ones(m.out_features, bool) for k, m in site_modules(tiny_model).items()}
+    fp32 = HybridEvaluator(copy.deepcopy(tiny_model), sd, sd, tiny_tokens).predict(keep)
+    bf16 = HybridEvaluator(copy.deepcopy(tiny_model), sd, sd, tiny_tokens, precision="bf16").predict(keep)
+    assert fp32.shape == bf16.shape
+    assert np.abs(bf16 - fp32).max() < 0.02
+    assert np.abs(bf16 - fp32).max() > 0
+
+
 def test_mean_ablation_holds_the_neuron_at_its_mean(tiny_model, tiny_tokens):
     import copy
 
