@@ -139,6 +139,8 @@ def _check_consistency(cfg: dict[str, Any]) -> None:
             f"config key 'model.architecture.num_heads' ({a['num_heads']}) must divide hidden_size ({a['hidden_size']})"
         )
     pre = m["pretrain"]
+    if pre["seed"] is None:
+        pre["seed"] = cfg["seed"] + 1
     if pre["enabled"]:
         if m["source"] != "random" or cfg["data"]["source"] != "synthetic":
             raise ConfigError(

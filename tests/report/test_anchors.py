@@ -9,7 +9,7 @@ def _run(root, name, props, probes, n_tokens):
     run = root / name
     att = run / "given" / "attention"
     att.mkdir(parents=True)
-    (run / "tokens").mkdir()
+    (run / "model").mkdir()
     (run / "logs").mkdir()
     pd.DataFrame(props).to_parquet(att / "properties.parquet")
     pd.DataFrame(
@@ -25,7 +25,7 @@ def _run(root, name, props, probes, n_tokens):
     )
     pd.DataFrame(probes).to_parquet(att / "probes.parquet")
     pd.DataFrame({"accession": [f"a{i}" for i in range(n_tokens)]}).to_parquet(
-        run / "tokens" / "tokens.parquet"
+        run / "model" / "tokens.parquet"  # where a run keeps its tokens
     )
     pd.DataFrame({"accession": [f"a{i}" for i in range(n_tokens)]}).to_parquet(att / "structures.parquet")
     (run / "logs" / "attention_given.log").write_text("x\n2026 INFO plmxai: done in 308.8 s; wrote y\n")

@@ -90,21 +90,20 @@ def variant_rows(
     """One run's figures beside the original's, for the properties the run has (the report)."""
     n_layers = int(props["layer"].max()) + 1 if len(props) else 0
     rows = []
-    present = set(props["property"])
-    for prop, what in (
-        ("contact", "contacts"),
-        ("binding_site", "binding sites"),
-        ("active_site", "active sites"),
-    ):
-        if prop in present:
-            rows.append((f"attention to {what}", _heads_text(props, prop), ANCHORS.get(prop, "n/a")))
-            rows.append(
-                (
-                    f"layer profile: {what}",
-                    _profile_text(profiles, prop, n_layers),
-                    "last layers" if prop == "contact" else "n/a",
-                )
+    named = {"contact": "contacts", "binding_site": "binding sites", "active_site": "active sites"}
+    # contacts first, then every annotation the run has (transmembrane, the demo's decoy sites)
+    present = props.loc[props["kind"] != "amino_acid", "property"] if "kind" in props else props["property"]
+    ordered = sorted(set(present), key=lambda p: (p != "contact", p))
+    for prop in ordered:
+        what = named.get(prop, prop.replace("_", " ") + " residues")
+        rows.append((f"attention to {what}", _heads_text(props, prop), ANCHORS.get(prop, "n/a")))
+        rows.append(
+            (
+                f"layer profile: {what}",
+                _profile_text(profiles, prop, n_layers),
+                "last layers" if prop == "contact" else "n/a",
             )
+        )
     if not pd.isna(blosum["pearson_r"]):
         rows.append(
             (
@@ -169,7 +168,7 @@ def anchor_table(contacts: Path, binding: Path, enzymes: Path) -> str:
     )
     n_layers = int(cp["layer"].max()) + 1
     n_c = len(pd.read_parquet(c / "given" / "attention" / "structures.parquet"))
-    n_b = int(pd.read_parquet(b / "tokens" / "tokens.parquet", columns=["accession"]).shape[0])
+    n_b = int(pd.read_parquet(b / "model" / "tokens.parquet", columns=["accession"]).shape[0])
     rows.append(
         (
             "attention to contacts (C-alpha < 8 Å, separation >= 6)",

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from plmxai.report.anchors import stage_times, wall_seconds
+from plmxai.report.anchors import stage_times, variant_rows, wall_seconds
 
 FDR = 0.05
 VARIANTS = ("finetuned", "frozen", "shuffled")
@@ -35,6 +35,11 @@ def _fmt(x: float, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and not np.isfinite(x)):
         return "n/a"
     return f"{x:.{digits}f}"
+
+
+def _pct(fraction: float) -> str:
+    """0.005 -> '0.5%', 0.1 -> '10%': a fraction of neurons, never rounded to 0%."""
+    return f"{100 * fraction:g}%"
 
 
 def _q(q: float) -> str:
@@ -229,6 +234,26 @@ def agreement_summary(run: Path, variant: str) -> pd.DataFrame:
 # ---- attention -------------------------------------------------------------------------
 
 
+def attention_summary(run: Path, variant: str) -> pd.DataFrame:
+    """Per variant: what the heads attend to (top heads, layer profile, BLOSUM62, probes), in
+    the words of the real-model table (Vig et al.)."""
+    att = run / variant / "attention"
+    props = _read(att / "properties.parquet")
+    if props is None:
+        return pd.DataFrame()
+    profiles = _read(att / "layer_profiles.parquet")
+    blosum = _read(att / "blosum62.parquet")
+    rows = variant_rows(
+        props,
+        profiles if profiles is not None else pd.DataFrame(columns=["property"]),
+        blosum.iloc[0] if blosum is not None and len(blosum) else pd.Series({"pearson_r": np.nan}),
+        _read(att / "probes.parquet"),
+    )
+    rows = rows.drop(columns=[c for c in rows.columns if c.startswith("Vig")])
+    rows.insert(0, "variant", variant)
+    return rows
+
+
 def change_summary(run: Path) -> pd.DataFrame:
     c = _read(run / "attention" / "change.parquet")
     if c is None or not len(c):
@@ -330,7 +355,7 @@ def claims(run: Path) -> pd.DataFrame:
                     "Nori et al.: " + wording.get(mode, mode + ": {}").format(method),
                     "held" if len(won) == len(g) else ("partly held" if len(won) else "not held"),
                     "; ".join(
-                        f"{r.fraction:.0%}: {r.value:.3f} vs random band [{r.random_low:.3f}, {r.random_high:.3f}], p {r.p_permutation:.2g}"
+                        f"{_pct(r.fraction)}: {r.value:.3f} vs random band [{r.random_low:.3f}, {r.random_high:.3f}], p {r.p_permutation:.2g}"
                         for r in g.sort_values("fraction").itertuples()
                     ),
                 )
@@ -382,7 +407,9 @@ def stage_table(run: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_document(run: Path) -> str:
+def run_document(run: Path, times: bool = True) -> str:
+    """Every table of a run with the three variants; `times=False` leaves out the wall-clock
+    table, which differs from run to run (the rest is the same on every run of a config)."""
     run = Path(run)
     summary = json.loads((run / "data" / "data_summary.json").read_text())
     parts = [f"### {run.name}\n"]
@@ -422,7 +449,14 @@ def run_document(run: Path) -> str:
     parts.append(markdown(pd.concat([density_summary(run, v) for v in VARIANTS], ignore_index=True)))
     parts += ["\n**Agreement between the scores**\n\n"]
     parts.append(markdown(pd.concat([agreement_summary(run, v) for v in VARIANTS], ignore_index=True)))
+    parts += [
+        "\n**What the heads attend to** (high-confidence attention, weight > 0.3; heads L<layer> "
+        "H<head>; q: circular-shift null, BH)\n\n"
+    ]
+    parts.append(markdown(pd.concat([attention_summary(run, v) for v in VARIANTS], ignore_index=True)))
     parts += ["\n**What fine-tuning did to attention**\n\n", markdown(change_summary(run))]
+    if not times:
+        return "".join(parts)
     wall = wall_seconds(run)
     parts += [
         "\n**Time per stage (2 CPU cores; seconds of each job, summed)**"
@@ -437,11 +471,174 @@ def run_document(run: Path) -> str:
     return "".join(parts)
 
 
+DEMO_HEADER = """# The demo's results
+
+Generated, not typed: `python -m plmxai.report.findings --demo results/demo > docs/results-demo.md`
+after `snakemake --cores all` (the default config, `config/config.yaml`: the planted-motif demo,
+seed {seed}). The workflow test `tests/workflow/test_demo.py` runs the demo from scratch and
+regenerates this page; CI fails where it differs from the committed one, so no figure here can
+drift from what the code gives. The same config gives the same tables on every run on a 2-core
+CPU machine with the versions of `constraints.txt` (other thread counts or CPUs move the last
+digits). What is robust across seeds: [results-demo-seeds.md](results-demo-seeds.md). How to
+read each table: [methods.md](methods.md).
+
+The demo's task: class by planted motif (annotated `active_site`); each protein also carries a
+mutated motif of another class, a decoy (annotated `site`), which a model that learned the task
+must not rely on. The `frozen` control keeps the pretrained encoder and trains the head only;
+`shuffled` trains on permuted labels.
+
+"""
+
+
+def demo_document(run: Path) -> str:
+    """docs/results-demo.md: every table of a demo run, without its wall-clock times."""
+    run = Path(run)
+    return DEMO_HEADER.format(seed=_run_seed(run)) + run_document(run, times=False).replace(
+        f"### {run.name}\n", "## Data\n\n", 1
+    )
+
+
+def _run_seed(run: Path):
+    """The seed of a demo run, from its synthetic data's provenance (the run's name otherwise)."""
+    prov = Path(run) / "data" / "raw" / "provenance.json"
+    if prov.is_file():
+        return json.loads(prov.read_text()).get("spec", {}).get("seed", Path(run).name)
+    return Path(run).name
+
+
+# ---- robustness over seeds ---------------------------------------------------------------
+
+
+def _seed_findings(run: Path) -> dict[str, tuple[float | str, bool]]:
+    """The demo's headline findings of one run: name -> (figure, holds)."""
+    run = Path(run)
+    out: dict[str, tuple[float | str, bool]] = {}
+    m = {v: _read(run / v / "model" / "metrics.parquet") for v in VARIANTS}
+    acc = {}
+    for v, t in m.items():
+        if t is not None:
+            t = t[(t["split"] == "test") & (t["class"] == "all") & (t["metric"] == "accuracy")]
+            acc[v] = float(t["value"].iloc[0])
+    mc = mcnemar(run)
+    if mc:
+        out["fine-tuned test accuracy above the frozen control's (McNemar p < 0.05)"] = (
+            f"{acc['finetuned']:.3f} vs {acc['frozen']:.3f}",
+            mc["acc_a"] > mc["acc_b"] and mc["p"] < FDR,
+        )
+    if "shuffled" in acc:
+        chance = 1 / len(_read(run / "data" / "proteins.parquet")["label"].unique())
+        lo = _read(run / "shuffled" / "model" / "metrics.parquet")
+        lo = lo[(lo["split"] == "test") & (lo["class"] == "all") & (lo["metric"] == "accuracy")].iloc[0]
+        out[f"shuffled-label control at chance ({chance:.2f} inside its 95% interval)"] = (
+            f"{acc['shuffled']:.3f} [{lo['ci_low']:.3f}, {lo['ci_high']:.3f}]",
+            bool(lo["ci_low"] <= chance <= lo["ci_high"]),
+        )
+    st = {v: _read(run / v / "attribution" / "statistics.parquet") for v in VARIANTS}
+    ft = st["finetuned"]
+    if ft is not None:
+        emb = ft[(ft["layer"] == "embedding") & (ft["class"] == "all")].set_index("annotation_type")
+        if "active_site" in emb.index:
+            e = emb.loc["active_site"]
+            out["planted motif: embedding-level relevance, q < 0.01 (Wilcoxon)"] = (
+                f"median r {e['median_r']:.3f}, q {_q(e['q_value'])}",
+                bool(e["q_value"] < 0.01 and e["median_r"] > 0),
+            )
+            out["planted motif: beyond the residues' identity (composition-matched null)"] = (
+                f"q_composition {_q(e['q_composition'])}",
+                bool(e["significant_composition"]),
+            )
+        dec = ft[ft["annotation_type"] == "site"]
+        if len(dec):
+            out["decoy: no test significant (any layer, head or class)"] = (
+                f"{int(dec['significant'].sum())} of {int(dec['p_value'].notna().sum())}",
+                not bool(dec["significant"].any()),
+            )
+    for v in ("frozen", "shuffled"):
+        t = st[v]
+        if t is not None:
+            n = int(t["significant_composition"].sum())
+            out[f"{v} control: no test significant beyond residue identity (composition-matched null)"] = (
+                f"{n} of {int(t['p_composition'].notna().sum())}",
+                n == 0,
+            )
+    p = _read(run / "finetuned" / "knowledge" / "preservation.parquet")
+    if p is not None and len(p):
+        p = p[(p["metric"] == "accuracy") & ~p["method"].isin(["all", "none"])]
+        p = p[~p["method"].str.startswith("random")]
+        what = {"preserve": "kept", "ablate_revert": "removed"}
+        for r in p.sort_values(["mode", "method", "fraction"]).itertuples():
+            if r.mode not in what or r.fraction > 0.1:
+                continue
+            out[f"{r.method}, {what[r.mode]} {_pct(r.fraction)}: beyond the random band"] = (
+                f"{r.value:.3f} (band {'upper' if r.mode == 'preserve' else 'lower'} "
+                f"{r.random_high if r.mode == 'preserve' else r.random_low:.3f})",
+                bool(r.beats_random),
+            )
+    d = _read(run / "finetuned" / "knowledge" / "density.parquet")
+    if d is not None and len(d):
+        k = d[
+            (d["site"] == "key")
+            & (d["layer"] == "all")
+            & d["method"].isin(["knowledge_attribution", "conductance"])
+        ]
+        for r in k.sort_values(["method", "fraction"]).itertuples():
+            if r.fraction > 0.1:
+                continue
+            out[f"key projections dense in the {r.method} selection at {_pct(r.fraction)} (q < 0.05)"] = (
+                f"{r.density:.2f} (q {_q(r.q_value)})",
+                bool(r.density > 1 and r.q_value < FDR),
+            )
+    return out
+
+
+def seeds_table(runs: list[Path]) -> pd.DataFrame:
+    """One row per headline finding, one column per run (seed): the figure, and whether it
+    holds; robust only where it holds on every seed."""
+    per = {}
+    for run in runs:
+        per[f"seed {_run_seed(run)}"] = _seed_findings(run)
+    names = list(dict.fromkeys(k for f in per.values() for k in f))
+    rows = []
+    for name in names:
+        row = {"finding": name}
+        holds = []
+        for col, f in per.items():
+            fig, ok = f.get(name, ("n/a", False))
+            row[col] = f"{fig}{' ✓' if ok else ''}"
+            holds.append(ok)
+        row["holds on"] = f"{sum(holds)} of {len(holds)}"
+        row["robust"] = "yes" if all(holds) else "no"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+SEEDS_HEADER = """# The demo over seeds: which findings are robust
+
+Generated, not typed, from demo runs that differ only in their seeds (data, motifs, pretraining
+task, training order, random draws): see the commands in README.md ("The demo over seeds"),
+then `python -m plmxai.report.findings --seeds RUN [RUN ...] > docs/results-demo-seeds.md`.
+A finding is robust only where it holds on every seed (✓ marks a seed where it holds). The
+knowledge-neuron rows judge a selection against the band of the matched random selections of
+the same size (its 95% interval, pooled over draws and bootstrap resamples).
+
+"""
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--demo", action="store_true", help="docs/results-demo.md from one demo run")
+    mode.add_argument("--seeds", action="store_true", help="the demo's headline findings over seeds")
     a = ap.parse_args(argv)
-    print("\n".join(run_document(r) for r in a.runs), end="")
+    if a.demo:
+        if len(a.runs) != 1:
+            ap.error("--demo takes one run")
+        print(demo_document(a.runs[0]), end="")
+    elif a.seeds:
+        print(SEEDS_HEADER + markdown(seeds_table(a.runs)), end="")
+    else:
+        print("\n".join(run_document(r) for r in a.runs), end="")
 
 
 if __name__ == "__main__":
