@@ -156,6 +156,29 @@ def test_early_stopping():
     assert len(hist) == 3 and hist["kept"].tolist() == [True, False, False]
 
 
+def test_stop_at_accuracy():
+    """Training ends after the first epoch whose validation accuracy reaches the target, and
+    runs every epoch when none does."""
+    tokens = demo_tokens()
+    train, val = variant_data(tokens, "finetuned", seed=0)
+    full = finetune(build_model(SPEC, ["1", "2", "3"], seed=0), train, val, TrainOptions(epochs=6))
+    target = float(full["val_accuracy"].iloc[2])  # reached at epoch 3 at the latest
+    first = int(full.loc[full["val_accuracy"] >= target, "epoch"].min())
+    hist = finetune(
+        build_model(SPEC, ["1", "2", "3"], seed=0),
+        train,
+        val,
+        TrainOptions(epochs=6, stop_at_accuracy=target),
+    )
+    assert hist["epoch"].tolist() == list(range(1, first + 1))
+    # the same epochs as the full run up to the stop (the schedule is the full run's)
+    np.testing.assert_allclose(hist["val_accuracy"], full["val_accuracy"].iloc[:first])
+    never = finetune(
+        build_model(SPEC, ["1", "2", "3"], seed=0), train, val, TrainOptions(epochs=3, stop_at_accuracy=1.01)
+    )
+    assert len(never) == 3
+
+
 RUNNER = textwrap.dedent("""
     import logging, sys, torch
     logging.basicConfig(level=logging.INFO)

@@ -82,24 +82,28 @@ def pretrain_encoder(model, synthetic: dict, pretrain: dict, demo_motifs: list[s
         epochs=pretrain["epochs"],
         learning_rate=pretrain["learning_rate"],
         batch_size=pretrain["batch_size"],
+        stop_at_accuracy=pretrain.get("stop_accuracy"),
         seed=seed,
     )
     t0 = time.perf_counter()
-    finetune(teacher, train, val, opts)
+    history = finetune(teacher, train, val, opts)
     acc = float((predict_logits(teacher, val).argmax(1) == val["label_id"].to_numpy()).mean())
     model.esm.load_state_dict(teacher.esm.state_dict())
     summary = {
         "motifs": motifs,
         "proteins": len(tokens),
         "val_accuracy": acc,
+        "epochs": int(history["epoch"].max()),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     log.info(
-        "pretrained the encoder on %d proteins of motifs %s (not the demo's %s): validation accuracy %.3f in %.0f s",
+        "pretrained the encoder on %d proteins of motifs %s (not the demo's %s): validation accuracy %.3f "
+        "after %d epochs in %.0f s",
         len(tokens),
         motifs,
         demo_motifs,
         acc,
+        summary["epochs"],
         summary["seconds"],
     )
     return summary

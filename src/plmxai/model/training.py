@@ -46,6 +46,7 @@ class TrainOptions:
     keep_best: bool = True  # restore the epoch with the best validation macro-F1
     early_stopping_patience: int = 0  # stop after N epochs without improvement (0: off)
     checkpoint_every: int = 0  # optimizer steps between checkpoints (0: epoch ends only)
+    stop_at_accuracy: float | None = None  # stop after the first epoch reaching this validation accuracy
     seed: int = 0
 
 
@@ -370,6 +371,15 @@ def finetune(
             if opt.early_stopping_patience and state["stale"] >= opt.early_stopping_patience:
                 log.info("early stopping: %d epochs without a better validation macro-F1", state["stale"])
                 stop = True
+        if opt.stop_at_accuracy is not None and row["val_accuracy"] >= opt.stop_at_accuracy:
+            log.info(
+                "validation accuracy %.3f reached %.3f: stopping after epoch %d of at most %d",
+                row["val_accuracy"],
+                opt.stop_at_accuracy,
+                epoch,
+                opt.epochs,
+            )
+            stop = True
         state.update(epoch=epoch + 1, micro=0, loss_sum=0.0, correct=0, seen=0)
         checkpoint()
     df = pd.DataFrame(state["history"])
