@@ -29,6 +29,14 @@ def _record_imports(folder: Path, name: str) -> None:
     (folder / f"{name}.json").write_text(json.dumps({"script": script, "distributions": dists}))
 
 
+def _peak_gb() -> float:
+    """This process's peak resident memory (Linux reports KB, macOS bytes)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024**3 if sys.platform == "darwin" else 1024**2)
+
+
 @contextlib.contextmanager
 def job_log(log_path: str | os.PathLike | None, outputs=()):
     start = time.perf_counter()
@@ -46,7 +54,12 @@ def job_log(log_path: str | os.PathLike | None, outputs=()):
     try:
         yield log
         sizes = ", ".join(f"{o} ({_size(o)})" for o in outputs)
-        log.info("done in %.1f s; wrote %s", time.perf_counter() - start, sizes or "nothing")
+        log.info(
+            "done in %.1f s, peak memory %.2f GB; wrote %s",
+            time.perf_counter() - start,
+            _peak_gb(),
+            sizes or "nothing",
+        )
         if os.environ.get(AUDIT_ENV) and log_path:
             _record_imports(Path(os.environ[AUDIT_ENV]), Path(log_path).stem)
     except BaseException:
