@@ -32,6 +32,10 @@ def test_shipped_config_is_valid():
             r"'model.training.epochs' \(given as 'training.epochs'\): 'ten' is not of type 'integer'",
         ),
         ({"model": {"source": "hub"}}, r"'model.source': 'hub' is not one of"),
+        (
+            {"data": {"max_length": 300.0}},
+            r"'data.max_length': 300.0 is not of type 'integer': write a whole number, e.g. 300",
+        ),
         ({"data": {"split": {"train": 0.5}}}, r"'data.split.train/val/test' must sum to 1"),
         ({"data": {"source": "uniprot_tsv"}}, r"'data.tsv' is required"),
         ({"model": {"architecture": {"num_heads": 3}}}, r"'model.architecture.num_heads' \(3\) must divide"),

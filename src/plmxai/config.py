@@ -27,7 +27,12 @@ def _with_defaults(validator_cls):
                     instance[name] = copy.deepcopy(sub["default"])
         yield from validate_props(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+    # an integer is an int: JSON Schema counts 300.0 as one, and a float index or length then
+    # fails deep in a stage, far from the key that caused it
+    integers = validator_cls.TYPE_CHECKER.redefine(
+        "integer", lambda checker, x: isinstance(x, int) and not isinstance(x, bool)
+    )
+    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults}, type_checker=integers)
 
 
 def load_schema(path: str | Path | None = None) -> dict:
@@ -106,7 +111,14 @@ def validate_config(config: dict, schema: dict | str | Path | None = None) -> di
                 if key == new or key.startswith(new + "."):
                     label += f" (given as '{old}{key[len(new) :]}')"
             desc = e.schema.get("description") if isinstance(e.schema, dict) else None
-            lines.append(f"config key {label}: {e.message}" + (f" ({desc})" if desc else ""))
+            message = e.message
+            if (
+                e.validator == "type"
+                and isinstance(e.instance, float)
+                and "integer" in str(e.validator_value)
+            ):
+                message += f": write a whole number, e.g. {int(e.instance) if e.instance.is_integer() else round(e.instance)}"
+            lines.append(f"config key {label}: {message}" + (f" ({desc})" if desc else ""))
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
     _check_consistency(config)
     return config

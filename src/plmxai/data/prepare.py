@@ -97,6 +97,14 @@ def prepare(tsv, d: dict, seed: int, threads: int = 1) -> tuple[pd.DataFrame, pd
         proteins["split"] = homology.cluster_split(
             proteins["label"], proteins["cluster"], fractions, seed
         ).to_numpy()
+        empty = [s for s in ("train", "test") if not (proteins["split"] == s).any()]
+        if empty:
+            raise ValueError(
+                f"{tsv}: the homology split left the {' and '.join(empty)} split empty: "
+                f"{len(proteins)} proteins fall in {proteins['cluster'].nunique()} cluster(s) at "
+                f"data.split.min_seq_id {sp['min_seq_id']} (coverage {sp['coverage']}). For "
+                "sequences this similar set data.split.method: random, or raise data.split.min_seq_id"
+            )
         split_info.update(
             {
                 "clusters": int(proteins["cluster"].nunique()),
@@ -106,12 +114,52 @@ def prepare(tsv, d: dict, seed: int, threads: int = 1) -> tuple[pd.DataFrame, pd
             }
         )
     else:
-        proteins["split"] = stratified_split(proteins["label"], fractions, seed).to_numpy()
+        # identical sequences under several accessions go to one split together, or the test
+        # split would hold proteins the model was trained on: one copy is split, the rest follow
+        first = ~proteins["sequence"].duplicated()
+        if first.all():
+            proteins["split"] = stratified_split(proteins["label"], fractions, seed).to_numpy()
+        else:
+            rep = proteins.loc[first]
+            where = dict(zip(rep["sequence"], stratified_split(rep["label"], fractions, seed)))
+            proteins["split"] = proteins["sequence"].map(where).to_numpy()
         proteins["cluster"] = proteins["accession"]  # every protein its own cluster
-    for split in ("train", "test"):
+    shared = proteins["sequence"].duplicated(keep=False)
+    split_info["identical_sequences"] = {
+        "sequences": int(proteins.loc[shared, "sequence"].nunique()),
+        "proteins": int(shared.sum()),
+        "splits_shared": int((proteins[shared].groupby("sequence")["split"].nunique() > 1).sum()),
+    }
+    if shared.any():
+        log.warning(
+            "%d proteins share %d identical sequences under different accessions; each sequence's "
+            "copies are in one split",
+            int(shared.sum()),
+            split_info["identical_sequences"]["sequences"],
+        )
+    # a class missing from a split is kept (its proteins still train or test the model), and
+    # said with the reason that fits the split method
+    missing: dict = {}
+    for split in ("train", "val", "test"):
+        if not fractions[split]:
+            continue
         empty = [c for c in labels if not ((proteins["split"] == split) & (proteins["label"] == c)).any()]
         if empty:
-            log.warning("classes %s have no %s proteins (clusters too few or too large)", empty, split)
+            missing[split] = [str(c) for c in empty]
+            sizes = proteins["label"].value_counts()
+            why = (
+                "its proteins fall in too few clusters for every split"
+                if sp["method"] == "homology"
+                else f"a class of n proteins reaches every split only with n >= {sum(f > 0 for f in fractions.values())}"
+            )
+            log.warning(
+                "class(es) %s (%s proteins) have no %s proteins: %s; raise data.min_class_size to drop such classes",
+                empty,
+                ", ".join(str(int(sizes[c])) for c in empty),
+                split,
+                why,
+            )
+    split_info["classes_missing"] = missing
     prov = {"stage": "data", "config_hash": config_hash([d, seed]), "source": str(tsv)}
     summary = report.as_dict()
     summary.update(

@@ -192,9 +192,13 @@ def parse_features(text: str) -> list[dict]:
     return out
 
 
+_EC_PREFIX = re.compile(r"^EC[\s:]*", re.IGNORECASE)
+
+
 def ec_label(ec_field: str, level: int, multi: str) -> tuple[str | None, str]:
     """EC number(s) -> label at `level`, or (None, reason)."""
-    numbers = [e.strip() for e in ec_field.split(";") if e.strip()]
+    # "EC 3.5.2.15" or "EC:3.5.2.15" (spreadsheets, other databases): the number after the prefix
+    numbers = [_EC_PREFIX.sub("", e.strip()) for e in ec_field.split(";") if e.strip()]
     if not numbers:
         return None, "no EC number"
     labels = []
@@ -257,11 +261,84 @@ def drop_small_classes(prot: pd.DataFrame, ann: pd.DataFrame, min_size: int, rep
     return prot, ann
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == _GZIP_MAGIC
+
+
 def _open_text(path: Path):
-    # utf-8-sig: a spreadsheet's or editor's byte-order mark is not part of the first field
-    if path.suffix == ".gz":
+    # utf-8-sig: a spreadsheet's or editor's byte-order mark is not part of the first field;
+    # gzip is read by its content, whatever the file's name (a .tsv that curl saved compressed)
+    if _is_gzip(path):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
     return open(path, encoding="utf-8-sig", newline="")
+
+
+_HOW_TO_TSV = (
+    "download the TSV from UniProt (the website's Download > Format: TSV, or the REST API with "
+    "format=tsv), or set data.source to this file's format"
+)
+
+
+def recognise(path: Path) -> None:
+    """Stop early, naming what the file is and what to do, where `path` is not a UniProt TSV:
+    a workbook, UTF-16 text, JSON or FASTA. gzip and a UTF-8 byte-order mark are read."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if head[:2] == _GZIP_MAGIC:
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(4096)
+        except (OSError, EOFError) as err:
+            raise UniProtFormatError(
+                path, None, f"gzip-compressed but unreadable ({err}): download it again"
+            ) from None
+    if head[:4] == b"PK\x03\x04" or head[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        raise UniProtFormatError(
+            path,
+            None,
+            "an Excel workbook (or another zip or OLE file), not tab-separated text: in Excel, "
+            "File > Save As > 'Text (Tab delimited)' or 'UTF-8 CSV' with tabs; or " + _HOW_TO_TSV,
+        )
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise UniProtFormatError(
+            path,
+            None,
+            "UTF-16 text (what Excel saves as 'Unicode Text'): re-save it as UTF-8, e.g. "
+            f"iconv -f UTF-16 -t UTF-8 {path} > {path.stem}.utf8.tsv",
+        )
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    if text[:1] in (b"{", b"["):
+        raise UniProtFormatError(
+            path, None, "a JSON file (UniProt's format=json download), not a TSV export: " + _HOW_TO_TSV
+        )
+    if text[:1] == b">":
+        raise UniProtFormatError(
+            path,
+            None,
+            "a FASTA file, not a TSV export: set data.source: fasta to analyse its sequences "
+            "(no labels or sites), or " + _HOW_TO_TSV,
+        )
+
+
+def _undecodable(path: Path) -> tuple[int, str, bytes] | None:
+    """(line, column name, bytes) of the first byte that is not UTF-8, for the error message."""
+    opener = gzip.open if _is_gzip(path) else open
+    with opener(path, "rb") as fh:
+        header: list[str] = []
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                fields = raw[: err.start].split(b"\t")
+                column = header[len(fields) - 1] if len(fields) <= len(header) else f"field {len(fields)}"
+                return lineno, column, raw[err.start : err.end]
+            if lineno == 1:
+                header = line.rstrip("\r\n").split("\t")
+    return None
 
 
 def _is_quoted(path: Path) -> bool:
@@ -300,6 +377,7 @@ def read_uniprot_tsv(
     proteins: list[dict] = []
     annotations: list[dict] = []
     seen: dict[str, int] = {}
+    recognise(path)
     try:
         report.quoted = _is_quoted(path)
         fh = _open_text(path)
@@ -325,6 +403,13 @@ def read_uniprot_tsv(
             for lineno, row in rows:
                 if not row or row == [""]:
                     continue
+                if row == header:
+                    raise UniProtFormatError(
+                        path,
+                        lineno,
+                        "the header line again: two exports joined into one file? Keep the first "
+                        "header line only, e.g. awk 'NR == 1 || $1 != \"Entry\"' in > out",
+                    )
                 report.rows += 1
                 if len(row) != len(header):
                     raise UniProtFormatError(path, lineno, f"{len(row)} columns, header has {len(header)}")
@@ -426,7 +511,19 @@ def read_uniprot_tsv(
                         "line": lineno,
                     }
                 )
-    except (EOFError, gzip.BadGzipFile, UnicodeDecodeError, OSError) as err:
+    except UnicodeDecodeError:
+        where = _undecodable(path)
+        if where is None:
+            raise UniProtFormatError(path, None, "not UTF-8 text: re-save it as UTF-8") from None
+        lineno, column, raw = where
+        raise UniProtFormatError(
+            path,
+            lineno,
+            f"column {column!r}: bytes {raw!r} are not UTF-8 (a file saved in Latin-1 or "
+            f"Windows-1252?): re-save it as UTF-8, e.g. iconv -f WINDOWS-1252 -t UTF-8 {path} > "
+            f"{path.stem}.utf8.tsv",
+        ) from None
+    except (EOFError, gzip.BadGzipFile, OSError) as err:
         if isinstance(err, FileNotFoundError):
             raise
         raise UniProtFormatError(path, None, f"unreadable: {err}") from None

@@ -563,13 +563,23 @@ def _length_text(lp: dict) -> str:
 
 def _split_text(sp: dict) -> str:
     if sp.get("method") != "homology":
-        return "random, stratified by class"
-    return (
-        f"homology (MMseqs2, identity >= {sp['min_seq_id']}, coverage {sp['coverage']}): "
-        f"{sp['clusters']} clusters; highest test-to-train identity "
-        f"{sp['max_test_train_identity']:.2f} ({sp['test_proteins_with_train_hit']} test "
-        "proteins with any hit in train)"
-    )
+        text = "random, stratified by class"
+    else:
+        text = (
+            f"homology (MMseqs2, identity >= {sp['min_seq_id']}, coverage {sp['coverage']}): "
+            f"{sp['clusters']} clusters; highest test-to-train identity "
+            f"{sp['max_test_train_identity']:.2f} ({sp['test_proteins_with_train_hit']} test "
+            "proteins with any hit in train)"
+        )
+    same = sp.get("identical_sequences") or {}
+    if same.get("proteins"):
+        text += (
+            f"; {same['proteins']} proteins share {same['sequences']} identical sequences, each "
+            f"sequence's copies in one split ({same['splits_shared']} shared between splits)"
+        )
+    for split, classes in (sp.get("classes_missing") or {}).items():
+        text += f"; no {split} proteins of class(es) {', '.join(classes)}"
+    return text
 
 
 def _track_choice(relevance, annotations, preds, n) -> list[str]:
