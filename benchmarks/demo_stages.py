@@ -37,8 +37,8 @@ def merged(base: dict, change: dict) -> dict:
     return out
 
 
-def run_demo(work: Path, config: dict, cores: int) -> float:
-    """Wall seconds of one demo run in `work`."""
+def run_workflow(work: Path, config: dict, cores: int) -> float:
+    """Wall seconds of one run of this checkout's workflow with `config`, in `work`."""
     work.mkdir(parents=True, exist_ok=True)
     cfg = work / "config.yaml"
     cfg.write_text(yaml.safe_dump(config))
@@ -71,7 +71,7 @@ def main(argv=None) -> None:
     root = a.keep or Path(tempfile.mkdtemp(prefix="demo_stages_"))
     runs = {}
     for name, cfg in (("baseline", merged(current, BASELINE)), ("current", current)):
-        wall = run_demo(root / name, cfg, a.cores)
+        wall = run_workflow(root / name, cfg, a.cores)
         out = root / name / "results" / cfg["run"]
         table, peak = stage_table(out).set_index("stage")["seconds"], peak_gb(out)
         runs[name] = (wall, peak, table)

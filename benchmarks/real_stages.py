@@ -24,10 +24,8 @@ import argparse
 import copy
 import json
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,17 +35,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from demo_stages import merged, run_workflow  # noqa: E402
 from training_throughput import matmul_peak  # noqa: E402
 
 _CHUNK = re.compile(r"_\d+$")
 VARIANTS = ("finetuned", "frozen", "shuffled")
-
-
-def merged(base: dict, change: dict) -> dict:
-    out = dict(base)
-    for k, v in change.items():
-        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def scaled(cfg: dict, per_class: int, scale: int) -> dict:
@@ -62,26 +54,6 @@ def scaled(cfg: dict, per_class: int, scale: int) -> dict:
             "attention": {"max_proteins": 0},
         },
     )
-
-
-def run(work: Path, cfg: dict, cores: int) -> float:
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(work),
-    ]
-    cmd += ["--configfile", str(work / "config.yaml"), "--cores", str(cores)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}")
-    return time.perf_counter() - t0
 
 
 def _log_value(log: Path, pattern: str) -> float | None:
@@ -221,7 +193,7 @@ def main(argv=None) -> None:
     for scale in (1, 4):
         cfg = scaled(base, a.per_class, scale)
         full = validate_config(copy.deepcopy(cfg))
-        wall = run(root / f"scale_{scale}", cfg, a.cores)
+        wall = run_workflow(root / f"scale_{scale}", cfg, a.cores)
         out = root / f"scale_{scale}" / "results" / cfg["run"]
         n = len(pd.read_parquet(out / "data" / "proteins.parquet", columns=["accession"]))
         results[scale] = (n, wall, jobs(out), model_flops(out, full, Path(m["name_or_path"])))
