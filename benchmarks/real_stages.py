@@ -16,6 +16,7 @@ other setting is the config's. Prints per stage:
   - each stage's share of the 4N run's job-seconds.
 
     python benchmarks/real_stages.py [--config config/esm2_8m_ec.yaml] [--per-class 5] [--cores 2]
+        [--keep DIR | --analyse DIR]
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from demo_stages import merged, run_workflow  # noqa: E402
 from training_throughput import matmul_peak  # noqa: E402
+
+from plmxai.report.anchors import wall_seconds  # noqa: E402
 
 _CHUNK = re.compile(r"_\d+$")
 VARIANTS = ("finetuned", "frozen", "shuffled")
@@ -165,6 +168,7 @@ def main(argv=None) -> None:
     ap.add_argument("--per-class", type=int, default=5, help="proteins per class at N")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--keep", type=Path, help="run in this folder and keep the results")
+    ap.add_argument("--analyse", type=Path, help="no runs: the table of the runs kept in this folder")
     a = ap.parse_args(argv)
     from plmxai.config import validate_config
 
@@ -188,32 +192,43 @@ def main(argv=None) -> None:
     print(
         f"matmul peak at 1 thread: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s"
     )
-    root = a.keep or Path(tempfile.mkdtemp(prefix="real_stages_"))
+    root = a.keep or a.analyse or Path(tempfile.mkdtemp(prefix="real_stages_"))
     results = {}
     for scale in (1, 4):
         cfg = scaled(base, a.per_class, scale)
         full = validate_config(copy.deepcopy(cfg))
-        wall = run_workflow(root / f"scale_{scale}", cfg, a.cores)
         out = root / f"scale_{scale}" / "results" / cfg["run"]
+        if a.analyse:  # runs kept by an earlier --keep: their wall clock from the jobs' logs
+            wall = wall_seconds(out)
+        else:
+            wall = run_workflow(root / f"scale_{scale}", cfg, a.cores)
         n = len(pd.read_parquet(out / "data" / "proteins.parquet", columns=["accession"]))
         results[scale] = (n, wall, jobs(out), model_flops(out, full, Path(m["name_or_path"])))
         print(f"scale {scale}: {n} proteins, wall {wall / 60:.1f} min", flush=True)
-    (n1, w1, j1, _), (n4, w4, j4, f4) = results[1], results[4]
+    print(table(results, peaks))
+
+
+def table(results: dict, peaks: dict) -> str:
+    """The Markdown table: per stage, time and work at N and 4N, memory, FLOP/s, share."""
+    (n1, w1, j1, f1), (n4, w4, j4, f4) = results[1], results[4]
     s1, s4 = j1.groupby("stage")["seconds"].sum(), j4.groupby("stage")["seconds"].sum()
     m1, m4 = j1.groupby("stage")["peak_gb"].max(), j4.groupby("stage")["peak_gb"].max()
     total = s4.sum()
-    print(
-        f"\n| stage | seconds at N = {n1} | at 4N = {n4} | ratio | peak GB at N | at 4N | TFLOP at 4N "
-        "| GFLOP/s | of the matmul peak | share of 4N |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-    )
+    lines = [
+        f"\n| stage | seconds at N = {n1} | at 4N = {n4} | time ratio | work ratio (FLOPs) | peak GB at N "
+        "| at 4N | TFLOP at 4N | GFLOP/s | of the 1-thread matmul peak | share of 4N |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for stage in s4.sort_values(ascending=False).index:
         flops, loop_s, prec = f4.get(stage, (None, None, None))
+        flops1 = f1.get(stage, (None,))[0]
         rate = flops / loop_s if flops and loop_s else None
         cells = [
             stage,
             f"{s1.get(stage, np.nan):.0f}",
             f"{s4[stage]:.0f}",
             f"{s4[stage] / s1[stage]:.2f}" if s1.get(stage) else "n/a",
+            f"{flops / flops1:.2f}" if flops and flops1 else "",
             f"{m1.get(stage, np.nan):.2f}",
             f"{m4[stage]:.2f}",
             f"{flops / 1e12:.2f}" if flops else "",
@@ -221,10 +236,12 @@ def main(argv=None) -> None:
             f"{rate / peaks[prec]:.0%} ({prec})" if rate else "",
             f"{s4[stage] / total:.0%}",
         ]
-        print("| " + " | ".join(cells) + " |")
-    print(
-        f"| whole run (wall clock) | {w1:.0f} | {w4:.0f} | {w4 / w1:.2f} | | {j4['peak_gb'].max():.2f} | | | | |"
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append(
+        f"| whole run (wall clock) | {w1:.0f} | {w4:.0f} | {w4 / w1:.2f} | | {j1['peak_gb'].max():.2f} "
+        f"| {j4['peak_gb'].max():.2f} | | | | |"
     )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -596,7 +596,10 @@ def seeds_table(runs: list[Path]) -> pd.DataFrame:
     holds; robust only where it holds on every seed."""
     per = {}
     for run in runs:
-        per[f"seed {_run_seed(run)}"] = _seed_findings(run)
+        label = f"seed {_run_seed(run)}"
+        if label in per:  # two runs of one seed: tell them apart by their folders
+            label = f"{label} ({Path(run).parent.parent.name}/{Path(run).name})"
+        per[label] = _seed_findings(run)
     names = list(dict.fromkeys(k for f in per.values() for k in f))
     rows = []
     for name in names:
