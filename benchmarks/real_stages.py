@@ -40,9 +40,7 @@ from demo_stages import merged, run_workflow  # noqa: E402
 from training_throughput import matmul_peak  # noqa: E402
 
 from plmxai.report.anchors import wall_seconds  # noqa: E402
-
-_CHUNK = re.compile(r"_\d+$")
-VARIANTS = ("finetuned", "frozen", "shuffled")
+from plmxai.report.findings import VARIANTS, job_stage  # noqa: E402
 
 
 def scaled(cfg: dict, per_class: int, scale: int) -> dict:
@@ -71,13 +69,13 @@ def jobs(out: Path) -> pd.DataFrame:
         m = re.search(r"done in ([0-9.]+) s, peak memory ([0-9.]+) GB", log.read_text())
         if not m:
             continue
-        stage = _CHUNK.sub("", log.stem)
-        for v in (*VARIANTS, "given"):
-            stage = stage.removesuffix(f"_{v}")
-        if _CHUNK.search(log.stem):
-            stage += "_chunk"
         rows.append(
-            {"job": log.stem, "stage": stage, "seconds": float(m.group(1)), "peak_gb": float(m.group(2))}
+            {
+                "job": log.stem,
+                "stage": job_stage(log.stem),
+                "seconds": float(m.group(1)),
+                "peak_gb": float(m.group(2)),
+            }
         )
     return pd.DataFrame(rows)
 

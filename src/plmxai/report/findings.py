@@ -387,16 +387,21 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def job_stage(job: str) -> str:
+    """The rule a job's log belongs to: `finetune_frozen` -> finetune, `attribution_<variant>_<i>`
+    (a chunk) -> attribution_chunk."""
+    stage = _CHUNK.sub("", job)
+    for v in (*VARIANTS, "given"):
+        stage = stage.removesuffix(f"_{v}")
+    return stage + "_chunk" if _CHUNK.search(job) else stage
+
+
 def stage_table(run: Path) -> pd.DataFrame:
     """Seconds per stage, summed over variants and chunks (jobs' own logs)."""
     per: dict[str, float] = {}
     jobs: dict[str, int] = {}
     for job, s in stage_times(run).items():
-        stage = _CHUNK.sub("", job)
-        for v in (*VARIANTS, "given"):
-            stage = stage.removesuffix(f"_{v}")
-        if _CHUNK.search(job):  # attribution_<variant>_<i>: a job of attribution_chunk
-            stage += "_chunk"
+        stage = job_stage(job)
         per[stage] = per.get(stage, 0.0) + s
         jobs[stage] = jobs.get(stage, 0) + 1
     total = sum(per.values())
@@ -527,7 +532,7 @@ def _seed_findings(run: Path) -> dict[str, tuple[float | str, bool]]:
         )
     if "shuffled" in acc:
         chance = 1 / len(_read(run / "data" / "proteins.parquet")["label"].unique())
-        lo = _read(run / "shuffled" / "model" / "metrics.parquet")
+        lo = m["shuffled"]
         lo = lo[(lo["split"] == "test") & (lo["class"] == "all") & (lo["metric"] == "accuracy")].iloc[0]
         out[f"shuffled-label control at chance ({chance:.2f} inside its 95% interval)"] = (
             f"{acc['shuffled']:.3f} [{lo['ci_low']:.3f}, {lo['ci_high']:.3f}]",
