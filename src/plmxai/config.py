@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import logging
 from importlib import resources
@@ -118,6 +119,22 @@ def validate_config(config: dict, schema: dict | str | Path | None = None) -> di
                 and "integer" in str(e.validator_value)
             ):
                 message += f": write a whole number, e.g. {int(e.instance) if e.instance.is_integer() else round(e.instance)}"
+            elif e.validator == "additionalProperties" and isinstance(e.instance, dict):
+                known = list(e.schema.get("properties", {}))
+                for extra in sorted(set(e.instance) - set(known)):
+                    near = difflib.get_close_matches(str(extra), known, n=1)
+                    message += (
+                        f"; for '{extra}' did you mean '{near[0]}'?"
+                        if near
+                        else f"; '{extra}' is not a key here (keys: {', '.join(known)})"
+                    )
+                desc = None
+            elif e.validator == "enum" and isinstance(e.instance, str):
+                allowed = {str(v).lower(): str(v) for v in e.validator_value}
+                near = difflib.get_close_matches(e.instance.lower(), list(allowed), n=1, cutoff=0.6)
+                near = near or [v for v in allowed if e.instance.lower() in v][:1]
+                if near:
+                    message += f": did you mean '{allowed[near[0]]}'?"
             lines.append(f"config key {label}: {message}" + (f" ({desc})" if desc else ""))
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
     _check_consistency(config)
@@ -214,6 +231,35 @@ def _check_source(cfg: dict[str, Any]) -> None:
             "config key 'variants': given analyses a loaded model as it is, and model.source is "
             f"{cfg['model']['source']} (random weights); use model.source: pretrained"
         )
+
+
+def input_problem(cfg: dict[str, Any]) -> str | None:
+    """What is missing of a validated config's inputs (the data file or folder, a local model
+    folder), named by its config key; None when all are there. The workflow checks it when a run
+    starts; validate_config does not, as a notebook may build a config before its files exist."""
+    d = cfg["data"]
+    key = (
+        None
+        if d["source"] in ("synthetic", "uniprot_rest")
+        else ("tsv" if d["source"] == "uniprot_tsv" else "path")
+    )
+    if key and not Path(d[key]).exists():
+        return (
+            f"config key 'data.{key}': no such file or folder {d[key]!r} (a relative path is read "
+            f"from the folder the run starts in, {Path.cwd()})"
+        )
+    m = cfg["model"]
+    name = m.get("name_or_path") or ""
+    if (
+        m["source"] == "pretrained"
+        and name.startswith(("/", "./", "../", "~"))
+        and not Path(name).expanduser().is_dir()
+    ):
+        return (
+            f"config key 'model.name_or_path': no model folder {name!r}; give a folder with "
+            "config.json and the weights, or a Hugging Face hub name such as facebook/esm2_t6_8M_UR50D"
+        )
+    return None
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> dict:

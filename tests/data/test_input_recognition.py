@@ -1,13 +1,13 @@
-"""Files that are not what the UniProt reader expects: each recognised for what it is, the
-message saying what to do, and the file read once fixed as the message says."""
+"""Files the UniProt reader reads as they come (gzip, a byte-order mark, EC prefixes), and the
+splits of odd inputs; the wrong files, each with its message, are the corpus in
+test_input_corpus.py."""
 
 import gzip
-import json
 import shutil
 
 import pytest
 
-from plmxai.data.uniprot import ReadOptions, UniProtFormatError, read_uniprot_tsv
+from plmxai.data.uniprot import ReadOptions, read_uniprot_tsv
 
 HEADER = "Entry\tSequence\tEC number\tActive site\n"
 ROWS = "".join(
@@ -40,68 +40,6 @@ def test_ec_number_with_a_prefix_is_read(tmp_path):
     prot, _, report = read(p)
     assert len(prot) == 12 and not report.dropped
     assert sorted(prot["label"].unique()) == ["1", "2", "3"]
-
-
-@pytest.mark.parametrize(
-    "kind, make, parts, fix",
-    [
-        (
-            "UTF-16",
-            lambda p: p.write_text(GOOD, encoding="utf-16"),
-            ["UTF-16 text", "re-save it as UTF-8", "iconv -f UTF-16 -t UTF-8"],
-            lambda p: p.write_text(p.read_text(encoding="utf-16"), encoding="utf-8"),
-        ),
-        (
-            "UniProt JSON",
-            lambda p: p.write_text(json.dumps({"results": [{"sequence": {"value": "M" * 200_000}}]})),
-            ["a JSON file", "format=tsv"],
-            lambda p: p.write_text(GOOD),
-        ),
-        (
-            "FASTA",
-            lambda p: p.write_text(">sp|P1|X\nMKTAYIAKQR\n"),
-            ["a FASTA file", "data.source: fasta", "format=tsv"],
-            lambda p: p.write_text(GOOD),
-        ),
-        (
-            "Excel workbook",
-            lambda p: p.write_bytes(b"PK\x03\x04" + bytes(200)),
-            ["an Excel workbook", "Text (Tab delimited)"],
-            lambda p: p.write_text(GOOD),
-        ),
-        (
-            "old Excel workbook",
-            lambda p: p.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(200)),
-            ["an Excel workbook"],
-            lambda p: p.write_text(GOOD),
-        ),
-        (
-            "two exports joined",
-            lambda p: p.write_text(
-                HEADER + ROWS[: ROWS.index("P00006")] + HEADER + ROWS[ROWS.index("P00006") :]
-            ),
-            ["line 8", "the header line again", "Keep the first header line only"],
-            lambda p: p.write_text(GOOD),
-        ),
-        (
-            "a Latin-1 byte",
-            lambda p: p.write_bytes(GOOD.replace('note="n"', 'note="\xe9"', 1).encode("latin-1")),
-            ["line 2", "column 'Active site'", "b'\\xe9'", "not UTF-8", "re-save it as UTF-8"],
-            lambda p: p.write_text(p.read_bytes().decode("latin-1")),
-        ),
-    ],
-)
-def test_wrong_file_named_and_fixed(tmp_path, kind, make, parts, fix):
-    p = tmp_path / "export.tsv"
-    make(p)
-    with pytest.raises(UniProtFormatError) as err:
-        read(p)
-    message = str(err.value)
-    assert message.startswith(str(p)), message
-    for part in parts:
-        assert part in message, (kind, part, message)
-    fix(p)  # what the message says to do
-    assert len(read(p)[0]) == 12, kind
 
 
 @pytest.mark.skipif(shutil.which("mmseqs") is None, reason="MMseqs2 is not installed")

@@ -19,6 +19,7 @@ from plmxai.data.readers import (
     read_sites_jsonl,
     read_structure_folder,
 )
+from plmxai.data.recognise import InputError
 from plmxai.data.uniprot import UniProtFormatError
 
 
@@ -64,7 +65,7 @@ def annotations(rows):
 
 def assert_error(call, path, message):
     """The reader stops with an InputFormatError (a UniProtFormatError) naming file and value."""
-    with pytest.raises(InputFormatError, match=message) as err:
+    with pytest.raises(InputError, match=message) as err:
         call(path)
     assert isinstance(err.value, UniProtFormatError)
     assert str(path) in str(err.value)
@@ -104,13 +105,13 @@ def test_read_fasta_tables(tmp_path):
 
 
 FASTA_BAD = [
-    ("", r"line 1: empty file"),
+    ("", r": an empty file \(0 bytes\): the download or copy failed"),
     ("MKT\n>a\nMK\n", r"line 1: text before the first header: 'MKT'"),
     (">a\n>b\nMK\n", r"line 1: header '>a' has no sequence"),
     (">a\nMK\n>b\n", r"line 3: header '>b' has no sequence"),
     (">a\nMK\n>a\nMK\n", r"line 3: duplicate accession 'a' \(first on line 1\)"),
     (">a\nMKT\nAJK\n", r"line 3: a: 'J' at residue 5 is not an amino-acid letter"),
-    (">a\nMK*T\n", r"line 2: a: '\*' at residue 3 is not an amino-acid letter"),
+    (">a\nMK*T\n", r"line 2: a: '\*' at residue 3 is a stop codon inside the sequence"),
     (">sp|P1|X\nMK1\n", r"line 2: P1: '1' at residue 3"),
 ]
 
@@ -165,7 +166,7 @@ def test_read_residue_label_fasta_tables(tmp_path):
 
 
 RESIDUE_BAD = [
-    ("", r"line 1: empty file"),
+    ("", r": an empty file \(0 bytes\): the download or copy failed"),
     (">a|x\nMKT\n", r"line 2: truncated file: record a \(header on line 1\) has no label line"),
     (">a|x\n", r"line 1: truncated file: record a \(header on line 1\) has no sequence and label"),
     (
@@ -233,9 +234,9 @@ def test_read_sites_jsonl_outside_policy(tmp_path):
 
 GOOD = {"id": "a", "primary": "MK", "positions": [1, 2], "sites": [2]}
 SITES_BAD = [
-    ([""], r"line 1: empty file"),
+    ([""], r": an empty file \(blank lines only\)"),
     ([GOOD, '{"id": "b", "primary": '], r"line 2: invalid JSON \(.*\): '\{\"id\": \"b\""),
-    (['["a", "MK"]'], r"line 1: not a JSON object"),
+    (['["a", "MK"]'], r": a JSON array, where JSON lines is expected: write one object a line"),
     ([{"id": "a", "primary": "MK", "positions": [1, 2]}], r"line 1: missing key\(s\) \['sites'\]"),
     ([dict(GOOD, positions=[1])], r"line 1: a: 1 positions for a primary sequence of 2 residues"),
     ([GOOD, dict(GOOD, sites=[5])], r"line 2: duplicate id 'a' \(first on line 1\)"),
@@ -335,7 +336,7 @@ def test_read_structure_folder_missing_or_empty(tmp_path):
 def test_read_structure_folder_file_without_protein_chain(tmp_path, residues, message):
     write(tmp_path, pdb(COMPLEX), "a_good.pdb")
     write(tmp_path, pdb(residues), "bad.pdb")
-    with pytest.raises(InputFormatError, match=message) as err:
+    with pytest.raises(InputError, match=message) as err:
         read_structure_folder(tmp_path)
     assert str(tmp_path / "bad.pdb") in str(err.value)
 

@@ -6,6 +6,7 @@ from collections import Counter
 import pandas as pd
 import pytest
 
+from plmxai.data.recognise import InputError
 from plmxai.data.uniprot import (
     ReadOptions,
     UniProtFormatError,
@@ -120,25 +121,31 @@ def test_min_class_size_drops_and_counts(tmp_path):
 
 
 BAD_INPUTS = [
-    ("", r"line 1: empty file"),
+    ("", r": an empty file \(0 bytes\): the download or copy failed"),
     ("Entry\tSequence\n", r"line 1: missing column\(s\) \['EC number'\]"),
-    (HEADER + "P1\tP1_X\t10\n", r"line 2: 3 columns, header has 8"),
+    (HEADER + "P1\tP1_X\t10\n", r"line 2: 3 fields, the header has 8: a line break inside a value"),
     (HEADER + row(act="ACT_SITE 7x"), r"line 2: P1, ACT_SITE: bad position '7x'"),
     (HEADER + row(act="ACT_SITE 11"), r"line 2: P1, ACT_SITE 11: position beyond the sequence \(10"),
     (HEADER + row(seq="MKTAJIAKQR"), r"line 2: P1: 'J' at residue 5 is not an amino-acid letter"),
     (HEADER + row(seq="MKTA1IAKQR"), r"line 2: P1: '1' at residue 5"),
-    (HEADER + row() + row(), r"line 3: duplicate accession 'P1' \(first on line 2\)"),
+    (
+        HEADER + row() + row(ec="2.1.1.1"),
+        r"line 3: accession 'P1' again \(first on line 2\), with other values",
+    ),
     (HEADER + row(length=12), r"line 2: P1: Length '12' but the sequence has 10 residues"),
     (HEADER + row(ec="3.1.1"), r"line 2: P1: malformed EC number '3.1.1'"),
     (HEADER + row(act="garbage here"), r"line 2: P1, column 'Active site': cannot parse"),
-    (HEADER + row(ec=""), r"no usable entries \(dropped: \{'no EC number': 1\}\)"),
+    (
+        HEADER + row(ec=""),
+        r"no usable entries: all 1 rows dropped \(\{'no EC number': 1\}\); no EC number: add ec:\* to the query",
+    ),
 ]
 
 
 @pytest.mark.parametrize("text, message", BAD_INPUTS)
 def test_bad_input_names_file_line_and_value(tmp_path, text, message):
     p = write(tmp_path, text)
-    with pytest.raises(UniProtFormatError, match=message) as err:
+    with pytest.raises(InputError, match=message) as err:
         read_uniprot_tsv(p)
     assert str(p) in str(err.value)
 
@@ -152,7 +159,7 @@ def test_gzip_and_truncated_gzip(tmp_path):
     bad = tmp_path / "y.tsv.gz"
     many = (HEADER + "".join(row(f"P{i}") for i in range(500))).encode()
     bad.write_bytes(gzip.compress(many)[:-30])
-    with pytest.raises(UniProtFormatError, match=r"y.tsv.gz: unreadable"):
+    with pytest.raises(InputError, match=r"y.tsv.gz: the gzip stream ends early"):
         read_uniprot_tsv(bad)
 
 

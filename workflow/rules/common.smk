@@ -4,12 +4,14 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from plmxai import __version__ as PACKAGE_VERSION
-from plmxai.config import ConfigError, tokenizer_source, validate_config
+from plmxai.config import ConfigError, input_problem, tokenizer_source, validate_config
 
 try:
     validate_config(config)
 except ConfigError as err:
     sys.exit(f"plmxai: {err}")
+if problem := input_problem(config):
+    sys.exit(f"plmxai: {problem}")
 
 RUN = f"results/{config['run']}"
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from plmxai.data.recognise import InputError
 
-class SequenceTooLongError(ValueError):
-    pass
+
+class SequenceTooLongError(InputError):
+    """A sequence longer than data.max_length under data.overlong: error."""
 
 
 def best_window(length: int, width: int, positions: np.ndarray) -> int:
@@ -56,11 +58,12 @@ def apply_length_policy(
         return proteins, annotations, counts
     if policy == "error":
         first = proteins[long].iloc[0]
-        where = f"{source}, line {first['line']}: " if "line" in proteins else ""
         raise SequenceTooLongError(
-            f"{where}{first['accession']} has {first['length']} residues > "
+            source,
+            int(first["line"]) if "line" in proteins else None,
+            f"{first['accession']} has {first['length']} residues > "
             f"data.max_length={max_length} ({int(long.sum())} such sequences); "
-            "set data.overlong to skip or crop"
+            "set data.overlong to skip or crop",
         )
     if policy == "skip":
         dropped = set(proteins.loc[long, "accession"])

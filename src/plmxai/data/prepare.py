@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from pathlib import Path
 
 import pandas as pd
 
 from plmxai.data import homology
 from plmxai.data.lengths import apply_length_policy
 from plmxai.data.readers import read_input
+from plmxai.data.recognise import InputError
 from plmxai.data.splits import stratified_split, subsample_per_class
 from plmxai.data.uniprot import ReadOptions, drop_small_classes, read_uniprot_tsv
 from plmxai.tables import config_hash, sha256_file
@@ -23,6 +25,21 @@ def _label_key(label: str):
     return [int(p) if p.isdigit() else p for p in parts]
 
 
+def _what_to_relax(report, length_counts: dict, d: dict, largest: int, labels) -> str:
+    """The config keys that would keep more proteins, for the message when too few are left."""
+    keys = []
+    if report.classes_dropped:
+        keys.append(f"lower data.min_class_size (now {d['min_class_size']}; the largest class had {largest})")
+    if length_counts.get("skipped"):
+        keys.append(f"raise data.max_length (now {d['max_length']}) or set data.overlong: crop")
+    if d["label"] in ("go", "keyword") and "positive" not in set(labels):
+        keys.append(
+            f"no protein has data.positive {d['positive']!r}: check its spelling (a GO id such as "
+            "GO:0005524, a keyword such as ATP-binding, or KW-0067)"
+        )
+    return "; ".join(keys) or "give more proteins"
+
+
 def prepare(tsv, d: dict, seed: int, threads: int = 1) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """A source file or folder -> (proteins, annotations, summary, provenance): labels, the
     length policy, classes too small, the per-class cap, splits. `d` is the config's `data`
@@ -32,6 +49,16 @@ def prepare(tsv, d: dict, seed: int, threads: int = 1) -> tuple[pd.DataFrame, pd
     if source in ("synthetic", "uniprot_rest"):  # both arrive as a UniProt TSV export
         source = "uniprot_tsv"
     unlabelled = d["label"] == "none"
+    key = "data.tsv" if source == "uniprot_tsv" else "data.path"
+    if not Path(tsv).exists():
+        raise InputError(
+            tsv,
+            None,
+            f"no such file or folder (config key {key}); a relative path is read from the folder "
+            f"the run starts in ({Path.cwd()})",
+        )
+    if Path(tsv).is_dir() and source != "structures":
+        raise InputError(tsv, None, f"a folder, where a file is expected (config key {key}): give the file")
     if source == "uniprot_tsv":
         opts = ReadOptions(
             label=d["label"],
@@ -62,6 +89,7 @@ def prepare(tsv, d: dict, seed: int, threads: int = 1) -> tuple[pd.DataFrame, pd
     proteins, annotations, length_counts = apply_length_policy(
         proteins, annotations, d["max_length"], d["overlong"], source=tsv
     )
+    largest = int(proteins["label"].value_counts().max()) if len(proteins) else 0
     if not unlabelled:
         proteins, annotations = drop_small_classes(proteins, annotations, d["min_class_size"], report)
     n_before_subsample = len(proteins)
@@ -69,9 +97,12 @@ def prepare(tsv, d: dict, seed: int, threads: int = 1) -> tuple[pd.DataFrame, pd
         proteins = subsample_per_class(proteins, d["max_per_class"], seed)
         annotations = annotations[annotations["accession"].isin(proteins["accession"])]
     if proteins.empty:
-        raise ValueError(
-            f"{tsv}: no protein left (dropped: {dict(report.dropped)}, classes dropped by "
-            f"min_class_size: {report.classes_dropped}, length policy: {length_counts})"
+        raise InputError(
+            tsv,
+            None,
+            f"no protein left (dropped: {dict(report.dropped)}, classes dropped by "
+            f"min_class_size: {report.classes_dropped}, length policy: {length_counts}): "
+            + _what_to_relax(report, length_counts, d, largest, proteins["label"]),
         )
     # the summary's counts describe the tables written: rows read = kept + every drop
     if length_counts.get("skipped"):
@@ -81,10 +112,13 @@ def prepare(tsv, d: dict, seed: int, threads: int = 1) -> tuple[pd.DataFrame, pd
     report.kept = len(proteins)
     report.features = Counter(annotations["feature"])
     if not unlabelled and proteins["label"].nunique() < 2:
-        raise ValueError(
-            f"{tsv}: only class(es) {sorted(proteins['label'].unique())} left after filtering; "
+        raise InputError(
+            tsv,
+            None,
+            f"only class(es) {sorted(proteins['label'].unique())} left after filtering; "
             f"a classifier needs at least 2 (dropped: {dict(report.dropped)}, classes dropped "
-            f"by min_class_size: {report.classes_dropped}, length policy: {length_counts})"
+            f"by min_class_size: {report.classes_dropped}, length policy: {length_counts}): "
+            + _what_to_relax(report, length_counts, d, largest, proteins["label"]),
         )
     labels = sorted(proteins["label"].unique(), key=_label_key)
     proteins["label_id"] = proteins["label"].map({lab: i for i, lab in enumerate(labels)})

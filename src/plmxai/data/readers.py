@@ -31,10 +31,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from plmxai.data.recognise import check, identify, sequence_problem
 from plmxai.data.uniprot import (
     FEATURE_TYPES,
     PAIR_FEATURES,
-    VALID_RESIDUES,
     ReadOptions,
     ReadReport,
     UniProtFormatError,
@@ -85,7 +85,10 @@ class _Records:
     def accession(self, acc: str, line: int, what: str = "accession") -> None:
         if acc in self.seen:
             raise InputFormatError(
-                self.path, line, f"duplicate {what} {acc!r} (first on line {self.seen[acc]})"
+                self.path,
+                line,
+                f"duplicate {what} {acc!r} (first on line {self.seen[acc]}): every record needs "
+                f"its own {what}; rename or remove the repeated record",
             )
         self.seen[acc] = line
 
@@ -108,11 +111,9 @@ class _Records:
                 )
             seq = seq.upper()
             self.report.uppercased += 1
-        for i, c in enumerate(seq):
-            if c not in VALID_RESIDUES:
-                raise InputFormatError(
-                    self.path, where(i), f"{acc}: {c!r} at residue {i + 1} is not an amino-acid letter"
-                )
+        problem = sequence_problem(seq)
+        if problem:
+            raise InputFormatError(self.path, where(problem[0]), f"{acc}: {problem[1]}")
         return seq
 
     def protein(self, acc: str, seq: str, label: str, line: int) -> None:
@@ -172,6 +173,7 @@ def read_fasta(
     letter. `lowercase`: "upper" (upper-cased, counted in `report.uppercased`) or "error".
     """
     path = Path(path)
+    check(path, "fasta")
     rec = _Records(path, "fasta", lowercase)
     current: dict | None = None
 
@@ -181,7 +183,9 @@ def read_fasta(
             seq = seq[:-1]
             rec.report.stop_codons_stripped += 1
         if not seq:
-            raise InputFormatError(path, r["line"], f"header {r['header']!r} has no sequence")
+            raise InputFormatError(
+                path, r["line"], f"header {r['header']!r} has no sequence: add it, or remove the header"
+            )
         seq = rec.sequence(seq, r["acc"], r["line"], r["starts"])
         rec.protein(r["acc"], seq, UNLABELLED, r["line"])
 
@@ -201,7 +205,12 @@ def read_fasta(
             if not residues:
                 continue
             if current is None:
-                raise InputFormatError(path, lineno, f"text before the first header: {text[:60]!r}")
+                raise InputFormatError(
+                    path,
+                    lineno,
+                    f"text before the first header: {text[:60]!r}; a FASTA record starts with a "
+                    "'>' line: remove the text or add a header",
+                )
             current["starts"].append((sum(map(len, current["parts"])), lineno))
             current["parts"].append(residues)
         if current is None:
@@ -241,6 +250,7 @@ def read_residue_label_fasta(
     if label not in ("none", "transmembrane"):
         raise ValueError(f"label must be 'none' or 'transmembrane', got {label!r}")
     path = Path(path)
+    check(path, "residue_fasta")
     rec = _Records(path, "residue_fasta", lowercase)
     try:
         lines = [(n, t) for n, t in _lines(path) if t.strip()]
@@ -268,7 +278,12 @@ def read_residue_label_fasta(
                     path,
                     n,
                     f"truncated record {acc} (header on line {head_line}): "
-                    f"a header {text[:60]!r} where its {what} line should be",
+                    f"a header {text[:60]!r} where its {what} line should be"
+                    + (
+                        " (a plain FASTA, without label lines? It is read with data.source: fasta)"
+                        if k == 0
+                        else ""
+                    ),
                 )
         if len(record) < 2:
             missing = "sequence and label lines" if not record else "label line"
@@ -285,7 +300,7 @@ def read_residue_label_fasta(
                 path,
                 lab_line,
                 f"{acc}: the sequence has {len(seq)} residues (line {seq_line}) but the label "
-                f"string has {len(labels)} letters",
+                f"string has {len(labels)} letters: the label line needs one letter per residue",
             )
         for i, c in enumerate(labels):
             if c not in RESIDUE_LABEL_LETTERS:
@@ -333,6 +348,7 @@ def read_sites_jsonl(
     if outside not in ("error", "skip"):
         raise ValueError(f"outside must be 'error' or 'skip', got {outside!r}")
     path = Path(path)
+    check(path, "sites_jsonl")
     rec = _Records(path, "sites_jsonl", lowercase)
     try:
         for lineno, text in _lines(path):
@@ -342,13 +358,21 @@ def read_sites_jsonl(
                 obj = json.loads(text)
             except json.JSONDecodeError as err:
                 raise InputFormatError(
-                    path, lineno, f"invalid JSON ({err.msg} at column {err.colno}): {text[:60]!r}"
+                    path,
+                    lineno,
+                    f"invalid JSON ({err.msg} at column {err.colno}): {text[:60]!r}; each line is "
+                    "one whole JSON object (a record broken over lines, or cut off?)",
                 ) from None
             if not isinstance(obj, dict):
                 raise InputFormatError(path, lineno, f"not a JSON object: {text[:60]!r}")
             missing = [k for k in SITES_KEYS if k not in obj]
             if missing:
-                raise InputFormatError(path, lineno, f"missing key(s) {missing} (has {sorted(obj)})")
+                raise InputFormatError(
+                    path,
+                    lineno,
+                    f"missing key(s) {missing} (has {sorted(obj)}); each record needs "
+                    f"{', '.join(SITES_KEYS)}",
+                )
             acc, seq, positions, sites = (obj[k] for k in SITES_KEYS)
             if not isinstance(acc, str) or not acc.strip():
                 raise InputFormatError(path, lineno, f"id must be a non-empty string, got {acc!r}")
@@ -392,7 +416,8 @@ def read_sites_jsonl(
                         path,
                         lineno,
                         f"{acc}: site {site!r} outside the chain (its residue numbers run "
-                        f"{positions[0]!r}..{positions[-1]!r})",
+                        f"{positions[0]!r}..{positions[-1]!r}): set data.sites_outside: skip to "
+                        "drop such sites (counted), or correct the site",
                     )
                 if counts[site] > 1:
                     rec.report.sites_ambiguous += 1
@@ -429,6 +454,13 @@ def read_structure_folder(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFram
 
     folder = Path(folder)
     accepted = ", ".join(STRUCTURE_SUFFIXES)
+    if folder.is_file():
+        raise InputFormatError(
+            folder,
+            None,
+            f"a file, where a folder of structure files is expected: set data.path to the folder "
+            f"holding it ({folder.parent})",
+        )
     if not folder.is_dir():
         raise InputFormatError(folder, None, f"no such folder (expected structure files: {accepted})")
     files = sorted(
@@ -436,7 +468,12 @@ def read_structure_folder(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFram
         key=lambda p: p.name,
     )
     if not files:
-        raise InputFormatError(folder, None, f"no structure file (accepted suffixes: {accepted})")
+        present = sorted(p.name for p in folder.iterdir())[:5]
+        raise InputFormatError(
+            folder,
+            None,
+            f"no structure file (accepted suffixes: {accepted}); the folder holds {present or 'nothing'}",
+        )
     rec = _Records(folder, "structures", "upper")
     chain_rows = []
     owner: dict[str, str] = {}
@@ -446,6 +483,9 @@ def read_structure_folder(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFram
         except ValueError as err:
             # read_chains' message starts with the path already
             msg = str(err).removeprefix(f"{p}: ")
+            kind = identify(p)
+            if kind.name not in ("structure", "text", "binary", "gzip"):  # a file of another kind
+                msg += f"; the file is {kind.what}" + (f": {kind.fix}" if kind.fix else "")
             raise InputFormatError(p, None, msg) from None
         for chain_id, chain in chains.items():
             acc = f"{_structure_stem(p.name, STRUCTURE_SUFFIXES)}_{chain_id}"

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from plmxai.data.recognise import InputError, check, sequence_problem
+
 # UniProt feature keyword -> annotation type used in tables and statistics
 FEATURE_TYPES = {
     "ACT_SITE": "active_site",
@@ -71,8 +73,6 @@ FEATURE_COLUMNS = {
 PAIR_FEATURES = frozenset({"DISULFID", "CROSSLNK"})
 ALL_FEATURES = tuple(FEATURE_TYPES)
 
-# ESM-2's alphabet: the 20 standard amino acids and X, B, U, Z, O
-VALID_RESIDUES = frozenset("ACDEFGHIKLMNPQRSTVWYXBUZO")
 
 _FEATURE_RE = re.compile(r"\s*(?P<key>[A-Z_]+)\s+(?P<loc>[^;\s]+)\s*(?:;|$)")
 _QUALIFIER_RE = re.compile(r'\s*/(?P<name>\w+)="(?P<value>[^"]*)"\s*(?:;|$)')
@@ -82,13 +82,9 @@ _POS_RE = re.compile(r"^(?P<fuzzy>[<>]?)(?P<num>\d+)$")
 _QUOTED_FIELD_RE = re.compile(r'"(?:[^"]|"")*"')
 
 
-class UniProtFormatError(ValueError):
-    """A value in a UniProt file that cannot be read; the message names file, line and value."""
-
-    def __init__(self, path, line: int | None, message: str):
-        where = f"{path}" + (f", line {line}" if line is not None else "")
-        super().__init__(f"{where}: {message}")
-        self.path, self.line = str(path), line
+# every reader's error: the message names the file, the line and value where they apply, and
+# what to do (the name from when the UniProt reader was the only one)
+UniProtFormatError = InputError
 
 
 @dataclass
@@ -277,54 +273,67 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8-sig", newline="")
 
 
-_HOW_TO_TSV = (
-    "download the TSV from UniProt (the website's Download > Format: TSV, or the REST API with "
-    "format=tsv), or set data.source to this file's format"
-)
+def recognise(path: Path) -> str:
+    """The field separator of a UniProt TSV, or CSV from a spreadsheet; a file of another kind
+    (workbook, UTF-16, JSON, FASTA, HTML, ... see plmxai.data.recognise) stops the read, named
+    with what to do. gzip and a UTF-8 byte-order mark are read."""
+    kind = check(path, "uniprot_tsv")
+    if kind.name == "tsv":
+        return "\t"
+    return "," if kind.what.startswith("comma") else ";"
 
 
-def recognise(path: Path) -> None:
-    """Stop early, naming what the file is and what to do, where `path` is not a UniProt TSV:
-    a workbook, UTF-16 text, JSON or FASTA. gzip and a UTF-8 byte-order mark are read."""
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
-    if head[:2] == _GZIP_MAGIC:
-        try:
-            with gzip.open(path, "rb") as fh:
-                head = fh.read(4096)
-        except (OSError, EOFError) as err:
-            raise UniProtFormatError(
-                path, None, f"gzip-compressed but unreadable ({err}): download it again"
-            ) from None
-    if head[:4] == b"PK\x03\x04" or head[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
-        raise UniProtFormatError(
-            path,
-            None,
-            "an Excel workbook (or another zip or OLE file), not tab-separated text: in Excel, "
-            "File > Save As > 'Text (Tab delimited)' or 'UTF-8 CSV' with tabs; or " + _HOW_TO_TSV,
-        )
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise UniProtFormatError(
-            path,
-            None,
-            "UTF-16 text (what Excel saves as 'Unicode Text'): re-save it as UTF-8, e.g. "
-            f"iconv -f UTF-16 -t UTF-8 {path} > {path.stem}.utf8.tsv",
-        )
-    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
-    if text[:1] in (b"{", b"["):
-        raise UniProtFormatError(
-            path, None, "a JSON file (UniProt's format=json download), not a TSV export: " + _HOW_TO_TSV
-        )
-    if text[:1] == b">":
-        raise UniProtFormatError(
-            path,
-            None,
-            "a FASTA file, not a TSV export: set data.source: fasta to analyse its sequences "
-            "(no labels or sites), or " + _HOW_TO_TSV,
-        )
+# REST API field names and other spellings of the columns read, for the message that says
+# which column to rename
+_COLUMN_NAMES = {
+    "accession": "Entry",
+    "entry": "Entry",
+    "sequence": "Sequence",
+    "ec": "EC number",
+    "ec number": "EC number",
+    "ec_number": "EC number",
+    "go_id": "Gene Ontology IDs",
+    "keyword": "Keywords",
+    "keywordid": "Keyword ID",
+}
+_REST_FIELD = {"Entry": "accession", "Sequence": "sequence", "EC number": "ec", "Gene Ontology IDs": "go_id"}
+_AMINO_RUN = re.compile(r"^[ACDEFGHIKLMNPQRSTVWYXBUZOacdefghiklmnpqrstvwyxbuzo]{20,}$")
 
 
-def _undecodable(path: Path) -> tuple[int, str, bytes] | None:
+def _header_problem(header: list[str], missing: list[str]) -> str:
+    """Why the columns in `missing` are not in `header`, and what to do."""
+    if any(_AMINO_RUN.match(c.strip()) for c in header):
+        return (
+            "the first line is a data row (it holds a sequence): the header line is missing (a "
+            "table written with header=False or col.names=FALSE?). Add UniProt's header line, "
+            "e.g. Entry<TAB>Sequence<TAB>EC number, in the columns' order"
+        )
+    renames = []
+    for c in header:
+        key = c.strip().lower().replace("ft_", "")
+        target = (
+            _COLUMN_NAMES.get(key)
+            or next((name for name in FEATURE_COLUMNS if name.lower() == key), None)
+            or next((m for m in missing if m.lower() == c.strip().lower()), None)
+        )
+        if target in missing:
+            renames.append(f"{c!r} -> {target!r}")
+    if renames:
+        return (
+            f"missing column(s) {missing}; rename {', '.join(renames)} (the TSV's column labels, "
+            "as UniProt writes them)"
+        )
+    fields = ",".join(_REST_FIELD.get(m, m) for m in missing)
+    return (
+        f"missing column(s) {missing}; the header has {header}. Add them to the download: the "
+        f"REST API's fields=...,{fields} or the website's Customize columns"
+    )
+
+
+_NA = frozenset({"NA", "NaN", "nan", "<NA>"})  # R's and pandas' missing values, in optional cells
+
+
+def _undecodable(path: Path, sep: str = "\t") -> tuple[int, str, bytes] | None:
     """(line, column name, bytes) of the first byte that is not UTF-8, for the error message."""
     opener = gzip.open if _is_gzip(path) else open
     with opener(path, "rb") as fh:
@@ -333,11 +342,11 @@ def _undecodable(path: Path) -> tuple[int, str, bytes] | None:
             try:
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as err:
-                fields = raw[: err.start].split(b"\t")
+                fields = raw[: err.start].split(sep.encode())
                 column = header[len(fields) - 1] if len(fields) <= len(header) else f"field {len(fields)}"
                 return lineno, column, raw[err.start : err.end]
             if lineno == 1:
-                header = line.rstrip("\r\n").split("\t")
+                header = line.rstrip("\r\n").split(sep)
     return None
 
 
@@ -362,48 +371,95 @@ def _numbered_rows(reader, path: Path):
         except StopIteration:
             return
         except csv.Error as err:
-            raise UniProtFormatError(path, reader.line_num, f"bad CSV quoting: {err}") from None
+            raise UniProtFormatError(
+                path,
+                reader.line_num,
+                f"bad CSV quoting: {err}: a quote opened and not closed, or a quote inside an "
+                "unquoted value? Quote the whole value and double the quotes inside it (as pandas "
+                "and R write them)",
+            ) from None
         yield last + 1, row
         last = reader.line_num
+
+
+def _ends_without_newline(path: Path) -> bool:
+    if _is_gzip(path):
+        return False  # a cut gzip fails as gzip
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        if fh.tell() == 0:
+            return False
+        fh.seek(-1, 2)
+        return fh.read(1) not in (b"\n", b"\r")
+
+
+def _field_count_problem(row: list[str], header: list[str], last: bool, sep: str = "\t") -> str:
+    what = {"\t": "tab", ",": "comma", ";": "semicolon"}[sep]
+    if len(row) < len(header) and last:
+        return (
+            f"{len(row)} fields, the header has {len(header)}, on the last line, which has no line "
+            "break: the file was cut off (an interrupted download or copy?): download it again"
+        )
+    if len(row) > len(header):
+        return (
+            f"{len(row)} fields, the header has {len(header)}: a {what} inside a value? Remove it, or "
+            "write the table with quoting (pandas to_csv(sep='\\t') and R write.table quote "
+            "such values, and both are read)"
+        )
+    return (
+        f"{len(row)} fields, the header has {len(header)}: a line break inside a value, or a "
+        f"value's {what} lost? Fix that row, or write the table with quoting"
+    )
 
 
 def read_uniprot_tsv(
     path: str | Path, options: ReadOptions | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, ReadReport]:
-    """Read a UniProt TSV(.gz) export; return (proteins, annotations, report)."""
+    """Read a UniProt TSV(.gz) export; return (proteins, annotations, report).
+
+    Also read, as documented in docs/inputs.md: CSV (comma or semicolon) from a spreadsheet;
+    fields quoted by pandas, R or a spreadsheet; R's row names (write.table's default: one field
+    more than the header, counting 1, 2, ...); R's and pandas' missing values (NA, NaN) in the
+    EC and feature cells, read as empty; `EC ` / `EC:` prefixes; a thousands separator in
+    Length; one `*` ending a sequence (removed, counted); rows repeated verbatim (dropped,
+    counted as "identical duplicate row").
+    """
     path = Path(path)
     opt = options or ReadOptions()
     report = ReadReport(path=str(path))
     proteins: list[dict] = []
     annotations: list[dict] = []
-    seen: dict[str, int] = {}
-    recognise(path)
+    seen: dict[str, tuple[int, list[str]]] = {}
+    sep = recognise(path)
     try:
-        report.quoted = _is_quoted(path)
+        report.quoted = sep != "\t" or _is_quoted(path)
         fh = _open_text(path)
         with fh:
             if report.quoted:
-                reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_MINIMAL, strict=True)
+                reader = csv.reader(fh, delimiter=sep, quoting=csv.QUOTE_MINIMAL, strict=True)
             else:
-                reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+                reader = csv.reader(fh, delimiter=sep, quoting=csv.QUOTE_NONE)
             rows = _numbered_rows(reader, path)
             try:
                 _, header = next(rows)
             except StopIteration:
                 raise UniProtFormatError(path, 1, "empty file: no header line") from None
+            header = [h.strip() for h in header]
             label_col = label_column(opt)
             required = ["Entry", "Sequence", label_col]
             missing = [c for c in required if c not in header]
             if missing:
-                raise UniProtFormatError(path, 1, f"missing column(s) {missing}; header has {header}")
+                raise UniProtFormatError(path, 1, _header_problem(header, missing))
             col = {name: i for i, name in enumerate(header)}
             feature_cols = [
                 (name, key) for name, key in FEATURE_COLUMNS.items() if name in col and key in opt.features
             ]
-            for lineno, row in rows:
-                if not row or row == [""]:
+            row_names = None  # R's write.table row names: a first field the header does not name
+            rows = list(rows)
+            for k, (lineno, row) in enumerate(rows):
+                if not row or all(not x.strip() for x in row):
                     continue
-                if row == header:
+                if [x.strip() for x in row] == header:
                     raise UniProtFormatError(
                         path,
                         lineno,
@@ -411,37 +467,80 @@ def read_uniprot_tsv(
                         "header line only, e.g. awk 'NR == 1 || $1 != \"Entry\"' in > out",
                     )
                 report.rows += 1
+                if row_names is None:
+                    row_names = len(row) == len(header) + 1 and row[0].strip() == "1"
+                if row_names:
+                    if len(row) != len(header) + 1 or row[0].strip() != str(report.rows):
+                        raise UniProtFormatError(
+                            path,
+                            lineno,
+                            f"row name {row[0]!r} where R's write.table row names count "
+                            f"{report.rows}: {_field_count_problem(row[1:], header, False, sep)}",
+                        )
+                    row = row[1:]
                 if len(row) != len(header):
-                    raise UniProtFormatError(path, lineno, f"{len(row)} columns, header has {len(header)}")
+                    last = k == len(rows) - 1 and _ends_without_newline(path)
+                    raise UniProtFormatError(path, lineno, _field_count_problem(row, header, last, sep))
                 acc = row[col["Entry"]].strip()
                 if not acc:
-                    raise UniProtFormatError(path, lineno, "empty Entry")
-                if acc in seen:
                     raise UniProtFormatError(
-                        path, lineno, f"duplicate accession {acc!r} (first on line {seen[acc]})"
+                        path,
+                        lineno,
+                        "empty Entry: every row needs its accession; fill it in or remove the row",
                     )
-                seen[acc] = lineno
+                if acc in seen:
+                    first_line, first_row = seen[acc]
+                    if row == first_row:
+                        report.dropped["identical duplicate row"] += 1
+                        continue
+                    raise UniProtFormatError(
+                        path,
+                        lineno,
+                        f"accession {acc!r} again (first on line {first_line}), with other values: "
+                        "keep one row per accession (exports of overlapping queries joined?)",
+                    )
+                seen[acc] = (lineno, row)
                 seq = row[col["Sequence"]].strip()
                 if not seq:
-                    raise UniProtFormatError(path, lineno, f"empty Sequence for {acc}")
+                    raise UniProtFormatError(
+                        path, lineno, f"empty Sequence for {acc}: fill it in or remove the row"
+                    )
                 if seq != seq.upper():
                     if opt.lowercase == "error":
-                        raise UniProtFormatError(path, lineno, f"lower-case letters in the sequence of {acc}")
+                        raise UniProtFormatError(
+                            path,
+                            lineno,
+                            f"lower-case letters in the sequence of {acc}: set data.lowercase: upper "
+                            "to read them upper-cased (counted)",
+                        )
                     seq = seq.upper()
                     report.uppercased += 1
-                bad = sorted(set(seq) - VALID_RESIDUES)
-                if bad:
-                    i = min(seq.index(b) for b in bad)
-                    raise UniProtFormatError(
-                        path, lineno, f"{acc}: {seq[i]!r} at residue {i + 1} is not an amino-acid letter"
-                    )
+                if seq.endswith("*") and len(seq) > 1:
+                    seq = seq[:-1]
+                    report.stop_codons_stripped += 1
+                problem = sequence_problem(seq)
+                if problem:
+                    raise UniProtFormatError(path, lineno, f"{acc}: {problem[1]}")
                 if "Length" in col and row[col["Length"]].strip():
                     stated = row[col["Length"]].strip()
-                    if not stated.isdigit() or int(stated) != len(seq):
+                    number = stated.replace(",", "").replace(" ", "")  # a spreadsheet's 1,234
+                    if not number.isdigit() or int(number) != len(seq):
+                        why = (
+                            "Excel cuts cells at 32,767 characters: export without Excel, or drop the protein"
+                            if len(seq) == 32767
+                            else "the sequence was edited or cut after export: export it again"
+                        )
                         raise UniProtFormatError(
-                            path, lineno, f"{acc}: Length {stated!r} but the sequence has {len(seq)} residues"
+                            path,
+                            lineno,
+                            f"{acc}: Length {stated!r} but the sequence has {len(seq)} residues: {why}",
                         )
                 ec = row[col["EC number"]].strip() if "EC number" in col else ""
+                ec = (
+                    ""
+                    if ec in _NA
+                    else "; ".join(_EC_PREFIX.sub("", e.strip()) for e in ec.split(";") if e.strip())
+                )
                 if opt.label != "ec":
                     label = binary_label(row[col[label_col]], opt.positive)
                 else:
@@ -450,28 +549,47 @@ def read_uniprot_tsv(
                     except ValueError as err:
                         raise UniProtFormatError(path, lineno, f"{acc}: {err}") from None
                     if label is None and reason.startswith("malformed"):
-                        raise UniProtFormatError(path, lineno, f"{acc}: {reason}")
+                        raise UniProtFormatError(
+                            path,
+                            lineno,
+                            f"{acc}: {reason}: an EC number has four parts, e.g. 3.5.2.6 or 3.5.-.-; "
+                            "several are separated by '; '",
+                        )
                     if label is None:
                         report.dropped[reason] += 1
                         continue
                 feats = []
                 for colname, key in feature_cols:
                     cell = row[col[colname]]
-                    if not cell.strip():
+                    if not cell.strip() or cell.strip() in _NA:
                         continue
                     try:
                         parsed = parse_features(cell)
                     except ValueError as err:
-                        raise UniProtFormatError(path, lineno, f"{acc}, column {colname!r}: {err}") from None
+                        raise UniProtFormatError(
+                            path,
+                            lineno,
+                            f"{acc}, column {colname!r}: {err}: UniProt writes features as "
+                            f'{key} 164; /note="..."; /evidence="..." (was the cell edited?)',
+                        ) from None
                     for f in parsed:
                         if f["key"] not in ALLOWED_IN_COLUMN.get(colname, {key}):
                             raise UniProtFormatError(
-                                path, lineno, f"{acc}, column {colname!r}: unexpected feature {f['key']!r}"
+                                path,
+                                lineno,
+                                f"{acc}, column {colname!r}: feature {f['key']!r}, where the column "
+                                f"holds {key}: columns relabelled or shifted? Check the header "
+                                "against the cells",
                             )
                         try:
                             loc = parse_location(f["loc"])
                         except ValueError as err:
-                            raise UniProtFormatError(path, lineno, f"{acc}, {key}: {err}") from None
+                            raise UniProtFormatError(
+                                path,
+                                lineno,
+                                f"{acc}, {key}: {err}: a position is 164, 10..17, or with '<', '>' or "
+                                "'?' where UniProt is unsure",
+                            ) from None
                         if loc is None:
                             report.uncertain_positions_skipped += 1
                             continue
@@ -480,7 +598,9 @@ def read_uniprot_tsv(
                             raise UniProtFormatError(
                                 path,
                                 lineno,
-                                f"{acc}, {key} {f['loc']}: position beyond the sequence ({len(seq)} residues)",
+                                f"{acc}, {key} {f['loc']}: position beyond the sequence ({len(seq)} "
+                                "residues): the sequence and the features are from different "
+                                "entry versions or isoforms; export them together again",
                             )
                         q = f["qualifiers"]
                         if opt.evidence and not _has_evidence(q.get("evidence", ""), opt.evidence):
@@ -512,7 +632,7 @@ def read_uniprot_tsv(
                     }
                 )
     except UnicodeDecodeError:
-        where = _undecodable(path)
+        where = _undecodable(path, sep)
         if where is None:
             raise UniProtFormatError(path, None, "not UTF-8 text: re-save it as UTF-8") from None
         lineno, column, raw = where
@@ -523,7 +643,13 @@ def read_uniprot_tsv(
             f"Windows-1252?): re-save it as UTF-8, e.g. iconv -f WINDOWS-1252 -t UTF-8 {path} > "
             f"{path.stem}.utf8.tsv",
         ) from None
-    except (EOFError, gzip.BadGzipFile, OSError) as err:
+    except EOFError:
+        raise UniProtFormatError(
+            path,
+            None,
+            "the gzip stream ends early: the file was cut off (an interrupted download?): download it again",
+        ) from None
+    except (gzip.BadGzipFile, OSError) as err:
         if isinstance(err, FileNotFoundError):
             raise
         raise UniProtFormatError(path, None, f"unreadable: {err}") from None
@@ -535,8 +661,27 @@ def read_uniprot_tsv(
     )
     prot, ann = drop_small_classes(prot, ann, opt.min_class_size, report)
     if prot.empty:
-        raise UniProtFormatError(path, None, f"no usable entries (dropped: {dict(report.dropped)})")
+        raise UniProtFormatError(path, None, _nothing_usable(report, opt))
     report.kept = len(prot)
     ann = ann.astype({"start": "int32", "end": "int32"}).reset_index(drop=True)
     prot = prot.astype({"length": "int32", "line": "int32"}).reset_index(drop=True)
     return prot, ann, report
+
+
+def _nothing_usable(report: ReadReport, opt: ReadOptions) -> str:
+    if not report.rows:
+        return (
+            "no data rows below the header (the query matched nothing, or the download stopped "
+            "after the header): check the query and download again"
+        )
+    hints = []
+    for reason in report.dropped:
+        if reason == "no EC number":
+            hints.append("no EC number: add ec:* to the query, or choose another data.label")
+        elif reason.startswith("EC incomplete"):
+            hints.append(f"EC incomplete: lower data.ec_level (now {opt.ec_level})")
+        elif reason == "several EC numbers disagree":
+            hints.append("EC numbers disagree: data.multi_ec: first takes the first one")
+    return f"no usable entries: all {report.rows} rows dropped ({dict(report.dropped)})" + (
+        f"; {'; '.join(hints)}" if hints else ""
+    )

@@ -153,11 +153,19 @@ def weight_files(folder: Path) -> list[Path]:
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """One weight file, read without executing code."""
     with open(path, "rb") as fh:
-        head = fh.read(len(_LFS_POINTER))
-    if head == _LFS_POINTER:
+        head = fh.read(512)
+    if head.startswith(_LFS_POINTER):
         raise CheckpointError(
             f"{path}: a git-lfs pointer, not the weights (the repository was cloned without "
             "git-lfs); run `git lfs install && git lfs pull` in its folder"
+        )
+    if b"\x00" not in head:  # weights are binary: text here is a web page, an error, a note
+        from plmxai.data.recognise import identify
+
+        kind = identify(path)
+        raise CheckpointError(
+            f"{path}: {kind.what}, not weights"
+            + (f": {kind.fix}" if kind.fix else ": download the weights again")
         )
     if path.name.endswith(".safetensors"):
         from safetensors import SafetensorError
@@ -166,7 +174,10 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except SafetensorError as err:
-            raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
+            raise CheckpointError(
+                f"{path}: not a readable safetensors file ({err}): cut off or damaged (an "
+                "interrupted download?): download it again"
+            ) from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -177,7 +188,10 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
             f"safe_serialization=True). torch said: {str(err).splitlines()[0]}"
         ) from None
     except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({err})") from None
+        raise CheckpointError(
+            f"{path}: not a readable torch checkpoint ({str(err).splitlines()[0][:200]}): cut off "
+            "or damaged (an interrupted download?): download it again"
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         what = type(state).__name__
         if isinstance(state, dict):  # e.g. a training checkpoint: {"state_dict": ..., "epoch": ...}
@@ -209,6 +223,18 @@ def load_checkpoint(
     folder, info = resolve(name_or_path, revision)
     if not (folder / "config.json").is_file():
         raise CheckpointError(f"{folder}: no config.json; a model folder needs config.json and the weights")
+    try:
+        model_type = json.loads((folder / "config.json").read_text()).get("model_type")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(
+            f"{folder / 'config.json'}: not valid JSON ({err}): download the model's config.json again"
+        ) from None
+    if model_type != "esm":
+        raise CheckpointError(
+            f"{folder / 'config.json'}: model_type {model_type!r}, not 'esm': plmxai analyses ESM-2 "
+            "models; give an ESM-2 checkpoint (e.g. facebook/esm2_t6_8M_UR50D, or a model "
+            "fine-tuned from one)"
+        )
     files = weight_files(folder)
     state: dict[str, torch.Tensor] = {}
     source: dict[str, Path] = {}  # key -> its file, to name it in errors

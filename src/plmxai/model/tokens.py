@@ -58,7 +58,10 @@ def tokenize_proteins(
         if len(seq) > max_residues:
             if overlong == "error":
                 raise SequenceTooLongError(
-                    f"{rec.accession}: {len(seq)} residues > tokenize.max_residues={max_residues}"
+                    "proteins",
+                    None,
+                    f"{rec.accession}: {len(seq)} residues > tokenize.max_residues={max_residues}: "
+                    "lower data.max_length to this, or set data.overlong: skip or crop",
                 )
             skipped.append(rec.accession)
             continue
