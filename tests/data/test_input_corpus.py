@@ -1000,3 +1000,39 @@ def test_model_folder_says_what_to_do_and_saves_nothing(tmp_path, name, breaks, 
     shutil.copytree(backup, d)  # the model downloaded again
     save_model(build_model(spec, ["a", "b"], seed=0), out)
     assert (out / "config.json").is_file()
+
+
+def test_every_drop_policy_counted_and_the_counts_are_the_tables(tmp_path):
+    """One export meeting every policy that drops a row; each count hand-made, and the counts
+    in the summary and the report those of the table written."""
+    from plmxai.report.build import _data_section
+
+    long_seq = "M" + "".join(_rng.choice(_AA, 99))
+    rows = [row(i, **{"EC number": "1.1.1.1"}) for i in range(12)]
+    rows += [row(i, **{"EC number": "2.1.1.1"}) for i in range(12, 24)]
+    rows += [row(i, **{"EC number": "4.1.1.1"}) for i in range(24, 27)]  # a class of 3
+    rows += [row(27, **{"EC number": ""}), row(28, **{"EC number": ""})]
+    rows += [row(29, **{"EC number": "-.-.-.-"})]
+    rows += [row(0, Entry="Q00001", **{"EC number": "1.1.1.1; 2.1.1.1"})]
+    rows += [row(i, Entry=f"L{i}", Sequence=long_seq, **{"EC number": "1.1.1.1"}) for i in range(2)]
+    text = tsv(rows)
+    p = tmp_path / "export.tsv"
+    p.write_text(text + text.splitlines(keepends=True)[3])  # one row repeated verbatim
+    out = tmp_path / "out"
+    keys = {"max_length": 80, "max_per_class": 11}
+    run_data(p, Case("all", write(""), ()), keys, out)
+    summary = assert_counts_true(out)
+    assert summary["rows"] == 34 and summary["kept"] == 22
+    assert summary["dropped"] == {
+        "no EC number": 2,
+        "EC incomplete at level 1": 1,
+        "several EC numbers disagree": 1,
+        "identical duplicate row": 1,
+        "longer than data.max_length (80)": 2,
+        "class smaller than min_class_size": 3,
+        "over data.max_per_class (seeded subsample)": 2,
+    }
+    assert summary["class_counts"] == {"1": 11, "2": 11}
+    config = {"data": options("data", {"source": "uniprot_tsv", "tsv": str(p), **keys})}
+    html = _data_section(config, summary)
+    assert "<td>proteins kept</td><td>22</td>" in html.replace("\n", "")

@@ -2,7 +2,7 @@
 
     proteins, annotations, summary = px.data.read("uniprot.tsv", label="ec", max_length=1000)
 
-Modules: uniprot (UniProt TSV), readers (FASTA, per-residue FASTA, sites JSON lines,
+Modules: recognise (what a file is, and InputError), uniprot (UniProt TSV), readers (FASTA, per-residue FASTA, sites JSON lines,
 structures), download (UniProt REST), synthetic (the demo), lengths, splits, homology
 (MMseqs2), structures and alphafold (contacts), prepare (all of it, as the stage runs it).
 """

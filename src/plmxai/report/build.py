@@ -202,6 +202,10 @@ def _data_section(config: dict, data_summary: dict) -> str:
                 "dropped (reason: count)": data_summary["dropped"] or "none",
                 "classes dropped (min_class_size)": data_summary["classes_dropped"] or "none",
                 "sequences upper-cased": data_summary["uppercased"],
+                "final stop codons (*) removed": data_summary.get("stop_codons_stripped", 0),
+                "read with CSV quoting (pandas, R, a spreadsheet)": "yes"
+                if data_summary.get("quoted")
+                else "no",
                 "features with uncertain positions skipped": data_summary["uncertain_positions_skipped"],
                 "length policy": _length_text(data_summary.get("length_policy", {})),
                 "evidence filter": (", ".join(config["data"]["evidence"]) or "none")
