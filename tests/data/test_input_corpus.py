@@ -728,6 +728,7 @@ def assert_counts_true(out: Path) -> dict:
     assert summary["rows"] == summary["kept"] + sum(summary["dropped"].values())
     assert sum(summary["class_counts"].values()) == len(proteins)
     assert sum(summary["annotation_counts"].values()) == len(annotations)
+    assert sum(summary["features"].values()) == len(annotations)
     return summary
 
 
@@ -764,7 +765,6 @@ def r_write_table(p: Path) -> None:
     df.loc[4, "Binding site"] = None
     lines = ["\t".join(f'"{h}"' for h in HEADER_FIELDS)]
     for i, r in df.iterrows():
-        cells = ["NA" if v is None else f'"{v}"'.replace('="', '=""').replace('";', '"";') for v in r]
         cells = ["NA" if v is None else '"' + str(v).replace('"', '""') + '"' for v in r]
         lines.append("\t".join([f'"{i + 1}"'] + cells))
     p.write_text("\n".join(lines) + "\n")
@@ -783,7 +783,6 @@ READ_AS_IS = {
     "EC with a prefix": lambda p: p.write_text(
         GOOD.replace("\t1.1.1.", "\tEC 1.1.1.").replace("\t2.1.1.", "\tEC:2.1.1.")
     ),
-    "thousands separator in Length": lambda p: p.write_text(GOOD),  # Length < 1000 here: see below
     "stop codon at the end": lambda p: p.write_text(GOOD.replace(f"\t{SEQS[2]}\t", f"\t{SEQS[2]}*\t")),
     "trailing blank lines and spaces": lambda p: p.write_text(GOOD + "\n\n   \n"),
 }
