@@ -1035,3 +1035,63 @@ def test_every_drop_policy_counted_and_the_counts_are_the_tables(tmp_path):
     config = {"data": options("data", {"source": "uniprot_tsv", "tsv": str(p), **keys})}
     html = _data_section(config, summary)
     assert "<td>proteins kept</td><td>22</td>" in html.replace("\n", "")
+
+
+def test_vocabulary_that_is_a_git_lfs_pointer_says_what_to_do(tmp_path):
+    from plmxai.model.tokens import load_tokenizer
+
+    d = _checkpoint(tmp_path)
+    (d / "vocab.txt").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 93\n")
+    with pytest.raises(ValueError) as err:
+        load_tokenizer(str(d))
+    message = str(err.value)
+    assert message.startswith(f"{d / 'vocab.txt'}: not an ESM vocabulary")
+    assert "a git-lfs pointer" in message and "git lfs pull" in message
+    (d / "vocab.txt").unlink()  # or pulled: ESM-2's own alphabet is then used
+    assert load_tokenizer(str(d))("MKT")["input_ids"] == [0, 20, 15, 11, 2]
+
+
+# other sources, read as they come: the same tables as the clean file
+OTHER_AS_IS = {
+    "FASTA, gzip": ("fasta", FASTA, lambda p: p.write_bytes(gzip.compress(FASTA.encode()))),
+    "FASTA, Windows line ends": (
+        "fasta",
+        FASTA,
+        lambda p: p.write_bytes(FASTA.replace("\n", "\r\n").encode()),
+    ),
+    "FASTA, lower case and blank lines": (
+        "fasta",
+        FASTA,
+        lambda p: p.write_text(
+            FASTA.lower().replace(">sp|p", ">sp|P").replace("_human", "_HUMAN").replace("\n>", "\n\n>")
+        ),
+    ),
+    "FASTA, a final stop": (
+        "fasta",
+        FASTA,
+        lambda p: p.write_text(FASTA.replace(SEQS[3][30:] + "\n", SEQS[3][30:] + "*\n")),
+    ),
+    "label FASTA, gzip": (
+        "residue_fasta",
+        RESIDUE_FASTA,
+        lambda p: p.write_bytes(gzip.compress(RESIDUE_FASTA.encode())),
+    ),
+    "sites, blank lines": ("sites_jsonl", SITES, lambda p: p.write_text(SITES.replace("\n", "\n\n"))),
+    "sites, gzip": ("sites_jsonl", SITES, lambda p: p.write_bytes(gzip.compress(SITES.encode()))),
+}
+
+
+@pytest.mark.parametrize("kind", list(OTHER_AS_IS))
+def test_other_sources_read_as_they_come(tmp_path, kind):
+    source, clean_text, make = OTHER_AS_IS[kind]
+    clean, odd = tmp_path / "clean.txt", tmp_path / "odd.txt"
+    clean.write_text(clean_text)
+    make(odd)
+    case = Case(kind, write(""), (), source=source)
+    run_data(clean, case, {}, tmp_path / "a")
+    run_data(odd, case, {}, tmp_path / "b")
+    for table in ("proteins", "annotations"):
+        a = pd.read_parquet(tmp_path / "a" / f"{table}.parquet").drop(columns=["line"], errors="ignore")
+        b = pd.read_parquet(tmp_path / "b" / f"{table}.parquet").drop(columns=["line"], errors="ignore")
+        pd.testing.assert_frame_equal(a, b)
+    assert_counts_true(tmp_path / "b")

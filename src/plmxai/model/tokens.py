@@ -41,7 +41,19 @@ def load_tokenizer(name_or_path: str | None, revision: str | None = None) -> Esm
         return esm2_tokenizer()
     p = Path(name_or_path)
     if p.is_dir():
-        return EsmTokenizer.from_pretrained(str(p)) if (p / "vocab.txt").exists() else esm2_tokenizer()
+        vocab = p / "vocab.txt"
+        if not vocab.exists():
+            return esm2_tokenizer()
+        tokens = set(vocab.read_text(errors="replace").split())
+        if not {"<cls>", "<eos>", "A", "M"} <= tokens:
+            from plmxai.data.recognise import identify
+
+            kind = identify(vocab)
+            raise ValueError(
+                f"{vocab}: not an ESM vocabulary (no <cls>, <eos> or amino-acid tokens; the file is "
+                f"{kind.what}): {kind.fix or 'download it again'}, or delete it to use ESM-2's own"
+            )
+        return EsmTokenizer.from_pretrained(str(p))
     return EsmTokenizer.from_pretrained(str(name_or_path), revision=revision)
 
 
