@@ -112,33 +112,37 @@ def validate_config(config: dict, schema: dict | str | Path | None = None) -> di
                 if key == new or key.startswith(new + "."):
                     label += f" (given as '{old}{key[len(new) :]}')"
             desc = e.schema.get("description") if isinstance(e.schema, dict) else None
-            message = e.message
-            if (
-                e.validator == "type"
-                and isinstance(e.instance, float)
-                and "integer" in str(e.validator_value)
-            ):
-                message += f": write a whole number, e.g. {int(e.instance) if e.instance.is_integer() else round(e.instance)}"
-            elif e.validator == "additionalProperties" and isinstance(e.instance, dict):
-                known = list(e.schema.get("properties", {}))
-                for extra in sorted(set(e.instance) - set(known)):
-                    near = difflib.get_close_matches(str(extra), known, n=1)
-                    message += (
-                        f"; for '{extra}' did you mean '{near[0]}'?"
-                        if near
-                        else f"; '{extra}' is not a key here (keys: {', '.join(known)})"
-                    )
+            if e.validator == "additionalProperties":
                 desc = None
-            elif e.validator == "enum" and isinstance(e.instance, str):
-                allowed = {str(v).lower(): str(v) for v in e.validator_value}
-                near = difflib.get_close_matches(e.instance.lower(), list(allowed), n=1, cutoff=0.6)
-                near = near or [v for v in allowed if e.instance.lower() in v][:1]
-                if near:
-                    message += f": did you mean '{allowed[near[0]]}'?"
+            message = _explain(e)
             lines.append(f"config key {label}: {message}" + (f" ({desc})" if desc else ""))
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
     _check_consistency(config)
     return config
+
+
+def _explain(e) -> str:
+    """A schema error's message, with what to write instead where that can be told: a whole
+    number for 300.0, the key or value closest to a misspelt one."""
+    message = e.message
+    if e.validator == "type" and isinstance(e.instance, float) and "integer" in str(e.validator_value):
+        message += f": write a whole number, e.g. {int(e.instance) if e.instance.is_integer() else round(e.instance)}"
+    elif e.validator == "additionalProperties" and isinstance(e.instance, dict):
+        known = list(e.schema.get("properties", {}))
+        for extra in sorted(set(e.instance) - set(known)):
+            near = difflib.get_close_matches(str(extra), known, n=1)
+            message += (
+                f"; for '{extra}' did you mean '{near[0]}'?"
+                if near
+                else f"; '{extra}' is not a key here (keys: {', '.join(known)})"
+            )
+    elif e.validator == "enum" and isinstance(e.instance, str):
+        allowed = {str(v).lower(): str(v) for v in e.validator_value}
+        near = difflib.get_close_matches(e.instance.lower(), list(allowed), n=1, cutoff=0.6)
+        near = near or [v for v in allowed if e.instance.lower() in v][:1]
+        if near:
+            message += f": did you mean '{allowed[near[0]]}'?"
+    return message
 
 
 def _check_consistency(cfg: dict[str, Any]) -> None:
@@ -302,7 +306,7 @@ def options(section: str, values: dict | None = None) -> dict:
         lines = []
         for e in errors:
             key = ".".join([section, *map(str, e.absolute_path)])
-            lines.append(f"option '{key}': {e.message}")
+            lines.append(f"option '{key}': {_explain(e)}")
         raise ConfigError("invalid options:\n  " + "\n  ".join(lines))
     return instance
 

@@ -534,7 +534,10 @@ CASES = [
     Case(
         "every sequence too long",
         write(GOOD),
-        ("raise data.max_length (now 30) or set data.overlong: crop",),
+        (
+            "30 proteins were longer than data.max_length (30): set data.overlong: crop",
+            "or raise data.max_length, up to 1022",
+        ),
         options={"max_length": 30},
         fixed={"overlong": "crop"},
     ),
@@ -567,6 +570,37 @@ CASES = [
         ("no such file or folder (config key data.tsv)", "a relative path is read from"),
     ),
     Case("a folder", lambda p: p.mkdir(), ("a folder, where a file is expected (config key data.tsv)",)),
+    Case(
+        "R write.table with spaces",
+        write("".join(" ".join(f'"{c}"' for c in line.split("\t")) + "\n" for line in GOOD.splitlines())),
+        ("space-separated text (R's write.table default separator)", 'sep = "\\t"'),
+    ),
+    Case(
+        "NA as an Entry",
+        write(with_row(22, Entry="NA")),
+        ("Entry is 'NA', a missing value", "fill it in or remove the row"),
+        line=LINE[22],
+    ),
+    Case(
+        "no Keywords column",
+        write(GOOD),
+        ("missing column(s) ['Keywords']", "fields=...,keyword"),
+        fix=write(
+            tsv(
+                [{**row(i), "Keywords": "ATP-binding;Kinase" if i % 2 else "Kinase"} for i in range(30)],
+                HEADER_FIELDS + ["Keywords"],
+            )
+        ),
+        options={"label": "keyword", "positive": "ATP-binding"},
+        line=1,
+    ),
+    Case(
+        "bare sequences",
+        write("".join(s + "\n" for s in SEQS)),
+        ("bare sequences, one a line", "a '>name' line before each sequence"),
+        source="fasta",
+        name="seqs.txt",
+    ),
     # --- FASTA ---
     Case(
         "TSV given as FASTA",
@@ -759,14 +793,14 @@ def test_wrong_input_says_what_it_is_and_what_to_do(tmp_path, case):
 # --- files read as they are: the same tables as the clean export ---
 
 
-def r_write_table(p: Path) -> None:
-    """R's write.table(df, sep="\t") defaults: quoted strings, row names 1..n, NA for missing."""
+def r_write_table(p: Path, names=lambda i: str(i + 1)) -> None:
+    """R's write.table(df, sep="\t") defaults: quoted strings, row names (1..n), NA for missing."""
     df = good_frame()
     df.loc[4, "Binding site"] = None
     lines = ["\t".join(f'"{h}"' for h in HEADER_FIELDS)]
     for i, r in df.iterrows():
         cells = ["NA" if v is None else '"' + str(v).replace('"', '""') + '"' for v in r]
-        lines.append("\t".join([f'"{i + 1}"'] + cells))
+        lines.append("\t".join([f'"{names(i)}"'] + cells))
     p.write_text("\n".join(lines) + "\n")
 
 
@@ -785,6 +819,10 @@ READ_AS_IS = {
     ),
     "stop codon at the end": lambda p: p.write_text(GOOD.replace(f"\t{SEQS[2]}\t", f"\t{SEQS[2]}*\t")),
     "trailing blank lines and spaces": lambda p: p.write_text(GOOD + "\n\n   \n"),
+    "blank lines above the header": lambda p: p.write_text("\n\n" + GOOD),
+    "R row names after subsetting": lambda p: r_write_table(p, names=lambda i: str(3 * i + 5)),
+    "R row names that are the accessions": lambda p: r_write_table(p, names=lambda i: f"P{i:05d}"),
+    "NA as Length": lambda p: p.write_text(with_row(5, Length="NA")),
 }
 
 
@@ -799,7 +837,7 @@ def test_read_as_is_gives_the_clean_exports_tables(tmp_path, kind):
     for table in ("proteins", "annotations"):
         a = pd.read_parquet(tmp_path / "a" / f"{table}.parquet").drop(columns=["line"], errors="ignore")
         b = pd.read_parquet(tmp_path / "b" / f"{table}.parquet").drop(columns=["line"], errors="ignore")
-        if kind == "R write.table defaults" and table == "annotations":
+        if kind.startswith("R ") and table == "annotations":
             a = a[~((a["accession"] == "P00004") & (a["feature"] == "BINDING"))].reset_index(drop=True)
         pd.testing.assert_frame_equal(a, b)
     summary = assert_counts_true(tmp_path / "b")
@@ -1095,3 +1133,17 @@ def test_other_sources_read_as_they_come(tmp_path, kind):
         b = pd.read_parquet(tmp_path / "b" / f"{table}.parquet").drop(columns=["line"], errors="ignore")
         pd.testing.assert_frame_equal(a, b)
     assert_counts_true(tmp_path / "b")
+
+
+def test_sites_with_a_first_record_longer_than_the_look_ahead(tmp_path):
+    """A chain of 12,000 residues on the first line: more than identify() reads, still JSON lines."""
+    long = "".join(_rng.choice(_AA, 12_000))
+    first = json.dumps(
+        {"id": "9xyz.A", "primary": long, "positions": list(range(1, 12_001)), "sites": [5, 11_000]}
+    )
+    p = tmp_path / "sites.jsonl"
+    p.write_text(first + "\n" + SITES)
+    assert len(first) > 65536
+    run_data(p, Case("x", write(""), (), source="sites_jsonl"), {"overlong": "crop"}, tmp_path / "out")
+    summary = assert_counts_true(tmp_path / "out")
+    assert summary["kept"] == 31 and summary["length_policy"]["cropped"] == 1

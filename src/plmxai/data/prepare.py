@@ -31,7 +31,11 @@ def _what_to_relax(report, length_counts: dict, d: dict, largest: int, labels) -
     if report.classes_dropped:
         keys.append(f"lower data.min_class_size (now {d['min_class_size']}; the largest class had {largest})")
     if length_counts.get("skipped"):
-        keys.append(f"raise data.max_length (now {d['max_length']}) or set data.overlong: crop")
+        keys.append(
+            f"{length_counts['skipped']} proteins were longer than data.max_length "
+            f"({d['max_length']}): set data.overlong: crop to keep a window of each"
+            + (" (or raise data.max_length, up to 1022)" if d["max_length"] < 1022 else "")
+        )
     if d["label"] in ("go", "keyword") and "positive" not in set(labels):
         keys.append(
             f"no protein has data.positive {d['positive']!r}: check its spelling (a GO id such as "

@@ -96,9 +96,12 @@ def _utf16_without_bom(head: bytes) -> bool:
 
 
 _RESIDUE_LABELS = re.compile(r"^[HhBbS12U]+$")
+_UNIPROT_JSON = re.compile(r'^\{\s*"results"\s*:')
+_SEQUENCE_LINE = re.compile(r"^[ACDEFGHIKLMNPQRSTVWYXBUZOacdefghiklmnpqrstvwyxbuzo*]{10,}$")
 
 
-def _text_kind(path: Path, text: str) -> Kind:
+def _text_kind(path: Path, text: str, cut: bool = False) -> Kind:
+    """`cut`: the text is the head of a longer file (its last line may be incomplete)."""
     lines = [x for x in text.splitlines() if x.strip()]
     if not lines:
         return Kind(
@@ -110,7 +113,7 @@ def _text_kind(path: Path, text: str) -> Kind:
         return Kind(
             "html",
             "a web page (HTML: a browser's 'Save page', or a server's error page saved by curl)",
-            "download the file itself; from UniProt, use the Download button or the REST API",
+            "download the file itself, not the page that links to it (on UniProt: the Download button or the REST API)",
         )
     if low.startswith("<?xml") or low.startswith("<uniprot"):
         return Kind("xml", "an XML file (UniProt's format=xml?)", HOW_TO_TSV)
@@ -125,7 +128,10 @@ def _text_kind(path: Path, text: str) -> Kind:
                 "json", f"a server's error response (it says: {said})", "fix the query and download again"
             )
         several = any(x.lstrip().startswith("{") for x in lines[1:5])
-        if (isinstance(obj, dict) and "results" not in obj) or (obj is None and several):
+        # a first record longer than the head: UniProt's JSON starts {"results": ..., a record
+        # of JSON lines with its own keys
+        long_record = obj is None and cut and len(lines) == 1 and not _UNIPROT_JSON.match(first)
+        if (isinstance(obj, dict) and "results" not in obj) or (obj is None and several) or long_record:
             return Kind("jsonl", "JSON lines (one JSON object a line)")
         return Kind("json", "a JSON document (UniProt's format=json download?)", HOW_TO_TSV)
     if first.startswith("["):
@@ -151,7 +157,9 @@ def _text_kind(path: Path, text: str) -> Kind:
         )
     if first.startswith("ID   ") and any(x.startswith(("AC   ", "SQ   ", "FT   ")) for x in lines[:50]):
         return Kind("uniprot_text", "a UniProt/EMBL text (flat) file", HOW_TO_TSV)
-    if first.startswith(("HEADER", "ATOM  ", "HETATM", "CRYST1", "MODEL ", "data_")):
+    if first.startswith(
+        ("HEADER", "ATOM  ", "HETATM", "CRYST1", "MODEL ", "data_", "REMARK", "TITLE ", "COMPND", "EXPDTA")
+    ):
         return Kind(
             "structure",
             "a structure file (PDB or mmCIF)",
@@ -165,7 +173,23 @@ def _text_kind(path: Path, text: str) -> Kind:
         return Kind("csv", "comma-separated text (CSV)")
     if ";" in first:
         return Kind("csv", "semicolon-separated text (CSV)")
-    return Kind("text", "text in no format plmxai reads")
+    if first.startswith('"') and '" "' in first:
+        return Kind(
+            "space_separated",
+            "space-separated text (R's write.table default separator)",
+            'write it with tabs: write.table(df, file, sep = "\\t", row.names = FALSE)',
+        )
+    if all(_SEQUENCE_LINE.match(x.strip()) for x in lines[:20]):
+        return Kind(
+            "sequences",
+            "bare sequences, one a line, without headers",
+            "make it a FASTA file (a '>name' line before each sequence) and set data.source: fasta",
+        )
+    return Kind(
+        "text",
+        "text in no format plmxai reads",
+        "give a UniProt TSV export, FASTA, JSON lines or a structure folder (docs/inputs.md lists them)",
+    )
 
 
 _LFS = Kind(
@@ -220,7 +244,8 @@ def identify(path: str | Path) -> Kind:
         return Kind("pdf", "a PDF document", "give the data file itself")
     if b"\x00" in head:
         return Kind("binary", "a binary file, not text", "give the data as text")
-    return _text_kind(path, head.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace"))
+    text = head.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace")
+    return _text_kind(path, text, cut=len(head) == HEAD_BYTES)
 
 
 # what to set when the file is of a kind another source reads

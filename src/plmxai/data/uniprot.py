@@ -296,7 +296,14 @@ _COLUMN_NAMES = {
     "keyword": "Keywords",
     "keywordid": "Keyword ID",
 }
-_REST_FIELD = {"Entry": "accession", "Sequence": "sequence", "EC number": "ec", "Gene Ontology IDs": "go_id"}
+_REST_FIELD = {
+    "Entry": "accession",
+    "Sequence": "sequence",
+    "EC number": "ec",
+    "Gene Ontology IDs": "go_id",
+    "Keywords": "keyword",
+    "Keyword ID": "keywordid",
+}
 _AMINO_RUN = re.compile(r"^[ACDEFGHIKLMNPQRSTVWYXBUZOacdefghiklmnpqrstvwyxbuzo]{20,}$")
 
 
@@ -440,10 +447,12 @@ def read_uniprot_tsv(
             else:
                 reader = csv.reader(fh, delimiter=sep, quoting=csv.QUOTE_NONE)
             rows = _numbered_rows(reader, path)
-            try:
-                _, header = next(rows)
-            except StopIteration:
-                raise UniProtFormatError(path, 1, "empty file: no header line") from None
+            header = []
+            for _, header in rows:  # blank lines above the header are skipped
+                if any(h.strip() for h in header):
+                    break
+            if not any(h.strip() for h in header):
+                raise UniProtFormatError(path, 1, "empty file: no header line")
             header = [h.strip() for h in header]
             label_col = label_column(opt)
             required = ["Entry", "Sequence", label_col]
@@ -468,20 +477,31 @@ def read_uniprot_tsv(
                     )
                 report.rows += 1
                 if row_names is None:
-                    row_names = len(row) == len(header) + 1 and row[0].strip() == "1"
+                    # R's row names: 1, 2, ... or the accessions (rownames(df) <- df$Entry)
+                    row_names = len(row) == len(header) + 1 and (
+                        row[0].strip().isdigit() or row[0].strip() == row[1 + col["Entry"]].strip()
+                    )
                 if row_names:
-                    if len(row) != len(header) + 1 or row[0].strip() != str(report.rows):
+                    if len(row) != len(header) + 1:
                         raise UniProtFormatError(
                             path,
                             lineno,
-                            f"row name {row[0]!r} where R's write.table row names count "
-                            f"{report.rows}: {_field_count_problem(row[1:], header, False, sep)}",
+                            f"{len(row)} fields, where the rows above have R's row names and "
+                            f"{len(header) + 1}: {_field_count_problem(row[1:], header, False, sep)}",
                         )
                     row = row[1:]
                 if len(row) != len(header):
                     last = k == len(rows) - 1 and _ends_without_newline(path)
                     raise UniProtFormatError(path, lineno, _field_count_problem(row, header, last, sep))
                 acc = row[col["Entry"]].strip()
+                for name in ("Entry", "Sequence"):
+                    if row[col[name]].strip() in _NA:
+                        raise UniProtFormatError(
+                            path,
+                            lineno,
+                            f"{name} is {row[col[name]].strip()!r}, a missing value (R's NA or pandas' "
+                            "NaN): fill it in or remove the row",
+                        )
                 if not acc:
                     raise UniProtFormatError(
                         path,
@@ -521,7 +541,7 @@ def read_uniprot_tsv(
                 problem = sequence_problem(seq)
                 if problem:
                     raise UniProtFormatError(path, lineno, f"{acc}: {problem[1]}")
-                if "Length" in col and row[col["Length"]].strip():
+                if "Length" in col and row[col["Length"]].strip() not in _NA | {""}:
                     stated = row[col["Length"]].strip()
                     number = stated.replace(",", "").replace(" ", "")  # a spreadsheet's 1,234
                     if not number.isdigit() or int(number) != len(seq):
