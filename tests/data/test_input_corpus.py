@@ -813,6 +813,9 @@ READ_AS_IS = {
     "R write.table defaults": r_write_table,
     "Excel CSV": lambda p: good_frame().to_csv(p, index=False),
     "semicolon CSV": lambda p: good_frame().to_csv(p, sep=";", index=False),
+    "semicolon CSV, a comma in a label": lambda p: (
+        good_frame().rename(columns={"Entry Name": "Entry Name, as given"}).to_csv(p, sep=";", index=False)
+    ),
     "a row repeated verbatim": lambda p: p.write_text(GOOD + GOOD.splitlines(keepends=True)[4]),
     "EC with a prefix": lambda p: p.write_text(
         GOOD.replace("\t1.1.1.", "\tEC 1.1.1.").replace("\t2.1.1.", "\tEC:2.1.1.")

@@ -280,7 +280,14 @@ def recognise(path: Path) -> str:
     kind = check(path, "uniprot_tsv")
     if kind.name == "tsv":
         return "\t"
-    return "," if kind.what.startswith("comma") else ";"
+    # the separator that splits the header into UniProt's column labels (a label may hold the
+    # other one, quoted)
+    with _open_text(path) as fh:
+        first = next((line for line in fh if line.strip()), "")
+    known = {"Entry", "Sequence", *FEATURE_COLUMNS, "EC number", "Length"}
+    return max(
+        (",", ";"), key=lambda sep: len(known & {c.strip() for c in next(csv.reader([first], delimiter=sep))})
+    )
 
 
 # REST API field names and other spellings of the columns read, for the message that says
