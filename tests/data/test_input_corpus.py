@@ -190,6 +190,8 @@ class Case:
     source: str = "uniprot_tsv"
     name: str = "export.tsv"
     kept: int = 30  # proteins in the fixed run's table
+    fixed_path: Callable[[Path], Path] | None = None  # where the message says to point the key
+    inside: str = ""  # the file the message names, inside the folder given
 
     def __post_init__(self):
         if self.fix is None:
@@ -732,7 +734,48 @@ CASES = [
         source="sites_jsonl",
         name="sites.jsonl",
     ),
+    # --- structure folders ---
+    Case(
+        "a structure file for the folder",
+        write(PDB),
+        ("a file, where a folder of structure files is expected", "set data.path to the folder"),
+        fix=lambda p: None,
+        fixed_path=lambda p: p.parent,
+        source="structures",
+        name="1abc.pdb",
+        kept=1,
+    ),
+    Case(
+        "no structure in the folder",
+        lambda p: (p.mkdir(), (p / "notes.txt").write_text("chains to fetch\n")),
+        ("no structure file (accepted suffixes", "the folder holds ['notes.txt']"),
+        fix=lambda p: structures(p),
+        source="structures",
+        name="pdb",
+        kept=10,
+    ),
+    Case(
+        "a web page saved as .pdb",
+        lambda p: (structures(p), (p / "1abc.pdb").write_text("<!DOCTYPE html><html>404 Not Found</html>\n")),
+        ("cannot read structure", "the file is a web page (HTML", "download the file itself"),
+        fix=lambda p: structures(p),
+        inside="/1abc.pdb",
+        source="structures",
+        name="pdb",
+        kept=10,
+    ),
 ]
+
+
+def structures(p: Path) -> None:
+    """A folder of 10 one-chain PDB files (the fix: the folder, with its structures)."""
+    if p.is_file():
+        p.unlink()
+    shutil.rmtree(p, ignore_errors=True)
+    p.mkdir()
+    for k in range(10):
+        (p / f"{k + 1}abc.pdb").write_text(PDB)
+
 
 LABELLED = {"uniprot_tsv"}
 
@@ -779,12 +822,14 @@ def test_wrong_input_says_what_it_is_and_what_to_do(tmp_path, case):
     with pytest.raises(InputError) as err:
         run_data(path, case, case.options, out)
     message = str(err.value)
-    where = f"{path}, line {case.line}: " if case.line else f"{path}: "
+    where = f"{path}{case.inside}" + (f", line {case.line}: " if case.line else ": ")
     assert message.startswith(where), message
     for part in case.parts:
         assert part in message, (part, message)
     assert not out.exists(), "a failed data stage left files"
     case.fix(path)  # as the message says
+    if case.fixed_path:
+        path = case.fixed_path(path)
     run_data(path, case, {**case.options, **case.fixed}, out)
     summary = assert_counts_true(out)
     assert summary["kept"] == case.kept
