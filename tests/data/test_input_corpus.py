@@ -11,6 +11,7 @@ The files the readers read as they are (gzip, CSV, quoting, R row names, ...) ar
 from __future__ import annotations
 
 import copy
+import functools
 import gzip
 import io
 import json
@@ -201,6 +202,11 @@ class Case:
                 ]
             )
 
+
+# the cases of the other sources, each under its usual file name
+FastaCase = functools.partial(Case, source="fasta", name="seqs.fasta")
+LabelCase = functools.partial(Case, source="residue_fasta", name="tm.fasta")
+SitesCase = functools.partial(Case, source="sites_jsonl", name="sites.jsonl")
 
 _FIELDS_BROKEN = GOOD.replace("Protein 3, kinase", "Protein 3\tkinase")
 _SPLIT_ROW = GOOD.replace("Protein 4, kinase", "Protein 4,\nkinase")
@@ -604,135 +610,98 @@ CASES = [
         name="seqs.txt",
     ),
     # --- FASTA ---
-    Case(
+    FastaCase(
         "TSV given as FASTA",
         write(GOOD),
         ("tab-separated text, where a FASTA file is expected", "data.source: uniprot_tsv"),
-        source="fasta",
-        name="seqs.fasta",
     ),
-    Case(
+    FastaCase(
         "text before the first header",
         write("Sequences from my lab\n" + FASTA),
         ("text before the first header", "starts with a '>' line"),
-        source="fasta",
-        name="seqs.fasta",
         line=1,
     ),
-    Case(
+    FastaCase(
         "header without sequence",
         write(">lonely\n" + FASTA),
         ("header '>lonely' has no sequence", "add it, or remove the header"),
-        source="fasta",
-        name="seqs.fasta",
         line=1,
     ),
-    Case(
+    FastaCase(
         "FASTA id repeated",
         write(FASTA + f">sp|P00003|X\n{SEQS[3]}\n"),
         ("duplicate accession 'P00003' (first on line 10)", "rename or remove"),
-        source="fasta",
-        name="seqs.fasta",
         line=91,
     ),
-    Case(
+    FastaCase(
         "nucleotide FASTA",
         write(">gene1\n" + "ATGGCC" * 20 + "\n" + FASTA),
         ("a nucleotide sequence?", "Translate it"),
-        source="fasta",
-        name="seqs.fasta",
         line=2,
     ),
-    Case(
+    FastaCase(
         "aligned FASTA",
         write(FASTA.replace(SEQS[0][:30], SEQS[0][:10] + "-" + SEQS[0][11:30])),
         ("'-' at residue 11 is an alignment gap",),
-        source="fasta",
-        name="seqs.fasta",
         line=2,
     ),
-    Case(
-        "UTF-16 FASTA",
-        write(FASTA.encode("utf-16")),
-        ("UTF-16 text", "iconv"),
-        fix=iconv_utf16,
-        source="fasta",
-        name="seqs.fasta",
-    ),
-    Case("empty FASTA", write(b""), ("an empty file (0 bytes)",), source="fasta", name="seqs.fasta"),
-    Case(
+    FastaCase("UTF-16 FASTA", write(FASTA.encode("utf-16")), ("UTF-16 text", "iconv"), fix=iconv_utf16),
+    FastaCase("empty FASTA", write(b""), ("an empty file (0 bytes)",)),
+    FastaCase(
         "label FASTA given as FASTA",
         write(RESIDUE_FASTA),
         ("a 3-line FASTA with per-residue labels", "data.source: residue_fasta"),
-        source="fasta",
-        name="seqs.fasta",
     ),
     # --- per-residue label FASTA ---
-    Case(
+    LabelCase(
         "plain FASTA given as label FASTA",
         write(FASTA.replace(SEQS[0][:30] + "\n" + SEQS[0][30:], SEQS[0])),
         ("a plain FASTA, without label lines", "data.source: fasta"),
-        source="residue_fasta",
-        name="tm.fasta",
         line=3,
     ),
-    Case(
+    LabelCase(
         "label line too short",
         write(RESIDUE_FASTA.replace("H" * 20 + "2", "H" * 19 + "2", 1)),
         ("the label line needs one letter per residue",),
-        source="residue_fasta",
-        name="tm.fasta",
         line=3,
     ),
-    Case(
+    LabelCase(
         "unknown label letter",
         write(RESIDUE_FASTA.replace("H" * 20, "H" * 19 + "M", 1)),
         ("unknown label letter 'M' at position 25",),
-        source="residue_fasta",
-        name="tm.fasta",
         line=3,
     ),
     # --- binding sites, JSON lines ---
-    Case(
+    SitesCase(
         "JSON array",
         write(json.dumps([json.loads(x) for x in SITES.splitlines()])),
         ("a JSON array", "jq -c '.[]'"),
         fix=jq_lines,
-        source="sites_jsonl",
-        name="sites.jsonl",
     ),
-    Case(
+    SitesCase(
         "record broken over lines",
         write(SITES.replace(', "sites"', ',\n"sites"', 1)),
         ("invalid JSON", "one whole JSON object"),
-        source="sites_jsonl",
-        name="sites.jsonl",
         line=1,
     ),
-    Case(
+    SitesCase(
         "record without sites",
         write(SITES.replace(', "sites": [3, 4]', "", 1)),
         ("missing key(s) ['sites']", "each record needs id, primary, positions, sites"),
-        source="sites_jsonl",
-        name="sites.jsonl",
         line=1,
     ),
-    Case(
+    SitesCase(
         "site outside the chain",
         write(SITES.replace('"sites": [3, 4]', '"sites": [3, 400]', 1)),
         ("site 400 outside the chain", "set data.sites_outside: skip"),
         fix=lambda p: None,
         fixed={"sites_outside": "skip"},
-        source="sites_jsonl",
-        name="sites.jsonl",
         line=1,
     ),
-    Case(
+    SitesCase(
         "FASTA given as sites",
         write(FASTA),
         ("a FASTA file, where JSON lines is expected", "data.source: fasta"),
-        source="sites_jsonl",
-        name="sites.jsonl",
     ),
     # --- structure folders ---
     Case(

@@ -33,11 +33,11 @@ from urllib.parse import urljoin
 import requests
 
 from plmxai._version import __version__
+from plmxai.data.recognise import GZIP_MAGIC
 
 log = logging.getLogger("plmxai.data.download")
 
 DEFAULT_BASE_URL = "https://rest.uniprot.org/uniprotkb/search"
-GZIP_MAGIC = b"\x1f\x8b"
 MAX_BACKOFF_S = 60.0
 ERROR_BODY_CHARS = 500
 CHUNK_BYTES = 1 << 16

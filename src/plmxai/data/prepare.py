@@ -137,11 +137,13 @@ def prepare(tsv, d: dict, seed: int, threads: int = 1) -> tuple[pd.DataFrame, pd
         ).to_numpy()
         empty = [s for s in ("train", "test") if not (proteins["split"] == s).any()]
         if empty:
-            raise ValueError(
-                f"{tsv}: the homology split left the {' and '.join(empty)} split empty: "
+            raise InputError(
+                tsv,
+                None,
+                f"the homology split left the {' and '.join(empty)} split empty: "
                 f"{len(proteins)} proteins fall in {proteins['cluster'].nunique()} cluster(s) at "
                 f"data.split.min_seq_id {sp['min_seq_id']} (coverage {sp['coverage']}). For "
-                "sequences this similar set data.split.method: random, or raise data.split.min_seq_id"
+                "sequences this similar set data.split.method: random, or raise data.split.min_seq_id",
             )
         split_info.update(
             {

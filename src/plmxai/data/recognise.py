@@ -22,6 +22,13 @@ HEAD_BYTES = 65536
 GZIP_MAGIC = b"\x1f\x8b"
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
 
+
+def is_gzip(path: str | Path) -> bool:
+    """Whether the file is gzip-compressed, by its content, whatever its name."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
 # what a reader of each data.source expects, for the messages
 EXPECTED = {
     "uniprot_tsv": "a UniProt TSV export",
@@ -266,11 +273,9 @@ def check(path: str | Path, source: str) -> Kind:
         return kind
     if kind.name in ("empty", "gzip"):  # the right file, broken on the way
         raise WrongFileError(path, f"{kind.what}: {kind.fix}")
-    fix = kind.fix or _OTHER_SOURCE.get(kind.name, "")
+    fix = _OTHER_SOURCE.get(kind.name) or kind.fix
     if kind.name in _OTHER_SOURCE and source == "uniprot_tsv":
-        fix = f"{_OTHER_SOURCE[kind.name]}, or {HOW_TO_TSV}"
-    elif kind.name in _OTHER_SOURCE:
-        fix = _OTHER_SOURCE[kind.name]
+        fix += f", or {HOW_TO_TSV}"
     raise WrongFileError(
         path, f"{kind.what}, where {EXPECTED[source]} is expected" + (f": {fix}" if fix else "")
     )

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from plmxai.data.recognise import InputError, check, sequence_problem
+from plmxai.data.recognise import InputError, check, is_gzip, sequence_problem
 
 # UniProt feature keyword -> annotation type used in tables and statistics
 FEATURE_TYPES = {
@@ -191,10 +191,15 @@ def parse_features(text: str) -> list[dict]:
 _EC_PREFIX = re.compile(r"^EC[\s:]*", re.IGNORECASE)
 
 
+def ec_numbers(ec_field: str) -> list[str]:
+    """The EC numbers of a cell (`; `-separated), each without an `EC ` / `EC:` prefix, as
+    spreadsheets and other databases write them."""
+    return [_EC_PREFIX.sub("", e.strip()) for e in ec_field.split(";") if e.strip()]
+
+
 def ec_label(ec_field: str, level: int, multi: str) -> tuple[str | None, str]:
     """EC number(s) -> label at `level`, or (None, reason)."""
-    # "EC 3.5.2.15" or "EC:3.5.2.15" (spreadsheets, other databases): the number after the prefix
-    numbers = [_EC_PREFIX.sub("", e.strip()) for e in ec_field.split(";") if e.strip()]
+    numbers = ec_numbers(ec_field)
     if not numbers:
         return None, "no EC number"
     labels = []
@@ -257,18 +262,10 @@ def drop_small_classes(prot: pd.DataFrame, ann: pd.DataFrame, min_size: int, rep
     return prot, ann
 
 
-_GZIP_MAGIC = b"\x1f\x8b"
-
-
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == _GZIP_MAGIC
-
-
 def _open_text(path: Path):
     # utf-8-sig: a spreadsheet's or editor's byte-order mark is not part of the first field;
     # gzip is read by its content, whatever the file's name (a .tsv that curl saved compressed)
-    if _is_gzip(path):
+    if is_gzip(path):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
     return open(path, encoding="utf-8-sig", newline="")
 
@@ -349,7 +346,7 @@ _NA = frozenset({"NA", "NaN", "nan", "<NA>"})  # R's and pandas' missing values,
 
 def _undecodable(path: Path, sep: str = "\t") -> tuple[int, str, bytes] | None:
     """(line, column name, bytes) of the first byte that is not UTF-8, for the error message."""
-    opener = gzip.open if _is_gzip(path) else open
+    opener = gzip.open if is_gzip(path) else open
     with opener(path, "rb") as fh:
         header: list[str] = []
         for lineno, raw in enumerate(fh, 1):
@@ -397,7 +394,7 @@ def _numbered_rows(reader, path: Path):
 
 
 def _ends_without_newline(path: Path) -> bool:
-    if _is_gzip(path):
+    if is_gzip(path):
         return False  # a cut gzip fails as gzip
     with open(path, "rb") as fh:
         fh.seek(0, 2)
@@ -563,11 +560,7 @@ def read_uniprot_tsv(
                             f"{acc}: Length {stated!r} but the sequence has {len(seq)} residues: {why}",
                         )
                 ec = row[col["EC number"]].strip() if "EC number" in col else ""
-                ec = (
-                    ""
-                    if ec in _NA
-                    else "; ".join(_EC_PREFIX.sub("", e.strip()) for e in ec.split(";") if e.strip())
-                )
+                ec = "" if ec in _NA else "; ".join(ec_numbers(ec))
                 if opt.label != "ec":
                     label = binary_label(row[col[label_col]], opt.positive)
                 else:

@@ -36,7 +36,6 @@ _IGNORABLE = re.compile(
     r"(^|\.)(position_ids|inv_freq)$|^esm\.embeddings\.position_embeddings\.|^lm_head\.|^esm\.pooler\."
 )
 _GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
-_LFS_POINTER = b"version https://git-lfs"
 
 
 class CheckpointError(ValueError):
@@ -154,12 +153,8 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """One weight file, read without executing code."""
     with open(path, "rb") as fh:
         head = fh.read(512)
-    if head.startswith(_LFS_POINTER):
-        raise CheckpointError(
-            f"{path}: a git-lfs pointer, not the weights (the repository was cloned without "
-            "git-lfs); run `git lfs install && git lfs pull` in its folder"
-        )
-    if b"\x00" not in head:  # weights are binary: text here is a web page, an error, a note
+    # weights are binary: text here is a git-lfs pointer, a web page, an error, a note
+    if b"\x00" not in head:
         from plmxai.data.recognise import identify
 
         kind = identify(path)
